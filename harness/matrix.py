@@ -1,0 +1,165 @@
+"""The matrix: every axis as data, one frozen `Point` per combination, and the validity rules.
+
+This is the single definition imported by the CLI, the runner, asv suites and tune. Rules that
+depend on the machine (is zarrs installed, is there CUDA) are answered by `harness.pipelines`
+capability probes, so listing the matrix never imports zarr.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields, replace
+
+from .codecs import all_codec_names, parse_codec
+from .errors import HarnessError, InvalidPoint
+from .policies import parse_policy
+
+STORES = ("local", "fsspec", "obstore")
+LOOPS = ("asyncio", "uvloop")
+PIPELINES = ("python", "fused", "zarrs", "gpu")
+CONSOLIDATED = ("on", "off")
+BASELINES = ("anndata-default", "anndata-default+zarrs", "guide-example", "h5ad")
+
+#: What each axis means, for `harness matrix --help` and the README.
+AXES: dict[str, str] = {
+    "store": "store backend: local (zarr LocalStore), fsspec (FsspecStore on local files), obstore (ObjectStore over obstore LocalStore)",
+    "loop": "event loop of zarr's I/O thread: asyncio or uvloop (installed before the first zarr call, verified)",
+    "pipeline": "codec pipeline: python (zarr's BatchedCodecPipeline), fused (zarr's FusedCodecPipeline), zarrs (Rust), gpu",
+    "codec": "compressor: none, zstd-<level>[-checksum], blosc-<lz4|zstd>-<shuffle|bitshuffle|noshuffle>",
+    "sharding": "sharding policy: none, auto (anndata's), guide-example (zarr-v3 guide), rows-<R>x<K>, or per role sparse:..+dense:..+columns:..",
+    "consolidated": "consolidated metadata after writing: on or off",
+}
+
+#: Values the default sweep uses when an axis is not given: small enough for minutes on 2 cores.
+DEFAULT_SWEEP: dict[str, tuple[str, ...]] = {
+    "store": ("local",),
+    "loop": ("asyncio",),
+    "pipeline": ("fused", "zarrs"),
+    "codec": ("zstd-0", "blosc-lz4-bitshuffle"),
+    "sharding": ("auto", "rows-1024x16"),
+    "consolidated": ("on",),
+}
+
+
+@dataclass(frozen=True, order=True)
+class Point:
+    """One combination of axis values. `baseline` marks a named reference recipe (see BASELINES)."""
+
+    store: str = "local"
+    loop: str = "asyncio"
+    pipeline: str = "zarrs"
+    codec: str = "zstd-0"
+    sharding: str = "auto"
+    consolidated: str = "on"
+    baseline: str = ""
+
+    @property
+    def id(self) -> str:
+        """Stable, readable identity: the baseline name, or the axis values joined by '/'."""
+        if self.baseline:
+            return self.baseline
+        return "/".join((self.store, self.loop, self.pipeline, self.codec, self.sharding, f"cons-{self.consolidated}"))
+
+    @property
+    def api(self) -> str:
+        """Which anndata entry points the workloads call for this point."""
+        if self.baseline == "h5ad":
+            return "h5ad"
+        if self.baseline in ("anndata-default", "anndata-default+zarrs"):
+            return "anndata"
+        return "dispatched"
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, str]) -> Point:
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+def baseline_point(name: str) -> Point:
+    """The named baselines, each defined once here.
+
+    - anndata-default: write_zarr/read_zarr/read_lazy as a user *without* zarrs gets them
+      (anndata 0.13 switches write_zarr/read_zarr to zarr's Fused pipeline; read_lazy keeps zarr's default).
+    - anndata-default+zarrs: the same calls as a user *with* zarrs installed gets them.
+    - guide-example: write_dispatched with the zarr-v3 guide's callback on the Python pipeline.
+    - h5ad: write_h5ad / read_h5ad.
+    """
+    if name == "anndata-default":
+        return Point(pipeline="fused", codec="zstd-0", sharding="auto", baseline=name)
+    if name == "anndata-default+zarrs":
+        return Point(pipeline="zarrs", codec="zstd-0", sharding="auto", baseline=name)
+    if name == "guide-example":
+        return Point(pipeline="python", codec="zstd-0", sharding="guide-example", baseline=name)
+    if name == "h5ad":
+        return Point(pipeline="python", codec="none", sharding="none", baseline=name)
+    raise HarnessError(f"unknown baseline {name!r}; valid: {', '.join(BASELINES)}")
+
+
+def _check_value(axis: str, value: str) -> str:
+    choices = {"store": STORES, "loop": LOOPS, "pipeline": PIPELINES, "consolidated": CONSOLIDATED}
+    if axis in choices:
+        if value not in choices[axis]:
+            raise HarnessError(f"unknown {axis} {value!r}; valid: {', '.join(choices[axis])}")
+    elif axis == "codec":
+        parse_codec(value)
+    elif axis == "sharding":
+        value = parse_policy(value).name  # canonical spelling keeps ids stable
+    else:
+        raise HarnessError(f"unknown axis {axis!r}; valid: {', '.join(AXES)}")
+    return value
+
+
+def parse_axes(specs: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Parse CLI `--axis name=v1,v2` values; `codec=all` expands to every named codec."""
+    axes: dict[str, tuple[str, ...]] = {}
+    for spec in specs:
+        name, sep, values = spec.partition("=")
+        name = name.strip()
+        if not sep or not values.strip():
+            raise HarnessError(f"--axis {spec!r} must look like name=value1,value2 (axes: {', '.join(AXES)})")
+        if name not in AXES:
+            raise HarnessError(f"unknown axis {name!r}; valid: {', '.join(AXES)}")
+        raw = [v.strip() for v in values.split(",") if v.strip()]
+        if name == "codec" and raw == ["all"]:
+            raw = all_codec_names()
+        axes[name] = tuple(dict.fromkeys(_check_value(name, v) for v in raw))
+    return axes
+
+
+def expand(axes: Mapping[str, Iterable[str]] | None = None, defaults: Mapping[str, tuple[str, ...]] = DEFAULT_SWEEP) -> list[Point]:
+    """The cartesian product of the given axes, other axes at their default-sweep values."""
+    chosen = {**defaults, **(axes or {})}
+    names = list(AXES)
+    return [Point(**dict(zip(names, combo, strict=True))) for combo in itertools.product(*(chosen[n] for n in names))]
+
+
+def invalid_reason(point: Point) -> str | None:
+    """Why a combination makes no sense at all (independent of the machine), or None."""
+    if point.baseline == "h5ad" and point.store != "local":
+        return "h5ad is a single local file: it has no zarr store backend"
+    if point.baseline and point != replace(baseline_point(point.baseline), store=point.store, loop=point.loop):
+        return f"baseline {point.baseline!r} fixes pipeline, codec and sharding"
+    return None
+
+
+def static_unsupported_reason(point: Point) -> str | None:
+    """Combinations known not to do what they claim, whatever the machine (see FACTS: zarrs + fsspec)."""
+    if point.pipeline == "zarrs" and point.store == "fsspec" and point.api != "anndata":
+        return ("zarrs cannot drive an fsspec store on local files: zarr silently falls back to the Python "
+                "pipeline, so the point would time the wrong pipeline")
+    return None
+
+
+def point_by_id(point_id: str) -> Point:
+    """Inverse of `Point.id` (baseline names included)."""
+    if point_id in BASELINES:
+        return baseline_point(point_id)
+    parts = point_id.split("/")
+    if len(parts) != 6 or not parts[5].startswith("cons-"):
+        raise HarnessError(f"not a point id: {point_id!r} (expected store/loop/pipeline/codec/sharding/cons-on|off or a baseline)")
+    names = list(AXES)
+    values = [*parts[:5], parts[5].removeprefix("cons-")]
+    return Point(**{n: _check_value(n, v) for n, v in zip(names, values, strict=True)})

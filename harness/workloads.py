@@ -1,0 +1,234 @@
+"""Workloads: real anndata calls on a real store, each verifying what it read against the source.
+
+A workload is prepared once per point (`prepare`), then `run` is timed, `reset` runs untimed before
+every repeat (fresh output path for writes, evicted page cache for cold reads) and `verify` runs
+untimed after the last repeat. asv suites, pytest-benchmark and the runner all use these classes.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from . import pipelines, stores, verify
+from .codecs import parse_codec
+from .matrix import Point
+from .policies import make_callback, parse_policy
+
+WORKLOADS = ("write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene")
+READ_WORKLOADS = WORKLOADS[1:]
+DEFAULT_WORKLOADS = ("write", "read", "lazy-rows", "lazy-random")
+
+
+@dataclass
+class Context:
+    """What every workload of one point shares: the point, the in-memory source and a scratch dir."""
+
+    point: Point
+    source: Any  # anndata.AnnData, fully in memory
+    workdir: Path
+    seed: int = 0
+    cold: bool = True
+    last_cold: bool = False
+
+    @property
+    def output(self) -> Path:
+        return self.workdir / ("data.h5ad" if self.point.api == "h5ad" else "store.zarr")
+
+
+def pipeline_for(point: Point, workload: str) -> str:
+    """The pipeline zarr is configured with while a workload runs.
+
+    anndata-default emulates a user without zarrs: write_zarr/read_zarr get Fused (what anndata 0.13
+    switches to), read_lazy keeps zarr's default. anndata-default+zarrs leaves zarr's default in place
+    so that anndata itself switches write_zarr/read_zarr to zarrs, as it does for users.
+    """
+    if point.baseline == "anndata-default":
+        return "fused" if workload in ("write", "read") else "python"
+    if point.baseline == "anndata-default+zarrs":
+        return "python"
+    return point.pipeline
+
+
+def _config(point: Point, workload: str):
+    import zarr
+
+    if point.api == "h5ad":
+        return nullcontext()
+    return zarr.config.set({"codec_pipeline.path": pipelines.PIPELINE_PATHS[pipeline_for(point, workload)]})
+
+
+def open_group(ctx: Context, *, mode: str = "r"):
+    import zarr
+
+    store = stores.open_store(ctx.point.store, ctx.output, read_only=mode == "r")
+    if mode == "r":
+        return zarr.open_group(store, mode="r", use_consolidated=ctx.point.consolidated == "on")
+    return zarr.open_group(store, mode=mode, zarr_format=3)
+
+
+def write_store(ctx: Context) -> None:
+    """Write the source to `ctx.output` the way the point says (the timed part of `write`)."""
+    import anndata as ad
+    import zarr
+
+    point, adata = ctx.point, ctx.source
+    if point.api == "h5ad":
+        adata.copy().write_h5ad(ctx.output)  # write_h5ad converts strings in place: never touch the source
+    elif point.api == "anndata":
+        ad.io.write_zarr(stores.open_store(point.store, ctx.output), adata.copy())
+    else:
+        group = open_group(ctx, mode="w")
+        callback = make_callback(parse_policy(point.sharding), parse_codec(point.codec).build())
+        ad.experimental.write_dispatched(group, "/", adata, callback=callback)
+        if point.consolidated == "on":
+            zarr.consolidate_metadata(group.store)
+
+
+def read_store(ctx: Context):
+    import anndata as ad
+
+    if ctx.point.api == "h5ad":
+        return ad.io.read_h5ad(ctx.output)
+    if ctx.point.api == "anndata":
+        return ad.io.read_zarr(stores.open_store(ctx.point.store, ctx.output, read_only=True))
+    # read_elem is read_zarr without the pipeline switch anndata applies inside read_zarr (FACTS: trap)
+    return ad.io.read_elem(open_group(ctx))
+
+
+def open_lazy(ctx: Context):
+    import anndata as ad
+
+    if ctx.point.api == "h5ad":
+        import h5py
+
+        return ad.experimental.read_lazy(h5py.File(ctx.output, "r"))
+    return ad.experimental.read_lazy(open_group(ctx))
+
+
+class Workload:
+    """Base class: subclasses define `run` and `verify`."""
+
+    name: ClassVar[str]
+    writes: ClassVar[bool] = False
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.result: Any = None
+
+    def config(self):
+        return _config(self.ctx.point, self.name)
+
+    def reset(self) -> None:
+        """Untimed, before each repeat: evict the store from the page cache for cold reads."""
+        if self.ctx.cold:
+            self.ctx.last_cold = stores.drop_page_cache(self.ctx.output)
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+    def verify(self) -> None:
+        raise NotImplementedError
+
+
+class Write(Workload):
+    name = "write"
+    writes = True
+
+    def reset(self) -> None:
+        stores.remove(self.ctx.output)
+
+    def run(self) -> None:
+        write_store(self.ctx)
+
+    def verify(self) -> None:
+        with _config(self.ctx.point, "read"):
+            verify.assert_anndata_equal(read_store(self.ctx), self.ctx.source, "written store")
+
+
+class Read(Workload):
+    name = "read"
+
+    def run(self) -> None:
+        self.result = read_store(self.ctx)
+
+    def verify(self) -> None:
+        verify.assert_anndata_equal(self.result, self.ctx.source, "read")
+
+
+class LazyOpen(Workload):
+    name = "lazy-open"
+
+    def run(self) -> None:
+        self.result = open_lazy(self.ctx)
+
+    def verify(self) -> None:
+        if self.result.shape != self.ctx.source.shape:
+            raise verify.VerificationError(f"read_lazy shape {self.result.shape} != {self.ctx.source.shape}")
+        if list(self.result.obs_names) != list(self.ctx.source.obs_names):
+            raise verify.VerificationError("read_lazy obs_names differ from the source")
+
+
+class LazySubset(Workload):
+    """Open lazily, select rows, materialise the subset (X, layers, obsm, obs) with `to_memory()`."""
+
+    def rows(self) -> Any:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        self.result = open_lazy(self.ctx)[self.rows()].to_memory()
+
+    def verify(self) -> None:
+        verify.assert_anndata_equal(self.result, self.ctx.source[self.rows()], self.name)
+
+
+class LazyRows(LazySubset):
+    name = "lazy-rows"
+
+    def rows(self) -> slice:
+        n = self.ctx.source.n_obs
+        count = max(1, min(n // 4, 5_000))
+        start = n // 3
+        return slice(start, min(n, start + count))
+
+
+class LazyRandom(LazySubset):
+    name = "lazy-random"
+
+    def rows(self) -> np.ndarray:
+        n = self.ctx.source.n_obs
+        rng = np.random.default_rng(self.ctx.seed)
+        return np.sort(rng.choice(n, size=max(1, min(n // 4, 500)), replace=False))
+
+
+class LazyObs(Workload):
+    name = "lazy-obs"
+
+    def run(self) -> None:
+        self.result = open_lazy(self.ctx).obs.to_memory()
+
+    def verify(self) -> None:
+        verify.assert_frame_equal(self.result, self.ctx.source.obs, "lazy obs")
+
+
+class LazyGene(Workload):
+    name = "lazy-gene"
+
+    def gene(self) -> str:
+        return str(self.ctx.source.var_names[self.ctx.source.n_vars // 2])
+
+    def run(self) -> None:
+        self.result = verify.to_numpy(open_lazy(self.ctx)[:, self.gene()].X)
+
+    def verify(self) -> None:
+        verify.assert_matrix_equal(self.result, self.ctx.source[:, self.gene()].X, "one gene")
+
+
+REGISTRY: dict[str, type[Workload]] = {
+    cls.name: cls for cls in (Write, Read, LazyOpen, LazyRows, LazyRandom, LazyObs, LazyGene)
+}
+assert tuple(REGISTRY) == WORKLOADS
