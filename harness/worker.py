@@ -141,8 +141,8 @@ def run(spec: WorkerSpec) -> int:
         if not timed and name == "write":  # reads need a store; write it once, untimed
             try:
                 stores.remove(ctx.output)
-                with workloads._config(point, "write"):
-                    workloads.write_store(ctx)
+                with workloads.zarr_config(point, "write"):
+                    workloads.write_store(ctx, workloads.write_input(ctx))
             except Exception as exc:
                 store_ok, store_status = False, "failed"
                 error = f"could not write the store the reads need: {type(exc).__name__}: {exc}"

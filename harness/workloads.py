@@ -54,7 +54,7 @@ def pipeline_for(point: Point, workload: str) -> str:
     return point.pipeline
 
 
-def _config(point: Point, workload: str):
+def zarr_config(point: Point, workload: str):
     import zarr
 
     if point.api == "h5ad":
@@ -71,16 +71,22 @@ def open_group(ctx: Context, *, mode: str = "r"):
     return zarr.open_group(store, mode=mode, zarr_format=3)
 
 
-def write_store(ctx: Context) -> None:
-    """Write the source to `ctx.output` the way the point says (the timed part of `write`)."""
+def write_input(ctx: Context) -> Any:
+    """What the write call is given: a fresh copy for write_zarr/write_h5ad, which convert strings
+    to categoricals in place (FACTS: trap); the source itself for write_dispatched. Untimed."""
+    return ctx.source if ctx.point.api == "dispatched" else ctx.source.copy()
+
+
+def write_store(ctx: Context, adata: Any) -> None:
+    """Write `adata` to `ctx.output` the way the point says (the timed part of `write`)."""
     import anndata as ad
     import zarr
 
-    point, adata = ctx.point, ctx.source
+    point = ctx.point
     if point.api == "h5ad":
-        adata.copy().write_h5ad(ctx.output)  # write_h5ad converts strings in place: never touch the source
+        adata.write_h5ad(ctx.output)
     elif point.api == "anndata":
-        ad.io.write_zarr(stores.open_store(point.store, ctx.output), adata.copy())
+        ad.io.write_zarr(stores.open_store(point.store, ctx.output), adata)
     else:
         group = open_group(ctx, mode="w")
         callback = make_callback(parse_policy(point.sharding), parse_codec(point.codec).build())
@@ -121,7 +127,7 @@ class Workload:
         self.result: Any = None
 
     def config(self):
-        return _config(self.ctx.point, self.name)
+        return zarr_config(self.ctx.point, self.name)
 
     def reset(self) -> None:
         """Untimed, before each repeat: evict the store from the page cache for cold reads."""
@@ -141,12 +147,13 @@ class Write(Workload):
 
     def reset(self) -> None:
         stores.remove(self.ctx.output)
+        self.input = write_input(self.ctx)
 
     def run(self) -> None:
-        write_store(self.ctx)
+        write_store(self.ctx, self.input)
 
     def verify(self) -> None:
-        with _config(self.ctx.point, "read"):
+        with zarr_config(self.ctx.point, "read"):
             verify.assert_anndata_equal(read_store(self.ctx), self.ctx.source, "written store")
 
 

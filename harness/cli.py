@@ -1,0 +1,171 @@
+"""Command line: `harness run | matrix | show | datasets`.
+
+Errors the user can fix print as one line, `harness: error: ...`, with exit code 2; `--debug`
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import matrix
+from .errors import HarnessError
+
+DEFAULT_DATASET = "pbmc68k"
+
+
+def _points(args: argparse.Namespace) -> list[matrix.Point]:
+    axes = matrix.parse_axes(args.axis or [])
+    points = matrix.expand(axes)
+    baselines = [] if args.baselines == "none" else [b.strip() for b in args.baselines.split(",") if b.strip()]
+    return [matrix.baseline_point(b) for b in baselines] + points
+
+
+def _workloads(text: str) -> list[str]:
+    from .workloads import WORKLOADS
+
+    names = [w.strip() for w in text.split(",") if w.strip()]
+    if names == ["all"]:
+        return list(WORKLOADS)
+    for name in names:
+        if name not in WORKLOADS:
+            raise HarnessError(f"unknown workload {name!r}; valid: {', '.join(WORKLOADS)}, or all")
+    return names
+
+
+def _add_matrix_args(p: argparse.ArgumentParser) -> None:
+    axes_help = "; ".join(f"{k}: {v}" for k, v in matrix.AXES.items())
+    p.add_argument("--axis", action="append", metavar="NAME=V1,V2",
+                   help=f"sweep these values of an axis (repeatable; others keep the default sweep). {axes_help}")
+    p.add_argument("--baselines", default=",".join(matrix.BASELINES),
+                   help="comma list of baselines measured beside the matrix, or 'none' (default: all)")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 220)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import report, results
+    from .runner import Sweep, run_sweep
+
+    sweep = Sweep(dataset=args.dataset, points=_points(args), workloads=_workloads(args.workloads),
+                  repeats=args.repeats, warmup=args.warmup, timeout=args.timeout,
+                  results_dir=Path(args.results), workdir=Path(args.workdir) if args.workdir else None,
+                  cold=not args.warm, progress=not args.no_progress)
+    if sweep.repeats < 1:
+        raise HarnessError("--repeats must be at least 1")
+    counts = run_sweep(sweep)
+    console = _console()
+    df = results.load(args.results)
+    df = df[df["point_id"].isin({p.id for p in sweep.points}) & df["workload"].isin(sweep.workloads)]
+    console.print(report.summary_table(df, sweep.workloads))
+    bad = report.problems(df)
+    for _, r in bad.iterrows():
+        console.print(f"[yellow]{r['status']}[/yellow] {r['point_id']} {r['workload']}: {r['error']}", soft_wrap=True)
+    console.print(f"statuses: {dict(counts)}; results in {results.results_path(Path(args.results))}")
+    return 1 if counts.get("failed") or counts.get("timeout") else 0
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    from .runner import _static_status
+
+    for point in _points(args):
+        status = _static_status(point)
+        print(f"{point.id}\t{status[0] + ': ' + status[1] if status else 'runnable'}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from . import report, results
+
+    df = results.load(args.results)
+    if df.empty:
+        raise HarnessError(f"no results in {args.results}; run `harness run` first")
+    if args.dataset:
+        df = df[df["dataset_name"] == args.dataset]
+    _console().print(report.summary_table(df))
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from . import datasets
+
+    if args.action == "list":
+        print(f"{datasets.BUILTIN}\treal: scanpy's 10x_pbmc68k_reduced.h5ad (700 cells x 765 genes, dense X)")
+        for name, size in datasets.SYNTHETIC_SIZES.items():
+            print(f"{name}\tsynthetic: {size.cells} cells x {size.genes} genes, ~{size.median_genes} non-zeros per cell")
+        return 0
+    if args.action == "fetch":
+        print(datasets.fetch_builtin())
+        return 0
+    name = args.name or "tiny"
+    if name not in datasets.SYNTHETIC_SIZES and args.cells is None:
+        raise HarnessError(f"unknown size {name!r}; valid: {', '.join(datasets.SYNTHETIC_SIZES)}, or pass --cells N")
+    base = datasets.SYNTHETIC_SIZES.get(name, datasets.SYNTHETIC_SIZES["10k"])
+    size = datasets.SyntheticSize(args.cells or base.cells, args.genes or base.genes, base.median_genes)
+    out = Path(args.out) if args.out else datasets.synthetic_path(name) if args.cells is None else Path(f"{name}.h5ad")
+    print(datasets.generate(out, size, seed=args.seed))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0] + " Measures how to store AnnData on zarr v3.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="measure a sweep of points (default: a small sweep on the built-in dataset)",
+                         description="Measure points of the matrix plus the baselines, each in its own process, and print medians with their speedup against anndata-default.")
+    run.add_argument("--dataset", default=DEFAULT_DATASET, help="pbmc68k (built-in, real), tiny|10k|100k|1m (synthetic), or a path to .h5ad/.zarr")
+    _add_matrix_args(run)
+    run.add_argument("--workloads", default="write,read,lazy-rows,lazy-random", help="comma list, or all (write, read, lazy-open, lazy-rows, lazy-random, lazy-obs, lazy-gene)")
+    run.add_argument("--repeats", type=int, default=5, help="timed repeats per workload (median and IQR are reported)")
+    run.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs per workload")
+    run.add_argument("--timeout", type=float, default=900, help="seconds before a point's process group is killed and recorded as timeout")
+    run.add_argument("--results", default="results", help="results directory (append-only results.jsonl; re-running resumes)")
+    run.add_argument("--workdir", help="scratch directory for stores (default: a temporary directory)")
+    run.add_argument("--warm", action="store_true", help="do not evict stores from the page cache before reads")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.set_defaults(func=cmd_run)
+
+    mat = sub.add_parser("matrix", help="list points and whether each can run here, with reasons")
+    _add_matrix_args(mat)
+    mat.set_defaults(func=cmd_matrix)
+
+    show = sub.add_parser("show", help="print the results table")
+    show.add_argument("--results", default="results")
+    show.add_argument("--dataset", help="only this dataset name")
+    show.set_defaults(func=cmd_show)
+
+    ds = sub.add_parser("datasets", help="list, fetch the built-in, or make a synthetic dataset")
+    ds.add_argument("action", choices=["list", "fetch", "make"])
+    ds.add_argument("name", nargs="?", help="for make: tiny|10k|100k|1m, or a file stem with --cells")
+    ds.add_argument("--cells", type=int, help="number of cells (make)")
+    ds.add_argument("--genes", type=int, help="number of genes (make)")
+    ds.add_argument("--seed", type=int, default=0)
+    ds.add_argument("--out", help="output .h5ad path (make)")
+    ds.set_defaults(func=cmd_datasets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except HarnessError as exc:
+        if args.debug:
+            raise
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("harness: interrupted; finished points are saved, re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Runner: one fresh interpreter per point, timeouts that kill the whole process group,
+durable rows after every point, resume by key, and a progress bar with ETA.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import datasets, pipelines, provenance, results
+from .errors import HarnessError
+from .matrix import Point, invalid_reason, static_unsupported_reason
+from .worker import WorkerSpec
+
+STDERR_TAIL = 2000
+
+
+@dataclass
+class Sweep:
+    """A sweep request: which points, on which dataset, measured how."""
+
+    dataset: str
+    points: list[Point]
+    workloads: list[str]
+    repeats: int = 5
+    warmup: int = 1
+    timeout: float = 900.0
+    results_dir: Path = Path("results")
+    workdir: Path | None = None
+    cold: bool = True
+    seed: int = 0
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def row_key(point: Point, workload: str, dataset_fp: str, sweep: Sweep, stack: str) -> str:
+    """Identity of a measurement for resume: same point, workload, data, method, code and stack."""
+    ident = [point.id, workload, dataset_fp, sweep.repeats, sweep.warmup, sweep.cold, sweep.seed, stack]
+    return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:20]
+
+
+def _check_disk(dataset_path: Path, workdir: Path) -> None:
+    need = datasets_size(dataset_path) * 3
+    free = shutil.disk_usage(workdir).free
+    if need > free:
+        raise HarnessError(
+            f"dataset {dataset_path} needs about {need / 2**30:.1f} GiB of scratch space but {workdir} "
+            f"has {free / 2**30:.1f} GiB free; pass --workdir on a larger disk or a smaller --dataset"
+        )
+
+
+def datasets_size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _static_status(point: Point) -> tuple[str, str] | None:
+    if reason := invalid_reason(point):
+        return "invalid", reason
+    if reason := static_unsupported_reason(point):
+        return "unsupported", reason
+    if point.api != "h5ad" and (reason := pipelines.unsupported_reason(point.pipeline, point.loop)):
+        return "unsupported", reason
+    return None
+
+
+def _run_worker(spec: WorkerSpec, timeout: float) -> tuple[str, str]:
+    """Run one worker; returns (outcome, stderr tail). outcome: ok | timeout | crashed:<rc>."""
+    spec_path = Path(spec.workdir) / "spec.json"
+    Path(spec.workdir).mkdir(parents=True, exist_ok=True)
+    spec_path.write_text(json.dumps(asdict(spec)))
+    err_path = Path(spec.workdir) / "stderr.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.worker", str(spec_path)],
+            stdout=err, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+        )
+        try:
+            rc = proc.wait(timeout=timeout)
+            outcome = "ok" if rc == 0 else f"crashed:{rc}"
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            outcome = "timeout"
+        except BaseException:  # Ctrl-C: never leave a worker (or its children) behind
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+    tail = err_path.read_text(errors="replace")[-STDERR_TAIL:] if err_path.exists() else ""
+    return outcome, tail
+
+
+def run_sweep(sweep: Sweep) -> Counter[str]:
+    """Measure every (point, workload) not already measured; returns a count per status."""
+    dataset_path = datasets.resolve(sweep.dataset)
+    dataset_fp = datasets.fingerprint(dataset_path)
+    own_workdir = sweep.workdir is None
+    workdir = Path(sweep.workdir or tempfile.mkdtemp(prefix="harness-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    _check_disk(dataset_path, workdir)
+    prov = provenance.collect(workdir)
+    stack = provenance.stack_key(prov)
+    run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    dataset_info = {"name": sweep.dataset, "path": str(dataset_path), "fingerprint": dataset_fp}
+    counts: Counter[str] = Counter()
+
+    with results.locked(sweep.results_dir):
+        done = results.done_keys(sweep.results_dir)
+        todo = []
+        for point in sweep.points:
+            keys = {w: row_key(point, w, dataset_fp, sweep, stack) for w in sweep.workloads}
+            pending = [w for w in sweep.workloads if keys[w] not in done]
+            counts["resumed"] += len(sweep.workloads) - len(pending)
+            if pending:
+                todo.append((point, pending, keys))
+
+        def base_row(point: Point, workload: str, keys: dict[str, str]) -> dict[str, Any]:
+            return {
+                "key": keys[workload], "run_id": run_id, "point_id": point.id, "point": point.to_dict(),
+                "workload": workload, "dataset": dataset_info, "repeats_requested": sweep.repeats,
+                "warmup": sweep.warmup, "stack_key": stack, "provenance": prov, **sweep.extra,
+            }
+
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TimeElapsedColumn(), TimeRemainingColumn()]
+        with Progress(*columns, disable=not sweep.progress, transient=False) as bar:
+            task = bar.add_task("sweep", total=len(todo))
+            for index, (point, pending, keys) in enumerate(todo):
+                bar.update(task, description=f"[bold]{point.id}")
+                static = _static_status(point)
+                if static:
+                    status, reason = static
+                    rows = [{**base_row(point, w, keys), "status": status, "error": reason} for w in pending]
+                else:
+                    point_dir = workdir / f"point-{index:04d}"
+                    spec = WorkerSpec(point=point.to_dict(), dataset=str(dataset_path), workloads=pending,
+                                      repeats=sweep.repeats, warmup=sweep.warmup, workdir=str(point_dir),
+                                      out=str(point_dir / "rows.jsonl"), cold=sweep.cold, seed=sweep.seed)
+                    outcome, tail = _run_worker(spec, sweep.timeout)
+                    got = {r["workload"]: r for r in results.iter_rows_any(Path(spec.out))}
+                    rows = []
+                    for w in pending:
+                        if w in got:
+                            rows.append({**base_row(point, w, keys), **got[w]})
+                        elif outcome == "timeout":
+                            rows.append({**base_row(point, w, keys), "status": "timeout",
+                                         "error": f"point exceeded --timeout {sweep.timeout:g}s and was killed",
+                                         "stderr_tail": tail})
+                        else:
+                            rows.append({**base_row(point, w, keys), "status": "failed",
+                                         "error": f"worker {outcome}; see stderr_tail", "stderr_tail": tail})
+                    shutil.rmtree(point_dir, ignore_errors=True)
+                results.append(sweep.results_dir, rows)
+                counts.update(r["status"] for r in rows)
+                bar.advance(task)
+    if own_workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return counts
