@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 BUILTIN = "pbmc68k"
 PBMC_MEMBER = "scanpy/datasets/10x_pbmc68k_reduced.h5ad"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+DRAWS_PER_NONZERO = 1.5
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ def _counts_chunk(rng: np.random.Generator, n_cells: int, weights: np.ndarray, m
     import scipy.sparse as sp
 
     n_genes = len(weights)
-    k = np.clip(rng.lognormal(np.log(median), 0.35, n_cells), median // 5, max_genes).astype(np.int64)
+    # Draws that land on the same gene merge, so draw ~1.5x the target to end near `median` non-zeros.
+    k = np.clip(rng.lognormal(np.log(median * DRAWS_PER_NONZERO), 0.35, n_cells), median // 5, max_genes).astype(np.int64)
     cells = np.repeat(np.arange(n_cells, dtype=np.int64), k)
     genes = rng.choice(n_genes, size=int(k.sum()), p=weights)
     keys, counts = np.unique(cells * n_genes + genes, return_counts=True)
@@ -237,7 +239,8 @@ def fingerprint(path: Path) -> str:
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for file in files:
         size = file.stat().st_size
-        digest.update(f"{file.relative_to(path.parent)}:{size}".encode())
+        name = "" if file == path else file.relative_to(path).as_posix()
+        digest.update(f"{name}:{size}".encode())
         with open(file, "rb") as fh:
             digest.update(fh.read(1 << 20))
             if size > 2 << 20:

@@ -27,7 +27,7 @@ def open_store(backend: str, path: Path, *, read_only: bool = False) -> Any:
         from fsspec.implementations.local import LocalFileSystem
         from zarr.storage import FsspecStore
 
-        fs = AsyncFileSystemWrapper(LocalFileSystem(auto_mkdir=True))
+        fs = AsyncFileSystemWrapper(LocalFileSystem(auto_mkdir=True), asynchronous=True)
         return FsspecStore(fs, path=str(path), read_only=read_only)
     if backend == "obstore":
         from obstore.store import LocalStore as ObstoreLocal

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up harness in ./.venv (Python >= 3.12) and run the main job or the tests.
+#   bash scripts/bootstrap.sh run [harness run options]   # set up, then a default sweep on the built-in dataset
+#   bash scripts/bootstrap.sh test [pytest options]       # set up, then the test suite
+# Finds Python >= 3.12 in $PYTHON, python3, python3.13, python3.12, or pyenv's installed versions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-run}"; shift || true
+
+ok() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; }
+find_python() {
+  local c
+  for c in "${PYTHON:-}" python3 python3.13 python3.12; do
+    [ -n "$c" ] && command -v "$c" >/dev/null 2>&1 && ok "$c" && { command -v "$c"; return; }
+  done
+  if command -v pyenv >/dev/null 2>&1; then
+    for c in $(ls -d "$(pyenv root)"/versions/3.1[2-9]* 2>/dev/null | sort -V -r); do
+      ok "$c/bin/python" && { echo "$c/bin/python"; return; }
+    done
+  fi
+  echo "bootstrap: error: no Python >= 3.12 found; install one or set PYTHON=/path/to/python3.12" >&2
+  exit 2
+}
+
+if [ ! -x .venv/bin/python ] || ! ok .venv/bin/python; then
+  rm -rf .venv
+  "$(find_python)" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[test]"
+
+case "$mode" in
+  run)
+    .venv/bin/harness datasets fetch >/dev/null
+    exec .venv/bin/harness run "$@" ;;
+  test)
+    exec .venv/bin/python -m pytest "$@" ;;
+  *)
+    echo "bootstrap: error: unknown mode '$mode'; use run or test" >&2; exit 2 ;;
+esac

@@ -1,0 +1,27 @@
+"""Shared fixtures: a tiny synthetic dataset (kilobytes) generated once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import datasets
+
+TINY = datasets.SyntheticSize(cells=80, genes=300, median_genes=30)
+
+
+@pytest.fixture(scope="session")
+def tiny_h5ad(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return datasets.generate(tmp_path_factory.mktemp("data") / "tiny.h5ad", TINY, chunk_cells=50)
+
+
+@pytest.fixture(scope="session")
+def tiny_adata(tiny_h5ad: Path):
+    return datasets.load(tiny_h5ad)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never touch the user's dataset cache from tests."""
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "harness-data"))

@@ -1,0 +1,71 @@
+"""Bad input: one `harness: error:` line naming the problem and the fix, non-zero exit, nothing lost."""
+
+from __future__ import annotations
+
+import shutil
+from collections import namedtuple
+from pathlib import Path
+
+import pytest
+
+from harness import cli, results
+
+
+def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("harness: error: ")
+    return err[0]
+
+
+def test_missing_dataset(capsys, tmp_path: Path) -> None:
+    assert "not found" in _error(capsys, ["run", "--dataset", str(tmp_path / "nope.h5ad"), "--results", str(tmp_path)])
+
+
+def test_file_that_is_not_h5ad(capsys, tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.h5ad"
+    bogus.write_text("hello")
+    assert "not an .h5ad" in _error(capsys, ["run", "--dataset", str(bogus), "--results", str(tmp_path)])
+
+
+def test_truncated_h5ad(capsys, tiny_h5ad: Path, tmp_path: Path) -> None:
+    cut = tmp_path / "cut.h5ad"
+    cut.write_bytes(tiny_h5ad.read_bytes()[: tiny_h5ad.stat().st_size // 2])
+    assert "truncated or corrupt" in _error(capsys, ["run", "--dataset", str(cut), "--results", str(tmp_path)])
+
+
+def test_directory_that_is_not_zarr(capsys, tmp_path: Path) -> None:
+    assert "not a zarr store" in _error(capsys, ["run", "--dataset", str(tmp_path), "--results", str(tmp_path / "r")])
+
+
+@pytest.mark.parametrize(("axis", "needle"), [("flavour=x", "unknown axis"), ("codec=lzma", "unknown codec"),
+                                              ("loop=trio", "unknown loop")])
+def test_unknown_axis_or_value(capsys, tiny_h5ad: Path, tmp_path: Path, axis: str, needle: str) -> None:
+    assert needle in _error(capsys, ["run", "--dataset", str(tiny_h5ad), "--results", str(tmp_path), "--axis", axis])
+
+
+def test_unknown_workload(capsys, tiny_h5ad: Path, tmp_path: Path) -> None:
+    assert "unknown workload" in _error(capsys, ["run", "--dataset", str(tiny_h5ad), "--workloads", "scan"])
+
+
+def test_locked_results_dir(capsys, tiny_h5ad: Path, tmp_path: Path) -> None:
+    results.append(tmp_path, [{"key": "kept", "status": "ok"}])
+    with results.locked(tmp_path):
+        assert "locked" in _error(capsys, ["run", "--dataset", str(tiny_h5ad), "--results", str(tmp_path)])
+    assert results.done_keys(tmp_path) == {"kept"}
+
+
+def test_dataset_too_large_for_free_disk(capsys, tiny_h5ad: Path, tmp_path: Path, monkeypatch) -> None:
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10, 10, 1))
+    assert "scratch space" in _error(capsys, ["run", "--dataset", str(tiny_h5ad), "--results", str(tmp_path)])
+
+
+def test_invalid_combination_is_listed_with_reason(capsys) -> None:
+    assert cli.main(["matrix", "--axis", "store=fsspec", "--axis", "pipeline=zarrs", "--baselines", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "unsupported: zarrs cannot drive an fsspec store" in out
+
+
+def test_show_without_results(capsys, tmp_path: Path) -> None:
+    assert "no results" in _error(capsys, ["show", "--results", str(tmp_path)])

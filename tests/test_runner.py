@@ -1,0 +1,98 @@
+"""The runner end to end on tiny data: rows, statuses, resume, interruption, timeouts, locks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import matrix, results
+from harness.errors import HarnessError
+from harness.matrix import Point
+from harness.runner import Sweep, run_sweep
+
+
+def _sweep(dataset: Path, results_dir: Path, points: list[Point], workloads=("write", "read"), **kw) -> Sweep:
+    return Sweep(dataset=str(dataset), points=points, workloads=list(workloads), repeats=2, warmup=0,
+                 results_dir=results_dir, progress=False, **kw)
+
+
+def test_sweep_records_every_repeat_with_provenance(tiny_h5ad: Path, tmp_path: Path) -> None:
+    points = [matrix.baseline_point("anndata-default"), Point(loop="uvloop", pipeline="zarrs", sharding="rows-16x2"),
+              Point(store="fsspec", pipeline="zarrs")]
+    counts = run_sweep(_sweep(tiny_h5ad, tmp_path, points, workloads=("write", "read", "lazy-random")))
+    rows = list(results.iter_rows(results.results_path(tmp_path)))
+    assert len(rows) == 9 and counts["ok"] == 6 and counts["unsupported"] == 3
+    by = {(r["point_id"], r["workload"]): r for r in rows}
+    write = by[(points[1].id, "write")]
+    assert write["status"] == "ok" and len(write["values"]) == 2 and all(0 < v < 60 for v in write["values"])
+    assert write["event_loop"].startswith("uvloop")
+    assert "zarrs" in write["pipeline_effective"] and write["files"] > 0 and write["bytes"] > 0
+    assert by[(points[1].id, "read")]["cache"] in ("cold", "warm")
+    assert by[(points[0].id, "write")]["pipeline_effective"] == ["fused"]
+    assert "falls back" in by[(points[2].id, "write")]["error"]
+    prov = write["provenance"]
+    assert prov["packages"]["anndata"] and prov["cores"] >= 1 and "commit" in prov["git"]
+    assert write["dataset"]["fingerprint"] and write["schema"] == results.SCHEMA
+    df = results.load(tmp_path)
+    assert {"median", "iqr", "point_id", "workload", "status"} <= set(df.columns)
+
+
+def test_resume_skips_points_already_measured(tiny_h5ad: Path, tmp_path: Path) -> None:
+    sweep = _sweep(tiny_h5ad, tmp_path, [Point(pipeline="fused")], workloads=("write",))
+    assert run_sweep(sweep)["ok"] == 1
+    again = run_sweep(sweep)
+    assert again["resumed"] == 1 and again["ok"] == 0
+    assert len(list(results.iter_rows(results.results_path(tmp_path)))) == 1
+
+
+def test_timeout_kills_the_point_and_keeps_going(tiny_h5ad: Path, tmp_path: Path) -> None:
+    points = [Point(pipeline="python"), Point(pipeline="fused")]
+    counts = run_sweep(_sweep(tiny_h5ad, tmp_path, points, workloads=("write",), timeout=0.5))
+    assert counts["timeout"] == 2
+    rows = list(results.iter_rows(results.results_path(tmp_path)))
+    assert {r["status"] for r in rows} == {"timeout"} and "--timeout" in rows[0]["error"]
+
+
+def test_a_second_sweep_on_the_same_results_dir_is_refused(tiny_h5ad: Path, tmp_path: Path) -> None:
+    with results.locked(tmp_path), pytest.raises(HarnessError, match="locked by another running sweep"):
+        run_sweep(_sweep(tiny_h5ad, tmp_path, [Point()]))
+
+
+def test_truncated_last_line_is_ignored(tmp_path: Path) -> None:
+    results.append(tmp_path, [{"key": "a", "status": "ok", "values": [1.0]}])
+    with open(results.results_path(tmp_path), "a") as fh:
+        fh.write('{"schema": 1, "key": "b", "sta')
+    assert [r["key"] for r in results.iter_rows(results.results_path(tmp_path))] == ["a"]
+    assert results.done_keys(tmp_path) == {"a"}
+
+
+def test_killed_sweep_resumes_with_each_point_exactly_once(tiny_h5ad: Path, tmp_path: Path) -> None:
+    """Kill -9 the whole sweep after its first point landed; the re-run finishes the rest, once each."""
+    out = tmp_path / "res"
+    cmd = [sys.executable, "-m", "harness.cli", "run", "--dataset", str(tiny_h5ad), "--results", str(out),
+           "--baselines", "none", "--axis", "pipeline=python,fused,zarrs", "--axis", "codec=zstd-0",
+           "--axis", "sharding=auto", "--workloads", "write", "--repeats", "1", "--warmup", "0", "--no-progress"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    path = results.results_path(out)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(results.iter_rows(path)):
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = [r["point_id"] for r in results.iter_rows(path)]
+    assert 1 <= len(first) < 3
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    ids = [r["point_id"] for r in results.iter_rows(path)]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 3
+    assert ids[: len(first)] == first
+    import psutil
+
+    stray = [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
+    assert stray == [], "a worker outlived its killed sweep"
