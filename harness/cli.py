@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from . import matrix
+from .workloads import DEFAULT_WORKLOADS
 from .errors import HarnessError
 
 DEFAULT_DATASET = "pbmc68k"
@@ -114,7 +115,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0] + " Measures how to store AnnData on zarr v3.")
+    parser = argparse.ArgumentParser(prog="harness", description="Measure and tune how AnnData is stored on zarr v3: store backend, event loop, codec pipeline, codec, sharding, consolidated metadata.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -122,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Measure points of the matrix plus the baselines, each in its own process, and print medians with their speedup against anndata-default.")
     run.add_argument("--dataset", default=DEFAULT_DATASET, help="pbmc68k (built-in, real), tiny|10k|100k|1m (synthetic), or a path to .h5ad/.zarr")
     _add_matrix_args(run)
-    run.add_argument("--workloads", default="write,read,lazy-rows,lazy-random", help="comma list, or all (write, read, lazy-open, lazy-rows, lazy-random, lazy-obs, lazy-gene)")
+    run.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS), help="comma list, or all (write, read, lazy-open, lazy-rows, lazy-random, lazy-obs, lazy-gene, stream)")
     run.add_argument("--repeats", type=int, default=5, help="timed repeats per workload (median and IQR are reported)")
     run.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs per workload")
     run.add_argument("--timeout", type=float, default=900, help="seconds before a point's process group is killed and recorded as timeout")

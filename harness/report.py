@@ -7,6 +7,8 @@ from typing import Any
 import pandas as pd
 
 BASELINE = "anndata-default"
+#: Column order of tables; mirrors harness.workloads.WORKLOADS (not imported: reports never import the stack).
+WORKLOAD_ORDER = ("write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene", "stream")
 
 
 def with_speedup(df: pd.DataFrame) -> pd.DataFrame:
@@ -38,7 +40,7 @@ def summary_table(df: pd.DataFrame, workloads: list[str] | None = None) -> Any:
     from rich.table import Table
 
     df = with_speedup(latest(df))
-    workloads = workloads or [w for w in ("write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene") if w in set(df["workload"])]
+    workloads = workloads or [w for w in WORKLOAD_ORDER if w in set(df["workload"])]
     table = Table(title="median seconds ±IQR (speedup vs anndata-default: >1 is faster)", show_lines=False)
     table.add_column("point", no_wrap=True)
     for w in workloads:

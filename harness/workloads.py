@@ -1,6 +1,6 @@
 """Workloads: real anndata calls on a real store, each verifying what it read against the source.
 
-A workload is prepared once per point (`prepare`), then `run` is timed, `reset` runs untimed before
+A workload is constructed once per point with its `Context`, then `run` is timed, `reset` runs untimed before
 every repeat (fresh output path for writes, evicted page cache for cold reads) and `verify` runs
 untimed after the last repeat. asv suites, pytest-benchmark and the runner all use these classes.
 """
@@ -8,19 +8,18 @@ untimed after the last repeat. asv suites, pytest-benchmark and the runner all u
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from . import pipelines, stores, verify
-from .codecs import parse_codec
 from .matrix import Point
-from .policies import make_callback, parse_policy
+from .runtime import IOConfig
 
-WORKLOADS = ("write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene")
-READ_WORKLOADS = WORKLOADS[1:]
+WORKLOADS = ("write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene", "stream")
+STREAM_BATCH_ROWS = 1024
 DEFAULT_WORKLOADS = ("write", "read", "lazy-rows", "lazy-random")
 
 
@@ -62,13 +61,10 @@ def zarr_config(point: Point, workload: str):
     return zarr.config.set({"codec_pipeline.path": pipelines.PIPELINE_PATHS[pipeline_for(point, workload)]})
 
 
-def open_group(ctx: Context, *, mode: str = "r"):
-    import zarr
-
-    store = stores.open_store(ctx.point.store, ctx.output, read_only=mode == "r")
-    if mode == "r":
-        return zarr.open_group(store, mode="r", use_consolidated=ctx.point.consolidated == "on")
-    return zarr.open_group(store, mode=mode, zarr_format=3)
+def runtime_config(point: Point, workload: str = "write") -> IOConfig:
+    """The production config equal to a matrix point: the harness measures what the runtime applies."""
+    return IOConfig(store=point.store, loop=point.loop, pipeline=pipeline_for(point, workload), codec=point.codec,
+                    sharding=point.sharding, consolidated=point.consolidated == "on")
 
 
 def write_input(ctx: Context) -> Any:
@@ -80,7 +76,6 @@ def write_input(ctx: Context) -> Any:
 def write_store(ctx: Context, adata: Any) -> None:
     """Write `adata` to `ctx.output` the way the point says (the timed part of `write`)."""
     import anndata as ad
-    import zarr
 
     point = ctx.point
     if point.api == "h5ad":
@@ -88,11 +83,7 @@ def write_store(ctx: Context, adata: Any) -> None:
     elif point.api == "anndata":
         ad.io.write_zarr(stores.open_store(point.store, ctx.output), adata)
     else:
-        group = open_group(ctx, mode="w")
-        callback = make_callback(parse_policy(point.sharding), parse_codec(point.codec).build())
-        ad.experimental.write_dispatched(group, "/", adata, callback=callback)
-        if point.consolidated == "on":
-            zarr.consolidate_metadata(group.store)
+        runtime_config(point, "write").write(adata, ctx.output)
 
 
 def read_store(ctx: Context):
@@ -102,8 +93,8 @@ def read_store(ctx: Context):
         return ad.io.read_h5ad(ctx.output)
     if ctx.point.api == "anndata":
         return ad.io.read_zarr(stores.open_store(ctx.point.store, ctx.output, read_only=True))
-    # read_elem is read_zarr without the pipeline switch anndata applies inside read_zarr (FACTS: trap)
-    return ad.io.read_elem(open_group(ctx))
+    # IOConfig.read uses read_elem: read_zarr without the pipeline switch anndata applies inside it (FACTS: trap)
+    return runtime_config(ctx.point, "read").read(ctx.output)
 
 
 def open_lazy(ctx: Context):
@@ -113,7 +104,12 @@ def open_lazy(ctx: Context):
         import h5py
 
         return ad.experimental.read_lazy(h5py.File(ctx.output, "r"))
-    return ad.experimental.read_lazy(open_group(ctx))
+    if ctx.point.api == "anndata":
+        import zarr
+
+        store = stores.open_store(ctx.point.store, ctx.output, read_only=True)
+        return ad.experimental.read_lazy(zarr.open_group(store, mode="r"))
+    return runtime_config(ctx.point, "lazy-open").read_lazy(ctx.output)
 
 
 class Workload:
@@ -235,7 +231,29 @@ class LazyGene(Workload):
         verify.assert_matrix_equal(self.result, self.ctx.source[:, self.gene()].X, "one gene")
 
 
+class Stream(Workload):
+    """A data loader's access: read_lazy, then every row in batches of STREAM_BATCH_ROWS, X only."""
+
+    name = "stream"
+
+    def run(self) -> None:
+        X = open_lazy(self.ctx).X
+        nnz, total = 0, 0.0
+        for start in range(0, X.shape[0], STREAM_BATCH_ROWS):
+            batch = verify.to_numpy(X[start:start + STREAM_BATCH_ROWS])
+            nnz += int(batch.nnz) if hasattr(batch, "nnz") else int(np.count_nonzero(batch))
+            total += float(batch.sum())
+        self.result = (nnz, total)
+
+    def verify(self) -> None:
+        X = self.ctx.source.X
+        want_nnz = int(X.nnz) if hasattr(X, "nnz") else int(np.count_nonzero(X))
+        nnz, total = self.result
+        if nnz != want_nnz or not np.isclose(total, float(X.sum()), rtol=1e-6):
+            raise verify.VerificationError(f"stream: {nnz} non-zeros summing to {total} read, {want_nnz} written")
+
+
 REGISTRY: dict[str, type[Workload]] = {
-    cls.name: cls for cls in (Write, Read, LazyOpen, LazyRows, LazyRandom, LazyObs, LazyGene)
+    cls.name: cls for cls in (Write, Read, LazyOpen, LazyRows, LazyRandom, LazyObs, LazyGene, Stream)
 }
 assert tuple(REGISTRY) == WORKLOADS

@@ -20,7 +20,7 @@ from harness.runner import Sweep, run_sweep
 
 def _sweep(dataset: Path, results_dir: Path, points: list[Point], workloads=("write", "read"), **kw) -> Sweep:
     return Sweep(dataset=str(dataset), points=points, workloads=list(workloads), repeats=2, warmup=0,
-                 results_dir=results_dir, progress=False, **kw)
+                 results_dir=results_dir, workdir=results_dir / "work", progress=False, **kw)
 
 
 def test_sweep_records_every_repeat_with_provenance(tiny_h5ad: Path, tmp_path: Path) -> None:
@@ -76,7 +76,7 @@ def test_truncated_last_line_is_ignored(tmp_path: Path) -> None:
 def test_killed_sweep_resumes_with_each_point_exactly_once(tiny_h5ad: Path, tmp_path: Path) -> None:
     """Kill -9 the whole sweep after its first point landed; the re-run finishes the rest, once each."""
     out = tmp_path / "res"
-    cmd = [sys.executable, "-m", "harness.cli", "run", "--dataset", str(tiny_h5ad), "--results", str(out),
+    cmd = [sys.executable, "-m", "harness.cli", "run", "--dataset", str(tiny_h5ad), "--results", str(out), "--workdir", str(tmp_path / "work"),
            "--baselines", "none", "--axis", "pipeline=python,fused,zarrs", "--axis", "codec=zstd-0",
            "--axis", "sharding=auto", "--workloads", "write", "--repeats", "1", "--warmup", "0", "--no-progress"]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,0 +1,209 @@
+"""Apply a storage configuration in production: `cfg.write(adata, path)`, `cfg.read_lazy(url)`.
+
+Light on purpose: anndata and zarr, plus zarrs / obstore / uvloop only when the config asks for
+them. A missing optional package gives a warning that names it and the fallback used, never a crash.
+The harness's own write workload calls `IOConfig.write`, so what was measured is what gets applied.
+
+Layering of `layered()` (what a generated `recommended_config()` calls), later wins:
+built-in defaults <- tuned file <- HARNESS_* environment variables <- explicit arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .codecs import parse_codec
+from .errors import HarnessError
+from .matrix import LOOPS, PIPELINES, STORES
+from .pipelines import PIPELINE_PATHS
+from .policies import make_callback, parse_policy
+
+ENV_PREFIX = "HARNESS_"
+
+
+@dataclass(frozen=True)
+class IOConfig:
+    """How to store AnnData on zarr v3. Defaults are anndata 0.13's own choices (no zarrs)."""
+
+    store: str = "local"
+    loop: str = "asyncio"
+    pipeline: str = "fused"
+    codec: str = "zstd-0"
+    sharding: str = "auto"
+    consolidated: bool = True
+
+    def __post_init__(self) -> None:
+        for name, choices in (("store", STORES), ("loop", LOOPS), ("pipeline", PIPELINES)):
+            if getattr(self, name) not in choices:
+                raise HarnessError(f"IOConfig.{name}={getattr(self, name)!r} is not one of {', '.join(choices)}")
+        parse_codec(self.codec)
+        object.__setattr__(self, "sharding", parse_policy(self.sharding).name)
+
+    # --- serialisation ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IOConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise HarnessError(f"unknown IOConfig keys {sorted(unknown)}; valid: {', '.join(sorted(known))}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> IOConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise HarnessError(f"tuned configuration is not valid JSON ({exc}); re-run harness tune") from None
+        return cls.from_dict(data.get("config", data))
+
+    # --- the pieces ------------------------------------------------------------------------
+    def effective(self) -> IOConfig:
+        """This config with unavailable optional packages replaced by their fallbacks (warned)."""
+        cfg = self
+        if cfg.pipeline == "zarrs" and importlib.util.find_spec("zarrs") is None:
+            warnings.warn("zarrs is not installed (pip install zarrs): using zarr's FusedCodecPipeline instead", stacklevel=3)
+            cfg = replace(cfg, pipeline="fused")
+        if cfg.store == "obstore" and importlib.util.find_spec("obstore") is None:
+            warnings.warn("obstore is not installed (pip install obstore): using zarr's LocalStore/FsspecStore instead", stacklevel=3)
+            cfg = replace(cfg, store="local")
+        if cfg.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            warnings.warn("uvloop is not installed (pip install uvloop): using asyncio's event loop", stacklevel=3)
+            cfg = replace(cfg, loop="asyncio")
+        return cfg
+
+    @property
+    def write_callback(self):
+        """A callback for `anndata.experimental.write_dispatched`, for users who call it themselves."""
+        return make_callback(parse_policy(self.sharding), parse_codec(self.codec).build())
+
+    def open_store(self, target: Any, *, read_only: bool = False) -> Any:
+        """A zarr store for a path or URL (s3://, gs://, az://, http(s)://) through this config's backend."""
+        if not isinstance(target, (str, os.PathLike)):
+            return target  # already a store or group
+        text = os.fspath(target)
+        if "://" in text and not text.startswith("file://"):
+            return _open_url(self.effective().store, text, read_only=read_only)
+        from .stores import open_store
+
+        return open_store(self.effective().store, Path(text.removeprefix("file://")), read_only=read_only)
+
+    @contextmanager
+    def activate(self) -> Iterator[IOConfig]:
+        """Set the event loop (if zarr has not started its loop yet), codec pipeline and anndata's
+        write format, in that order; restore the previous settings on exit."""
+        import anndata as ad
+        import zarr
+
+        cfg = self.effective()
+        previous_policy = _install_loop(cfg.loop)
+        with ExitStack() as stack:
+            stack.enter_context(zarr.config.set({"codec_pipeline.path": PIPELINE_PATHS[cfg.pipeline]}))
+            if cfg.pipeline == "gpu":
+                stack.enter_context(zarr.config.enable_gpu())
+            # zarr_write_format must be set before auto_shard_zarr_v3 (anndata#2341): two overrides
+            stack.enter_context(ad.settings.override(zarr_write_format=3))
+            stack.enter_context(ad.settings.override(auto_shard_zarr_v3=True))
+            try:
+                yield cfg
+            finally:
+                if previous_policy is not None:
+                    asyncio.set_event_loop_policy(previous_policy)
+
+    # --- what users call -------------------------------------------------------------------
+    def write(self, adata: Any, target: Any) -> None:
+        """write_dispatched with this config's sharding and codec, then consolidate if asked."""
+        import anndata as ad
+        import zarr
+
+        with self.activate() as cfg:
+            group = zarr.open_group(cfg.open_store(target), mode="w", zarr_format=3)
+            ad.experimental.write_dispatched(group, "/", adata, callback=cfg.write_callback)
+            if cfg.consolidated:
+                zarr.consolidate_metadata(group.store)
+
+    def open_group(self, target: Any) -> Any:
+        import zarr
+
+        return zarr.open_group(self.open_store(target, read_only=True), mode="r", use_consolidated=self.consolidated)
+
+    def read(self, target: Any) -> Any:
+        """Read fully into memory (anndata's reader, with this config's pipeline)."""
+        import anndata as ad
+
+        with self.activate():
+            return ad.io.read_elem(self.open_group(target))
+
+    def read_lazy(self, target: Any) -> Any:
+        """anndata.experimental.read_lazy with this config's store and pipeline."""
+        import anndata as ad
+
+        with self.activate():
+            return ad.experimental.read_lazy(self.open_group(target))
+
+
+def _install_loop(loop: str):
+    """Install uvloop's policy if zarr's loop does not exist yet; returns the policy to restore."""
+    from zarr.core import sync
+
+    if sync.loop[0] is not None:
+        running = type(sync.loop[0]).__module__
+        if (loop == "uvloop") != running.startswith("uvloop"):
+            warnings.warn(f"zarr's event loop already runs on {running}; {loop} applies only to a fresh process "
+                          "(activate the config before the first zarr call)", stacklevel=4)
+        return None
+    if loop != "uvloop":
+        return None
+    import uvloop
+
+    previous = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    sync._get_loop()  # create zarr's loop now, under uvloop's policy
+    return previous
+
+
+def _open_url(backend: str, url: str, *, read_only: bool) -> Any:
+    if backend == "obstore":
+        from obstore.store import from_url
+        from zarr.storage import ObjectStore
+
+        return ObjectStore(from_url(url), read_only=read_only)
+    from zarr.storage import FsspecStore
+
+    return FsspecStore.from_url(url, read_only=read_only)
+
+
+def _from_env() -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for f in fields(IOConfig):
+        raw = os.environ.get(ENV_PREFIX + f.name.upper())
+        if raw is not None:
+            values[f.name] = raw.lower() in ("1", "true", "on", "yes") if f.type in (bool, "bool") else raw
+    return values
+
+
+def layered(tuned: Mapping[str, Any] | str | Path | None = None, **overrides: Any) -> IOConfig:
+    """Defaults <- tuned config (dict or JSON file) <- HARNESS_* environment <- keyword arguments."""
+    data: dict[str, Any] = {}
+    if isinstance(tuned, (str, Path)):
+        path = Path(tuned)
+        if not path.exists():
+            raise HarnessError(f"tuned configuration {path} does not exist; re-run harness tune or pass another file")
+        data = IOConfig.from_json(path.read_text()).to_dict()
+    elif tuned is not None:
+        data = IOConfig.from_dict(tuned.get("config", tuned)).to_dict()
+    return IOConfig.from_dict({**IOConfig().to_dict(), **data, **_from_env(), **overrides})
