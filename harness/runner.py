@@ -101,6 +101,33 @@ def _run_worker(spec: WorkerSpec, timeout: float) -> tuple[str, str]:
     return outcome, tail
 
 
+def run_batch(points: list[Point], dataset_path: Path, workloads: list[str], *, repeats: int, warmup: int,
+              workdir: Path, timeout: float, cold: bool = True, seed: int = 0,
+              readers: list[str] | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+    """Measure `points` in one fresh worker; returns {(point id, workload): row fields}.
+
+    Workloads the worker never reported become `timeout` or `failed` rows with its stderr tail, so
+    every requested (point, workload) gets exactly one answer.
+    """
+    spec = WorkerSpec(points=[p.to_dict() for p in points], dataset=str(dataset_path), workloads=list(workloads),
+                      repeats=repeats, warmup=warmup, workdir=str(workdir), out=str(Path(workdir) / "rows.jsonl"),
+                      cold=cold, seed=seed, readers=list(readers or []))
+    outcome, tail = _run_worker(spec, timeout)
+    got = {(r["point_id"], r["workload"]): r for r in results.iter_rows_any(Path(spec.out))}
+    expected = [*workloads, *(["interop"] if readers else [])]
+    for point in points:
+        for w in expected:
+            if (point.id, w) in got or (w == "interop" and point.api != "dispatched"):
+                continue
+            if outcome == "timeout":
+                got[(point.id, w)] = {"status": "timeout", "stderr_tail": tail,
+                                      "error": f"point exceeded the timeout of {timeout:g}s and was killed"}
+            else:
+                got[(point.id, w)] = {"status": "failed", "error": f"worker {outcome}; see stderr_tail", "stderr_tail": tail}
+    shutil.rmtree(workdir, ignore_errors=True)
+    return got
+
+
 def run_sweep(sweep: Sweep) -> Counter[str]:
     """Measure every (point, workload) not already measured; returns a count per status."""
     dataset_path = datasets.resolve(sweep.dataset)
@@ -145,24 +172,10 @@ def run_sweep(sweep: Sweep) -> Counter[str]:
                     status, reason = static
                     rows = [{**base_row(point, w, keys), "status": status, "error": reason} for w in pending]
                 else:
-                    point_dir = workdir / f"point-{index:04d}"
-                    spec = WorkerSpec(point=point.to_dict(), dataset=str(dataset_path), workloads=pending,
-                                      repeats=sweep.repeats, warmup=sweep.warmup, workdir=str(point_dir),
-                                      out=str(point_dir / "rows.jsonl"), cold=sweep.cold, seed=sweep.seed)
-                    outcome, tail = _run_worker(spec, sweep.timeout)
-                    got = {r["workload"]: r for r in results.iter_rows_any(Path(spec.out))}
-                    rows = []
-                    for w in pending:
-                        if w in got:
-                            rows.append({**base_row(point, w, keys), **got[w]})
-                        elif outcome == "timeout":
-                            rows.append({**base_row(point, w, keys), "status": "timeout",
-                                         "error": f"point exceeded --timeout {sweep.timeout:g}s and was killed",
-                                         "stderr_tail": tail})
-                        else:
-                            rows.append({**base_row(point, w, keys), "status": "failed",
-                                         "error": f"worker {outcome}; see stderr_tail", "stderr_tail": tail})
-                    shutil.rmtree(point_dir, ignore_errors=True)
+                    got = run_batch([point], dataset_path, pending, repeats=sweep.repeats, warmup=sweep.warmup,
+                                    workdir=workdir / f"point-{index:04d}", timeout=sweep.timeout,
+                                    cold=sweep.cold, seed=sweep.seed)
+                    rows = [{**base_row(point, w, keys), **got[(point.id, w)]} for w in pending]
                 results.append(sweep.results_dir, rows)
                 counts.update(r["status"] for r in rows)
                 bar.advance(task)

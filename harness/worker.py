@@ -1,9 +1,11 @@
-"""One point, measured in a freshly started interpreter: `python -m harness.worker SPEC.json`.
+"""Points measured in a freshly started interpreter: `python -m harness.worker SPEC.json`.
 
 The runner starts this module in a new process per point (never a fork of a process that touched
 zarr: zarrs can deadlock after fork). It installs the event loop and codec pipeline before the first
 zarr call, loads the dataset, and appends one JSON line per workload to the output file as soon as
-that workload is finished, so a later crash or timeout loses nothing already measured.
+that workload is finished, so a later crash or timeout loses nothing already measured. The runner
+gives each point its own worker; tune's screening rungs batch many points into one worker to rank
+them cheaply, and verify the winners in isolated workers.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 import time
 import traceback
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from .matrix import Point
 class WorkerSpec:
     """What the runner asks of a worker; serialised as JSON on the command line file."""
 
-    point: dict[str, str]
+    points: list[dict[str, str]]
     dataset: str
     workloads: list[str]
     repeats: int
@@ -36,6 +38,7 @@ class WorkerSpec:
     out: str
     cold: bool = True
     seed: int = 0
+    readers: list[str] = field(default_factory=list)
 
 
 # --- memory and CPU accounting --------------------------------------------------------------
@@ -105,78 +108,122 @@ def _emit(out: Path, row: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
-def run(spec: WorkerSpec) -> int:
-    from . import datasets, pipelines, stores, workloads
+def _failure(exc: BaseException) -> dict[str, Any]:
+    return {"status": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
+            "traceback": traceback.format_exc()[-2000:]}
 
-    point = Point.from_dict(spec.point)
+
+def run(spec: WorkerSpec) -> int:
+    """Measure every point of the spec in this process (they share one event loop)."""
+    from . import datasets, pipelines
+
+    points = [Point.from_dict(p) for p in spec.points]
     out = Path(spec.out)
-    base = {"point_id": point.id}
+    loops = {p.loop for p in points if p.api != "h5ad"}
+    if len(loops) > 1:
+        raise HarnessError(f"one worker runs one event loop, got {sorted(loops)}")
     try:
         loop_type = "n/a"
-        if point.api != "h5ad":
-            loop_type = pipelines.install_event_loop(point.loop)
-            if point.loop == "uvloop" and not loop_type.startswith("uvloop"):
+        if loops:
+            (loop,) = loops
+            loop_type = pipelines.install_event_loop(loop)
+            if loop == "uvloop" and not loop_type.startswith("uvloop"):
                 raise HarnessError(f"uvloop requested but zarr's I/O loop is {loop_type}")
-            for name in {workloads.pipeline_for(point, w) for w in spec.workloads} | {workloads.pipeline_for(point, "write")}:
-                if reason := pipelines.unsupported_reason(name):
-                    raise UnsupportedPoint(reason)
         warnings.filterwarnings("ignore", category=UserWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
         source = datasets.load(Path(spec.dataset))
-    except UnsupportedPoint as exc:
-        for name in spec.workloads:
-            _emit(out, {**base, "workload": name, "status": "unsupported", "error": str(exc)})
-        return 0
     except Exception as exc:
-        for name in spec.workloads:
-            _emit(out, {**base, "workload": name, "status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+        for point in points:
+            for name in spec.workloads:
+                _emit(out, {"point_id": point.id, "workload": name, **_failure(exc)})
         return 0
+    for index, point in enumerate(points):
+        run_point(spec, point, source, Path(spec.workdir) / f"p{index}", loop_type)
+    return 0
 
-    ctx = workloads.Context(point, source, Path(spec.workdir), seed=spec.seed, cold=spec.cold)
-    Path(spec.workdir).mkdir(parents=True, exist_ok=True)
-    order = ["write"] + [w for w in spec.workloads if w != "write"]
-    store_ok, store_status, error = True, "ok", ""
-    for name in order:
-        timed = name in spec.workloads
-        if not timed and name == "write":  # reads need a store; write it once, untimed
-            try:
-                stores.remove(ctx.output)
-                with workloads.zarr_config(point, "write"):
-                    workloads.write_store(ctx, workloads.write_input(ctx))
-            except Exception as exc:
-                store_ok, store_status = False, "failed"
-                error = f"could not write the store the reads need: {type(exc).__name__}: {exc}"
-            continue
-        row: dict[str, Any] = {**base, "workload": name, "event_loop": loop_type,
-                               "pipeline_requested": workloads.pipeline_for(point, name)}
-        if not store_ok:
+
+def run_point(spec: WorkerSpec, point: Point, source: Any, workdir: Path, loop_type: str) -> None:
+    """Write (timed or not), then each read workload, then the cross-pipeline reads if asked."""
+    from . import pipelines, stores, workloads
+
+    out = Path(spec.out)
+    base = {"point_id": point.id, "event_loop": loop_type}
+    needed = {workloads.pipeline_for(point, w) for w in [*spec.workloads, "write"]}
+    reason = next((r for n in sorted(needed) if point.api != "h5ad" and (r := pipelines.unsupported_reason(n))), None)
+    if reason:
+        for name in spec.workloads:
+            _emit(out, {**base, "workload": name, "status": "unsupported", "error": reason})
+        return
+    ctx = workloads.Context(point, source, workdir, seed=spec.seed, cold=spec.cold)
+    workdir.mkdir(parents=True, exist_ok=True)
+    store_status, error = "ok", ""
+    if "write" not in spec.workloads:  # reads need a store; write it once, untimed
+        try:
+            with workloads.zarr_config(point, "write"):
+                workloads.write_store(ctx, workloads.write_input(ctx))
+        except Exception as exc:
+            store_status, error = "failed", f"could not write the store the reads need: {type(exc).__name__}: {exc}"
+    for name in ["write", *(w for w in spec.workloads if w != "write")] if "write" in spec.workloads else spec.workloads:
+        row: dict[str, Any] = {**base, "workload": name, "pipeline_requested": workloads.pipeline_for(point, name)}
+        if store_status != "ok":
             _emit(out, {**row, "status": store_status, "error": f"write: {error}"})
             continue
-        work = workloads.REGISTRY[name](ctx)
-        try:
-            with work.config(), pipelines.trace_pipelines() as tracer:
-                stats = measure(work, spec.repeats, spec.warmup)
-            work.verify()
-            row.update(stats, status="ok", pipeline_effective=tracer.effective(),
-                       pipeline_per_array=tracer.summary())
-            if point.api != "h5ad" and point.pipeline == "zarrs" and point.baseline == "" and "zarrs" not in tracer.effective() and tracer.used:
-                row.update(status="unsupported", error="zarrs was requested but every array ran on the Python pipeline")
-        except VerificationError as exc:
-            row.update(status="failed", error=f"verification: {exc}")
-        except UnsupportedPoint as exc:
-            row.update(status="unsupported", error=str(exc))
-        except Exception as exc:
-            row.update(status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0],
-                       traceback=traceback.format_exc()[-2000:])
+        row.update(_measure_workload(spec, ctx, name))
         if name == "write":
-            store_ok, store_status, error = row["status"] == "ok", row["status"], row.get("error", "")
+            store_status, error = row["status"], row.get("error", "")
         if ctx.output.exists():
             fp = stores.footprint(ctx.output)
             row.update(files=fp.files, bytes=fp.bytes)
         _emit(out, row)
-        work.result = None
+    if spec.readers and store_status == "ok" and point.api == "dispatched":
+        _emit(out, {**base, "workload": "interop", **cross_read(ctx, spec.readers)})
     stores.remove(ctx.output)
-    return 0
+
+
+def _measure_workload(spec: WorkerSpec, ctx: Any, name: str) -> dict[str, Any]:
+    from . import pipelines, workloads
+
+    point = ctx.point
+    work = workloads.REGISTRY[name](ctx)
+    try:
+        with work.config(), pipelines.trace_pipelines() as tracer:
+            stats = measure(work, spec.repeats, spec.warmup)
+        work.verify()
+    except VerificationError as exc:
+        return {"status": "failed", "error": f"verification: {exc}"}
+    except UnsupportedPoint as exc:
+        return {"status": "unsupported", "error": str(exc)}
+    except Exception as exc:
+        return _failure(exc)
+    finally:
+        work.result = None
+    row = {**stats, "status": "ok", "pipeline_effective": tracer.effective(), "pipeline_per_array": tracer.summary()}
+    if point.api == "dispatched" and point.pipeline == "zarrs" and tracer.used and "zarrs" not in tracer.effective():
+        row.update(status="unsupported", error="zarrs was requested but every array ran on the Python pipeline")
+    return row
+
+
+def cross_read(ctx: Any, readers: list[str]) -> dict[str, Any]:
+    """Read the point's store back under each reader pipeline (the numcodecs#424 class of bug)."""
+    from dataclasses import replace
+
+    from . import pipelines, verify, workloads
+
+    outcome: dict[str, str] = {}
+    for reader in readers:
+        if reason := pipelines.unsupported_reason(reader):
+            outcome[reader] = f"unsupported: {reason}"
+            continue
+        reader_ctx = replace(ctx, point=replace(ctx.point, pipeline=reader))
+        try:
+            with workloads.zarr_config(reader_ctx.point, "read"):
+                verify.assert_anndata_equal(workloads.read_store(reader_ctx), ctx.source, f"read by {reader}")
+            outcome[reader] = "ok"
+        except Exception as exc:
+            outcome[reader] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    failed = {r: v for r, v in outcome.items() if v != "ok" and not v.startswith("unsupported")}
+    return {"status": "failed" if failed else "ok", "readers": outcome,
+            "error": "; ".join(f"{r}: {v}" for r, v in failed.items()) if failed else ""}
 
 
 def main(argv: list[str] | None = None) -> int:

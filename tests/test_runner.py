@@ -57,7 +57,7 @@ def test_timeout_kills_the_point_and_keeps_going(tiny_h5ad: Path, tmp_path: Path
     counts = run_sweep(_sweep(tiny_h5ad, tmp_path, points, workloads=("write",), timeout=0.5))
     assert counts["timeout"] == 2
     rows = list(results.iter_rows(results.results_path(tmp_path)))
-    assert {r["status"] for r in rows} == {"timeout"} and "--timeout" in rows[0]["error"]
+    assert {r["status"] for r in rows} == {"timeout"} and "timeout of 0.5s" in rows[0]["error"]
 
 
 def test_a_second_sweep_on_the_same_results_dir_is_refused(tiny_h5ad: Path, tmp_path: Path) -> None:
