@@ -114,6 +114,37 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from . import recommend, tune
+
+    if args.store != "local":
+        raise HarnessError(f"--store {args.store!r}: only local stores can be tuned so far (remote tuning is not built yet)")
+    readers = () if args.require_readable_by == "none" else tuple(r.strip() for r in args.require_readable_by.split(",") if r.strip())
+    constraints = tune.Constraints(readable_by=readers, max_size_ratio=args.max_size_ratio,
+                                   pipelines=tuple(p.strip() for p in args.pipelines.split(",") if p.strip()))
+    tune.check_objective(args.objective)
+    if args.repeats < 1:
+        raise HarnessError("--repeats must be at least 1")
+    request = recommend.TuneRequest(dataset=args.dataset, objective=args.objective, constraints=constraints,
+                                    budget_s=tune.parse_budget(args.budget), repeats=args.repeats,
+                                    out=Path(args.out) if args.out else None, timeout=args.timeout,
+                                    progress=not args.no_progress)
+    if args.validate_search:
+        from . import validate
+
+        validate.run(request, log=print)
+        return 0
+    out = recommend.run(request, log=print)
+    print((out / "summary.md").read_text())
+    print(f"recommended configuration: {out / 'recommended.json'}")
+    print(f"generated module:          {out / 'io_config.py'}")
+    print("use it:")
+    print(f"    import sys; sys.path.insert(0, {str(out)!r})")
+    print("    from io_config import recommended_config")
+    print('    cfg = recommended_config(); cfg.write(adata, "out.zarr"); lazy = cfg.read_lazy("out.zarr")')
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description="Measure and tune how AnnData is stored on zarr v3: store backend, event loop, codec pipeline, codec, sharding, consolidated metadata.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -132,6 +163,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--warm", action="store_true", help="do not evict stores from the page cache before reads")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)
+
+    tn = sub.add_parser("tune", help="find the best configuration for a dataset and objective, verify it, emit it",
+                        description="Successive halving over the matrix on row subsamples, then the finalists are verified "
+                                    "beside anndata's defaults on the full dataset (same run) and round-tripped under every "
+                                    "reader pipeline. Writes recommended.json, io_config.py (recommended_config()) and summary.md.")
+    tn.add_argument("--dataset", default=DEFAULT_DATASET, help="pbmc68k (built-in), tiny|10k|100k|1m (synthetic), or a path")
+    tn.add_argument("--objective", default="balanced",
+                    help="write | read | lazy (geo-mean of lazy-open, lazy-rows, lazy-random) | balanced (geo-mean of write, "
+                         "read, lazy-rows, lazy-random, equal weights) | size (bytes on disk)")
+    tn.add_argument("--store", default="local", help="where the data will live (local for now)")
+    tn.add_argument("--budget", default="10m", help="time for the search, including the verification (e.g. 90s, 10m, 1h)")
+    tn.add_argument("--require-readable-by", default="python",
+                    help="readers the output must round-trip under: python, fused, zarrs, read_zarr (comma list), or none")
+    tn.add_argument("--max-size-ratio", type=float, help="reject configs whose store is larger than this x anndata-default's")
+    tn.add_argument("--pipelines", default="python,fused,zarrs", help="pipelines the config may use")
+    tn.add_argument("--repeats", type=int, default=5, help="repeats in the verification")
+    tn.add_argument("--timeout", type=float, default=1800, help="seconds before a worker is killed")
+    tn.add_argument("--out", help="output directory (default results/tune/<dataset>)")
+    tn.add_argument("--validate-search", action="store_true",
+                    help="also measure the full grid of a small space and report how close the search gets, at what share of the time")
+    tn.add_argument("--no-progress", action="store_true")
+    tn.set_defaults(func=cmd_tune)
 
     mat = sub.add_parser("matrix", help="list points and whether each can run here, with reasons")
     _add_matrix_args(mat)

@@ -1,0 +1,258 @@
+"""harness tune: find the best storage configuration for a dataset and an objective.
+
+Search: successive halving on row subsamples. Every candidate is screened on a small random row
+subsample; the best third (eta = 3) moves on to a subsample three times larger, and so on. Shapes
+are data-relative (`rows-RxK` policies), so a ranking made on a sample transfers to the full data.
+Screening batches all candidates of a rung into one worker process per event loop (process start-up
+would otherwise dominate); the finalists are then verified the usual way, one isolated process per
+point, beside anndata's defaults in the same run, and round-tripped under every reader pipeline.
+Why this search: it needs no model of the response surface (shard size and pipeline interact, so
+factorising axes would be wrong), it spends most time on promising points, and its cost is bounded
+by the first rung, which is cheap because the sample is small.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from . import datasets, matrix, results
+from .errors import HarnessError
+from .matrix import Point
+from .runner import _static_status, run_batch
+
+#: Objective -> workload weights of a weighted geometric mean of median seconds (lower is better).
+#: balanced weighs a full write, a full read and the two lazy access patterns equally.
+OBJECTIVES: dict[str, dict[str, float]] = {
+    "write": {"write": 1.0},
+    "read": {"read": 1.0},
+    "lazy": {"lazy-open": 1.0, "lazy-rows": 1.0, "lazy-random": 1.0},
+    "balanced": {"write": 1.0, "read": 1.0, "lazy-rows": 1.0, "lazy-random": 1.0},
+    "size": {},  # bytes on disk of the written store
+}
+VERIFY_WORKLOADS = ["write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene"]
+READERS = ("python", "fused", "zarrs", "read_zarr")
+ETA = 3
+MIN_SAMPLE_ROWS = 500
+
+#: The default search space (crossed with the allowed pipelines): 4 codecs x 5 shardings x 2 stores.
+DEFAULT_SPACE: dict[str, tuple[str, ...]] = {
+    "store": ("local", "obstore"),
+    "loop": ("asyncio",),
+    "codec": ("zstd-0", "zstd-3", "blosc-lz4-bitshuffle", "blosc-zstd-bitshuffle"),
+    "sharding": ("auto", "rows-256x16", "rows-1024x16", "rows-4096x16", "rows-1024x64"),
+    "consolidated": ("on",),
+}
+#: A space small enough to measure fully, for --validate-search.
+VALIDATION_SPACE: dict[str, tuple[str, ...]] = {
+    "store": ("local",), "loop": ("asyncio",), "codec": ("zstd-0", "zstd-3", "blosc-lz4-bitshuffle"),
+    "sharding": ("auto", "rows-256x16", "rows-4096x16"), "consolidated": ("on",),
+}
+
+
+def parse_budget(text: str) -> float:
+    """'90s', '10m', '1.5h' or plain seconds -> seconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not m:
+        raise HarnessError(f"cannot read budget {text!r}; use e.g. 90s, 10m or 1h")
+    return float(m[1]) * {"": 1, "s": 1, "m": 60, "h": 3600}[m[2]]
+
+
+def check_objective(objective: str) -> dict[str, float]:
+    if objective not in OBJECTIVES:
+        raise HarnessError(f"unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[objective]
+
+
+def score(rows: Mapping[str, Mapping[str, Any]], objective: str) -> float | None:
+    """Objective value of one point from its rows by workload (lower is better); None if not measurable."""
+    weights = check_objective(objective)
+    if not weights:
+        write = rows.get("write", {})
+        return float(write["bytes"]) if write.get("status") == "ok" and write.get("bytes") else None
+    total = 0.0
+    for workload, weight in weights.items():
+        row = rows.get(workload, {})
+        median = results.stats(row.get("values") or [])["median"] if row.get("status") == "ok" else None
+        if not median or median <= 0:
+            return None
+        total += weight * math.log(median)
+    return math.exp(total / sum(weights.values()))
+
+
+@dataclass(frozen=True)
+class Constraints:
+    readable_by: tuple[str, ...] = ("python",)
+    max_size_ratio: float | None = None
+    pipelines: tuple[str, ...] = ("python", "fused", "zarrs")
+
+    def __post_init__(self) -> None:
+        for reader in self.readable_by:
+            if reader not in READERS:
+                raise HarnessError(f"unknown reader {reader!r} for --require-readable-by; valid: {', '.join(READERS)}, none")
+        for pipeline in self.pipelines:
+            if pipeline not in matrix.PIPELINES:
+                raise HarnessError(f"unknown pipeline {pipeline!r} in --pipelines; valid: {', '.join(matrix.PIPELINES)}")
+        if self.max_size_ratio is not None and self.max_size_ratio <= 0:
+            raise HarnessError("--max-size-ratio must be positive (e.g. 1.1 = at most 10% larger than anndata's default)")
+
+
+def candidates(space: Mapping[str, tuple[str, ...]], constraints: Constraints) -> tuple[list[Point], dict[str, str]]:
+    """Runnable candidate points, and for every dropped one the reason."""
+    axes = {**space, "pipeline": constraints.pipelines}
+    kept, dropped = [], {}
+    for point in matrix.expand(axes, defaults=matrix.DEFAULT_SWEEP):
+        status = _static_status(point)
+        if status:
+            dropped[point.id] = f"{status[0]}: {status[1]}"
+        else:
+            kept.append(point)
+    if not kept:
+        raise HarnessError("no candidate can run here: " + "; ".join(sorted(set(dropped.values())))[:300])
+    return kept, dropped
+
+
+def rung_sizes(n_obs: int) -> list[int]:
+    """Sample sizes of the rungs: n/27, n/9, n/3 rows, at least MIN_SAMPLE_ROWS, deduplicated."""
+    sizes = sorted({min(n_obs, max(MIN_SAMPLE_ROWS, n_obs // d)) for d in (27, 9, 3)})
+    return sizes or [n_obs]
+
+
+def subsample(dataset_path: Path, rows: int, workdir: Path, seed: int = 0) -> Path:
+    """A random row sample of the dataset as .h5ad (read backed, so big datasets stay on disk)."""
+    import anndata as ad
+    import numpy as np
+
+    out = workdir / f"sample-{rows}-seed{seed}.h5ad"
+    if out.exists():
+        return out
+    full = ad.read_h5ad(dataset_path, backed="r") if dataset_path.is_file() else ad.io.read_zarr(dataset_path)
+    if rows >= full.n_obs:
+        return dataset_path
+    idx = np.sort(np.random.default_rng(seed).choice(full.n_obs, size=rows, replace=False))
+    full[idx].to_memory().write_h5ad(out)
+    return out
+
+
+def n_obs_of(dataset_path: Path) -> int:
+    import anndata as ad
+
+    if dataset_path.is_file():
+        import h5py
+
+        with h5py.File(dataset_path, "r") as f:
+            return int(ad.io.read_elem(f["obs"]).shape[0]) if "obs" in f else 0
+    return ad.experimental.read_lazy(dataset_path).n_obs
+
+
+@dataclass
+class Rung:
+    rows: int
+    candidates: list[str]
+    scores: dict[str, float | None]
+    rejected: dict[str, str]
+    seconds: float
+
+
+@dataclass
+class SearchResult:
+    ranked: list[Point]
+    rungs: list[Rung] = field(default_factory=list)
+    dropped: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    verify_estimate_s: float = 0.0
+
+
+def _nothing_left(rejected: dict[str, str], rows: int, total: int) -> str:
+    """Name the constraint that removed the most candidates."""
+    counts: dict[str, int] = {}
+    for reason in rejected.values():
+        key = ("--max-size-ratio" if reason.startswith("size") else
+               "--require-readable-by (cross-pipeline read failed)" if reason.startswith("interop") else
+               f"the {reason.split(':')[0]} workload failing")
+        counts[key] = counts.get(key, 0) + 1
+    worst = max(counts, key=counts.get) if counts else "nothing measurable"
+    return (f"no candidate satisfies the constraints on {rows} rows; {counts.get(worst, 0)} of {total} were removed by "
+            f"{worst}; relax it or widen --pipelines")
+
+
+def _verification_estimate(ref_rows: Mapping[str, Mapping[str, Any]], rows: int, n_obs: int, repeats: int) -> float:
+    """Seconds to verify 3 points on the full data, scaled from anndata-default's cost on the sample."""
+    per_run = sum(results.stats(r.get("values") or [])["median"] or 0 for r in ref_rows.values())
+    per_workload = per_run / max(1, len(ref_rows))
+    startup = 5.0  # interpreter, imports and dataset load per isolated point (measured order of magnitude)
+    return 3 * (per_workload * len(VERIFY_WORKLOADS) * (n_obs / rows) * (repeats + 1) + startup)
+
+
+def _measure_rung(points: list[Point], sample: Path, workloads: list[str], repeats: int, workdir: Path,
+                  timeout: float, readers: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """All points of a rung, batched one worker per event loop; {point id: {workload: row}}."""
+    by_point: dict[str, dict[str, dict[str, Any]]] = {}
+    for loop in sorted({p.loop for p in points}):
+        group = [p for p in points if p.loop == loop]
+        got = run_batch(group, sample, workloads, repeats=repeats, warmup=1, workdir=workdir / f"rung-{loop}",
+                        timeout=timeout, readers=readers)
+        for (pid, workload), row in got.items():
+            by_point.setdefault(pid, {})[workload] = row
+    return by_point
+
+
+def search(dataset_path: Path, objective: str, space: Mapping[str, tuple[str, ...]], constraints: Constraints,
+           *, workdir: Path, budget_s: float, timeout: float = 1800, keep: int = 3, verify_repeats: int = 5,
+           on_rung: Callable[[Rung], None] | None = None) -> SearchResult:
+    """Successive halving; returns candidates ranked best first (at least `keep` when possible)."""
+    started = time.perf_counter()
+    pool, dropped = candidates(space, constraints)
+    workloads = list(dict.fromkeys(["write", *check_objective(objective)]))
+    reference = matrix.baseline_point("anndata-default")
+    result = SearchResult(ranked=[], dropped=dropped)
+    n_obs = n_obs_of(dataset_path)
+    sizes = rung_sizes(n_obs)
+    for level, rows in enumerate(sizes):
+        t0 = time.perf_counter()
+        last = level == len(sizes) - 1
+        sample = subsample(dataset_path, rows, workdir)
+        readers = [r for r in constraints.readable_by] if last else []
+        measured = _measure_rung([reference, *pool], sample, workloads, repeats=1 + level, workdir=workdir,
+                                 timeout=timeout, readers=readers)
+        ref_bytes = (measured.get(reference.id, {}).get("write") or {}).get("bytes")
+        scores, rejected = {}, {}
+        for point in pool:
+            rows_of = measured.get(point.id, {})
+            bad = next((f"{w}: {r.get('status')}: {r.get('error', '')}" for w, r in rows_of.items() if r.get("status") != "ok"), None)
+            if bad:
+                rejected[point.id] = bad
+                continue
+            size = (rows_of.get("write") or {}).get("bytes")
+            if constraints.max_size_ratio and ref_bytes and size and size > constraints.max_size_ratio * ref_bytes:
+                rejected[point.id] = f"size {size / ref_bytes:.2f}x anndata-default exceeds --max-size-ratio {constraints.max_size_ratio}"
+                continue
+            scores[point.id] = score(rows_of, objective)
+        ranked = sorted((p for p in pool if scores.get(p.id) is not None), key=lambda p: scores[p.id])
+        rung = Rung(rows, [p.id for p in pool], scores, rejected, time.perf_counter() - t0)
+        result.rungs.append(rung)
+        if on_rung:
+            on_rung(rung)
+        if not ranked:
+            raise HarnessError(_nothing_left(rejected, rows, len(pool)))
+        if level == 0:
+            verify_s = _verification_estimate(measured.get(reference.id, {}), rows, n_obs, verify_repeats)
+            result.verify_estimate_s = verify_s
+            if verify_s > budget_s:
+                raise HarnessError(
+                    f"budget {budget_s:.0f}s is too small: verifying against the baselines alone needs about "
+                    f"{verify_s:.0f}s on this dataset; pass --budget {math.ceil(verify_s * 1.5 / 60)}m or fewer --repeats")
+            budget_s -= verify_s
+        spent = time.perf_counter() - started
+        next_cost = rung.seconds * ETA * (2 + level) / (1 + level) / ETA  # 3x rows, 1/3 of the points, +1 repeat
+        if last or spent + next_cost > budget_s:
+            result.ranked = ranked
+            break
+        pool = ranked[: max(keep, math.ceil(len(ranked) / ETA))]
+    result.seconds = time.perf_counter() - started
+    return result
