@@ -21,6 +21,8 @@ from typing import Any
 from .errors import HarnessError
 
 ROLES = ("sparse", "dense", "columns")
+MAX_SHARD_BYTES = 1 << 30  # anndata's auto sharding targets 1 GB shards for the same reason
+MAX_SHARDS_PER_ARRAY = 1000
 NAMED_POLICIES = ("none", "auto", "guide-example")
 _ROWS = re.compile(r"^rows-(?P<rows>\d+)x(?P<per_shard>\d+)$")
 
@@ -124,9 +126,26 @@ def _rows_shapes(rule: Rule, role: str, encoding_type: str, elem: Any) -> tuple[
             return None
         chunk = min(rule.rows, shape[0])
         total = shape[0]
-    per_shard = min(rule.per_shard, math.ceil(total / chunk))
     rest = tuple(int(s) for s in elem.shape[1:]) if role == "dense" else ()
+    chunk, per_shard = _guard(chunk, rule.per_shard, total, math.prod(rest) * _itemsize(elem))
     return (chunk, *rest), (chunk * per_shard, *rest)
+
+
+def _itemsize(elem: Any) -> int:
+    dtype = getattr(elem, "dtype", None)
+    size = getattr(dtype, "itemsize", 0) or 8  # object / string columns: count 8 bytes per entry
+    return max(size, 4) if hasattr(elem, "nnz") else size  # sparse: indices are at least 4 bytes
+
+
+def _guard(chunk: int, per_shard: int, total: int, row_bytes: int) -> tuple[int, int]:
+    """Guard rails: a shard fits in MAX_SHARD_BYTES uncompressed (it is built in memory), an array
+    has at most MAX_SHARDS_PER_ARRAY shards (file count), and a shard never outgrows the array."""
+    row_bytes = max(1, row_bytes)
+    chunk = max(1, min(chunk, total, MAX_SHARD_BYTES // row_bytes))
+    chunks_total = math.ceil(total / chunk)
+    per_shard = max(per_shard, math.ceil(chunks_total / MAX_SHARDS_PER_ARRAY))
+    per_shard = min(per_shard, chunks_total, max(1, MAX_SHARD_BYTES // (chunk * row_bytes)))
+    return chunk, per_shard
 
 
 def dataset_kwargs_for(policy: Policy, encoding_type: str, elem: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -73,3 +75,30 @@ def test_shards_are_always_whole_multiples_of_chunks(rows: int, per_shard: int, 
         kwargs = dataset_kwargs_for(policy, enc, elem, {})
         for chunk, shard in zip(kwargs["chunks"], kwargs["shards"], strict=True):
             assert chunk >= 1 and shard % chunk == 0
+
+
+def test_edge_shapes_empty_rows_one_row_and_arrays_smaller_than_a_chunk() -> None:
+    policy = parse_policy("rows-4096x16")
+    X = _csr(10, 5, per_row=2)
+    X = sp.vstack([X, sp.csr_matrix((5, 5), dtype=np.float32)]).tocsr()  # five empty rows
+    kwargs = dataset_kwargs_for(policy, "csr_matrix", X, {})
+    assert kwargs["chunks"] == (20,) and kwargs["shards"] == (20,)  # clipped to the 20 non-zeros
+    assert dataset_kwargs_for(policy, "csr_matrix", sp.csr_matrix((4, 4)), {}) == {"shards": None}
+    assert dataset_kwargs_for(policy, "array", np.zeros((1, 10)), {}) == {"chunks": (1, 10), "shards": (1, 10)}
+    assert dataset_kwargs_for(policy, "array", np.zeros(0), {}) == {"shards": None}
+
+
+def test_guard_rails_bound_shard_memory_and_file_count() -> None:
+    from harness import policies
+
+    wide = np.zeros((3, 1), dtype=np.float64)
+    huge = type("Huge", (), {"shape": (10_000_000, 50_000), "dtype": np.dtype("float32")})()
+    kwargs = dataset_kwargs_for(parse_policy("rows-100000x64"), "array", huge, {})
+    shard_bytes = kwargs["shards"][0] * 50_000 * 4
+    assert shard_bytes <= policies.MAX_SHARD_BYTES
+    column = type("Col", (), {"shape": (10_000_000,), "dtype": np.dtype("int32")})()
+    kwargs = dataset_kwargs_for(parse_policy("rows-10x1"), "array", column, {})
+    assert math.ceil(10_000_000 / kwargs["shards"][0]) <= policies.MAX_SHARDS_PER_ARRAY
+    assert kwargs["shards"][0] % kwargs["chunks"][0] == 0
+    # never a shard larger than the array needs: 3 rows in chunks of 2 -> 2 chunks per shard at most
+    assert dataset_kwargs_for(parse_policy("rows-2x8"), "array", wide, {}) == {"chunks": (2, 1), "shards": (4, 1)}
