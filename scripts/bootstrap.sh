@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up harness in ./.venv (Python >= 3.12) and run the main job or the tests.
-#   bash scripts/bootstrap.sh run [harness run options]   # set up, then a default sweep on the built-in dataset
+#   bash scripts/bootstrap.sh run [harness tune options]  # set up, then tune storage for the built-in dataset
 #   bash scripts/bootstrap.sh test [pytest options]       # set up, then the test suite
 # Finds Python >= 3.12 in $PYTHON, python3, python3.13, python3.12, or pyenv's installed versions.
 set -euo pipefail
@@ -32,7 +32,7 @@ fi
 case "$mode" in
   run)
     .venv/bin/harness datasets fetch >/dev/null
-    exec .venv/bin/harness run "$@" ;;
+    exec .venv/bin/harness tune "$@" ;;
   test)
     exec .venv/bin/python -m pytest "$@" ;;
   *)
