@@ -209,9 +209,11 @@ def check_readable(path: Path) -> None:
         raise HarnessError(f"{path} is not an .h5ad (HDF5) file; pass an .h5ad file or a .zarr directory")
     try:
         with h5py.File(path, "r") as f:
-            missing = [k for k in ("X", "obs", "var") if k not in f]
+            missing = [k for k in ("obs", "var") if k not in f]
             if missing:
                 raise HarnessError(f"{path} is HDF5 but not AnnData (missing {', '.join(missing)})")
+            if "X" not in f:
+                raise HarnessError(f"{path} has no X matrix; the workloads write and read X, so pass a dataset with one")
             f["X"].attrs.get("encoding-type")
     except OSError as exc:
         raise HarnessError(f"{path} is truncated or corrupt ({exc}); re-export it with anndata.write_h5ad") from exc

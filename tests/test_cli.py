@@ -34,6 +34,20 @@ def test_truncated_h5ad(capsys, tiny_h5ad: Path, tmp_path: Path) -> None:
     assert "truncated or corrupt" in _error(capsys, ["run", "--dataset", str(cut), "--results", str(tmp_path)])
 
 
+def test_anndata_without_x(capsys, tmp_path: Path) -> None:
+    import anndata as ad
+    import pandas as pd
+
+    path = tmp_path / "nox.h5ad"
+    ad.AnnData(obs=pd.DataFrame(index=["a", "b"]), var=pd.DataFrame(index=["g"])).write_h5ad(path)
+    assert "has no X matrix" in _error(capsys, ["tune", "--dataset", str(path), "--out", str(tmp_path / "o")])
+
+
+def test_tune_rejects_unknown_objective_and_remote_store(capsys, tiny_h5ad: Path) -> None:
+    assert "unknown objective 'fastest'" in _error(capsys, ["tune", "--dataset", str(tiny_h5ad), "--objective", "fastest"])
+    assert "only local stores" in _error(capsys, ["tune", "--dataset", str(tiny_h5ad), "--store", "s3://bucket/x"])
+
+
 def test_directory_that_is_not_zarr(capsys, tmp_path: Path) -> None:
     assert "not a zarr store" in _error(capsys, ["run", "--dataset", str(tmp_path), "--results", str(tmp_path / "r")])
 
