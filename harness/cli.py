@@ -93,6 +93,39 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    import json
+
+    from . import report
+
+    recommended = args.recommended
+    if recommended and Path(recommended).is_file():
+        recommended = json.loads(Path(recommended).read_text()).get("point_id")
+    out = Path(args.out) if args.out else Path("reports") / args.name
+    md = report.build(Path(args.results), out, recommended=recommended)
+    print(f"report: {md}\nhtml:   {out / 'index.html'}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .compare import compare
+
+    rows, warnings = compare(Path(args.a), Path(args.b), force=args.force, alpha=args.alpha)
+    console = _console()
+    for w in warnings:
+        console.print(f"[bold yellow]{w}[/bold yellow]")
+    table = Table(title=f"B vs A: median seconds, ratio B/A (<1: B faster), Mann-Whitney p (alpha {args.alpha})")
+    for col in ("point", "workload", "A", "B", "B/A", "p", "verdict"):
+        table.add_column(col, justify="left" if col in ("point", "workload", "verdict") else "right")
+    for c in rows:
+        table.add_row(c.point_id, c.workload, f"{c.a:.3f}", f"{c.b:.3f}", f"{c.ratio:.2f}",
+                      "" if c.p_value is None else f"{c.p_value:.3f}", c.verdict)
+    console.print(table)
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     from . import datasets
 
@@ -194,6 +227,20 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--results", default="results")
     show.add_argument("--dataset", help="only this dataset name")
     show.set_defaults(func=cmd_show)
+
+    rep = sub.add_parser("report", help="write a report (markdown, HTML, plots) from result files only")
+    rep.add_argument("--results", default="results", help="results directory or results.jsonl")
+    rep.add_argument("--name", default="latest", help="report name: written to reports/<name>/")
+    rep.add_argument("--out", help="output directory (overrides --name)")
+    rep.add_argument("--recommended", help="point id, or a tune recommended.json, to mark in the plots")
+    rep.set_defaults(func=cmd_report)
+
+    cmp_ = sub.add_parser("compare", help="compare two result sets: ratios and a Mann-Whitney test on raw repeats")
+    cmp_.add_argument("a", help="results directory or file A (the reference)")
+    cmp_.add_argument("b", help="results directory or file B")
+    cmp_.add_argument("--force", action="store_true", help="compare even across different machines or stacks (said in the output)")
+    cmp_.add_argument("--alpha", type=float, default=0.05, help="significance level")
+    cmp_.set_defaults(func=cmd_compare)
 
     ds = sub.add_parser("datasets", help="list, fetch the built-in, or make a synthetic dataset")
     ds.add_argument("action", choices=["list", "fetch", "make"])

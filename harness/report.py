@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -32,7 +33,8 @@ def latest(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (dataset, point, workload): the most recent measurement."""
     if df.empty:
         return df
-    return df.sort_values("run_id").groupby(["dataset_fingerprint", "point_id", "workload"], as_index=False).last()
+    ordered = df.sort_values("run_id", kind="stable")
+    return ordered.drop_duplicates(["dataset_fingerprint", "point_id", "workload"], keep="last")
 
 
 def summary_table(df: pd.DataFrame, workloads: list[str] | None = None) -> Any:
@@ -75,3 +77,122 @@ def problems(df: pd.DataFrame) -> pd.DataFrame:
     df = latest(df)
     cols = [c for c in ("point_id", "workload", "status", "error") if c in df]
     return df[df["status"] != "ok"][cols].assign(error=lambda d: d.get("error", ""))
+
+
+# --- full reports: markdown + HTML with figures ---------------------------------------------
+
+
+def _markdown_table(df: pd.DataFrame) -> str:
+    """Point x workload medians ±IQR (speedup) as a markdown table."""
+    workloads = [w for w in WORKLOAD_ORDER if w in set(df["workload"])]
+    lines = ["| point | " + " | ".join(workloads) + " | files | MB |", "|---" * (len(workloads) + 3) + "|"]
+    order = df[df["status"] == "ok"].groupby("point_id")["median"].min().sort_values().index.tolist()
+    order += sorted(set(df["point_id"]) - set(order))
+    for pid in order:
+        rows = df[df["point_id"] == pid].set_index("workload")
+        cells = []
+        for w in workloads:
+            if w not in rows.index:
+                cells.append("")
+            elif rows.loc[w, "status"] != "ok":
+                cells.append(str(rows.loc[w, "status"]))
+            else:
+                r = rows.loc[w]
+                cells.append(f"{r['median']:.3f} ±{r['iqr']:.3f}" + (f" ({r['speedup']:.2f}x)" if pd.notna(r.get("speedup")) else ""))
+        write = rows.loc["write"] if "write" in rows.index else None
+        files = "" if write is None or pd.isna(write.get("files")) else f"{int(write['files'])}"
+        size = "" if write is None or pd.isna(write.get("bytes")) else f"{write['bytes'] / 1e6:.1f}"
+        lines.append(f"| `{pid}` | " + " | ".join(cells) + f" | {files} | {size} |")
+    return "\n".join(lines)
+
+
+def _provenance_notes(raw_rows: list[dict[str, Any]]) -> list[str]:
+    """Say when rows come from different machines or stacks (they should not be compared blindly)."""
+    machines = {(r.get("provenance") or {}).get("cpu", "?") + f" x{(r.get('provenance') or {}).get('cores', '?')}" for r in raw_rows}
+    stacks = {r.get("stack_key") for r in raw_rows}
+    notes = []
+    if len(machines) > 1:
+        notes.append(f"results come from {len(machines)} different machines: {', '.join(sorted(machines))}")
+    if len(stacks) > 1:
+        notes.append(f"results come from {len(stacks)} different code/stack versions; speedups use the anndata-default of the same stack")
+    return notes
+
+
+def build(results_dir: Path, out_dir: Path, recommended: str | None = None) -> Path:
+    """Write report.md, index.html and the figures for a results directory; returns the markdown path."""
+    from . import plots, results
+    from .errors import HarnessError
+
+    path = Path(results_dir)
+    path = path if path.is_file() else results.results_path(path)
+    if not path.exists():
+        raise HarnessError(f"no results file at {path}; run `harness run` first or pass --results DIR")
+    every = list(results.iter_rows_any(path))
+    raw = [r for r in every if r.get("schema") == results.SCHEMA]
+    skipped = len(every) - len(raw)
+    if not raw:
+        raise HarnessError(f"{path} has no rows of schema {results.SCHEMA} ({skipped} rows of other schemas skipped); re-run the sweep")
+    df = with_speedup(latest(results.load(path)))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sections: list[tuple[str, str | None, str]] = []  # (title, image file, caption)
+    for workload in [w for w in WORKLOAD_ORDER if w in set(df["workload"])]:
+        name = f"heatmap-{workload}.png"
+        sections.append((f"{workload} by sharding and codec", name, plots.heatmaps(df, workload, out_dir / name) or ""))
+    for title, name, fn in (("Speedup vs anndata-default", "speedup.png", lambda p: plots.speedup_bars(df, p)),
+                            ("Size vs write time (Pareto front)", "pareto.png", lambda p: plots.pareto(df, p, recommended)),
+                            ("Files per store", "files.png", lambda p: plots.files_bars(df, p)),
+                            ("Remote stores x event loop", "remote.png", lambda p: plots.remote_loops(df, p))):
+        sections.append((title, name, fn(out_dir / name) or ""))
+    notes = _provenance_notes(raw)
+    if skipped:
+        notes.append(f"{skipped} rows of an older or unknown schema were skipped")
+    skipped_figs = [t for t, _, c in sections if not c]
+    if skipped_figs:
+        notes.append("figures skipped for lack of data: " + ", ".join(skipped_figs))
+    datasets_seen = sorted(set(df["dataset_name"].dropna()))
+    md = [f"# harness report: {', '.join(datasets_seen)}", "",
+          f"{len(raw)} measurements from `{path}`; median seconds ±IQR (speedup vs anndata-default, >1 is faster).", ""]
+    md += [f"> note: {n}" for n in notes] + ([""] if notes else [])
+    md += ["## Table", "", _markdown_table(df), ""]
+    for title, name, caption in sections:
+        if caption:
+            md += [f"## {title}", "", f"![{title}]({name})", "", caption, ""]
+    bad = problems(df)
+    if not bad.empty:
+        md += ["## Not measured", ""] + [f"- `{r.point_id}` {r.workload}: {r.status} – {r.error}" for r in bad.itertuples()]
+    report = out_dir / "report.md"
+    report.write_text("\n".join(md) + "\n")
+    (out_dir / "index.html").write_text(_html(md))
+    return report
+
+
+def _html(md_lines: list[str]) -> str:
+    """A self-contained page from the markdown (tables and images only; no extra dependency)."""
+    import html
+
+    body, in_table = [], False
+    for line in md_lines:
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if set("".join(cells)) <= {"-"}:
+                continue
+            tag = "th" if not in_table else "td"
+            body.append(("<table>" if not in_table else "") + "<tr>" + "".join(f"<{tag}>{html.escape(c.strip('`'))}</{tag}>" for c in cells) + "</tr>")
+            in_table = True
+            continue
+        if in_table:
+            body.append("</table>")
+            in_table = False
+        if line.startswith("!["):
+            alt, src = line[2:].split("](")
+            body.append(f'<img src="{html.escape(src.rstrip(")"))}" alt="{html.escape(alt)}" style="max-width:100%">')
+        elif line.startswith("# "):
+            body.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.startswith("## "):
+            body.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.strip():
+            body.append(f"<p>{html.escape(line.lstrip('> -'))}</p>")
+    if in_table:
+        body.append("</table>")
+    style = "body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}"
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>harness report</title><style>{style}</style></head><body>{''.join(body)}</body></html>"

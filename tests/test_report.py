@@ -1,0 +1,79 @@
+"""Report and compare on a saved result file (tests/data), no measuring."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness import compare, report, results
+from harness.errors import HarnessError
+
+DATA = Path(__file__).parent / "data" / "results-pbmc68k.jsonl"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def results_dir(tmp_path: Path) -> Path:
+    shutil.copy(DATA, results.results_path(tmp_path))
+    return tmp_path
+
+
+def test_report_renders_table_and_valid_figures(results_dir: Path, tmp_path: Path) -> None:
+    md = report.build(results_dir, tmp_path / "rep", recommended="local/asyncio/zarrs/blosc-lz4-bitshuffle/auto/cons-on")
+    text = md.read_text()
+    points = {json.loads(line)["point_id"] for line in DATA.read_text().splitlines()}
+    table_rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert {row.split("`")[1] for row in table_rows} == points
+    assert "(1.00x)" in text  # anndata-default against itself
+    for name in ("heatmap-write.png", "speedup.png", "pareto.png", "files.png"):
+        assert (tmp_path / "rep" / name).read_bytes()[:8] == PNG and f"]({name})" in text
+    assert "Remote stores x event loop" in text and "skipped for lack of data" in text
+    assert "<img" in (tmp_path / "rep" / "index.html").read_text()
+
+
+def test_old_schema_rows_are_skipped_and_said(results_dir: Path, tmp_path: Path) -> None:
+    with open(results.results_path(results_dir), "a") as fh:
+        fh.write(json.dumps({"schema": 0, "point_id": "x"}) + "\n")
+    text = report.build(results_dir, tmp_path / "rep").read_text()
+    assert "1 rows of an older or unknown schema were skipped" in text
+
+
+def test_missing_or_empty_results_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match="no results file"):
+        report.build(tmp_path / "nothing", tmp_path / "rep")
+    results.results_path(tmp_path).write_text("")
+    with pytest.raises(HarnessError, match="has no rows of schema"):
+        report.build(tmp_path, tmp_path / "rep")
+
+
+def test_mixed_provenance_is_reported(results_dir: Path, tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in DATA.read_text().splitlines()]
+    rows[0]["provenance"]["cpu"] = "Another CPU"
+    results.results_path(results_dir).write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert "different machines" in report.build(results_dir, tmp_path / "rep").read_text()
+
+
+def test_significance_on_constructed_samples() -> None:
+    same = [1.0, 1.01, 0.99, 1.02, 0.98]
+    assert compare.verdict(same, [1.0, 0.99, 1.01, 1.0, 1.02])[1] == "not significant"
+    p, word = compare.verdict(same, [2.0, 2.02, 1.98, 2.01, 1.99])
+    assert p < 0.05 and word == "B 2.00x slower"
+    assert compare.verdict(same, [0.5, 0.51, 0.49, 0.5, 0.5])[1] == "B 2.00x faster"
+    assert compare.verdict([1.0, 1.1], [2.0, 2.1])[1] == "too few repeats"
+
+
+def test_compare_refuses_other_machines_unless_forced(results_dir: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    rows = [json.loads(line) for line in DATA.read_text().splitlines()]
+    for r in rows:
+        r["provenance"]["cpu"] = "Another CPU"
+    results.results_path(other).write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(HarnessError, match="different machines"):
+        compare.compare(results_dir, other)
+    pairs, warnings = compare.compare(results_dir, other, force=True)
+    assert warnings and warnings[0].startswith("FORCED") and pairs
+    assert all(c.verdict == "not significant" and c.ratio == 1.0 for c in pairs)
