@@ -98,7 +98,7 @@ def pareto(df: pd.DataFrame, path: Path, recommended: str | None = None) -> str 
     front = data.sort_values("median")
     front = front[front["bytes"] < front["bytes"].cummin().shift(fill_value=float("inf"))]  # strictly smaller than all faster points
     ax.plot(front["median"], front["bytes"] / 1e6, color="tab:red", lw=1, label="Pareto front (write time vs size)")
-    for pid in (BASELINE, recommended):
+    for pid in (BASELINE, "h5ad", recommended):
         if pid and pid in data.index:
             ax.annotate(pid if len(pid) < 40 else pid[:37] + "…", (data.loc[pid, "median"], data.loc[pid, "bytes"] / 1e6),
                         xytext=(8, 8), textcoords="offset points", fontsize=8, arrowprops={"arrowstyle": "-"})
