@@ -77,3 +77,13 @@ def test_compare_refuses_other_machines_unless_forced(results_dir: Path, tmp_pat
     pairs, warnings = compare.compare(results_dir, other, force=True)
     assert warnings and warnings[0].startswith("FORCED") and pairs
     assert all(c.verdict == "not significant" and c.ratio == 1.0 for c in pairs)
+
+
+def test_asv_suites_pass_asv_check() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).parent.parent
+    proc = subprocess.run([sys.executable, "-m", "asv", "check", "--python=same"], cwd=root, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "No problems found" in proc.stdout
