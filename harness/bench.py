@@ -81,14 +81,14 @@ def _raw_bytes(adata: Any) -> int:
 def prepare(workload: str, point_id: str, dataset: str | None = None, *, cold: bool = False) -> Prepared:
     """Set up the process for `point_id` and return `workload` ready to run (reads get a written store)."""
     from . import pipelines, stores, workloads
-    from .runner import _static_status
+    from .runner import static_status
 
     import warnings
 
     warnings.filterwarnings("ignore", category=UserWarning)  # zarrs' fallback notes; traced, not printed
     warnings.filterwarnings("ignore", category=FutureWarning)
     point = matrix.point_by_id(point_id)
-    if status := _static_status(point):
+    if status := static_status(point):
         raise UnsupportedPoint(f"{status[0]}: {status[1]}")
     if point.api != "h5ad":
         loop_type = pipelines.install_event_loop(point.loop)

@@ -73,10 +73,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    from .runner import _static_status
+    from .runner import static_status
 
     for point in _points(args):
-        status = _static_status(point)
+        status = static_status(point)
         print(f"{point.id}\t{status[0] + ': ' + status[1] if status else 'runnable'}")
     return 0
 

@@ -37,6 +37,31 @@ def latest(df: pd.DataFrame) -> pd.DataFrame:
     return ordered.drop_duplicates(["dataset_fingerprint", "point_id", "workload"], keep="last")
 
 
+def point_lines(df: pd.DataFrame, workloads: list[str]) -> list[dict[str, Any]]:
+    """One entry per point, fastest first: a cell per workload (text, or the status when not ok),
+    files and MB of the written store, and the pipelines that ran. Shared by every table format."""
+    lines = []
+    order = df.groupby("point_id")["median"].min().sort_values(na_position="last").index
+    for pid in order:
+        rows = df[df["point_id"] == pid].set_index("workload")
+        cells: list[tuple[bool, str]] = []
+        for w in workloads:
+            if w not in rows.index:
+                cells.append((True, ""))
+            elif rows.loc[w, "status"] != "ok":
+                cells.append((False, str(rows.loc[w, "status"])))
+            else:
+                r = rows.loc[w]
+                speed = f" ({r['speedup']:.2f}x)" if pd.notna(r.get("speedup")) else ""
+                cells.append((True, f"{r['median']:.3f} ±{r['iqr']:.3f}{speed}"))
+        store = rows.loc["write"] if "write" in rows.index else rows.iloc[0]
+        files, size = store.get("files"), store.get("bytes")
+        ran = sorted({p for v in rows.get("pipeline_effective", pd.Series(dtype=object)).dropna() for p in v})
+        lines.append({"point": pid, "cells": cells, "files": "" if pd.isna(files) else f"{int(files)}",
+                      "mb": "" if pd.isna(size) else f"{size / 1e6:.1f}", "ran": ", ".join(ran)})
+    return lines
+
+
 def summary_table(df: pd.DataFrame, workloads: list[str] | None = None) -> Any:
     """A rich Table: one line per point, median ± IQR and speedup for each workload, files and MB."""
     from rich.table import Table
@@ -47,28 +72,12 @@ def summary_table(df: pd.DataFrame, workloads: list[str] | None = None) -> Any:
     table.add_column("point", no_wrap=True)
     for w in workloads:
         table.add_column(w, justify="right")
-    table.add_column("files", justify="right")
-    table.add_column("MB", justify="right")
+    for name in ("files", "MB"):
+        table.add_column(name, justify="right")
     table.add_column("pipeline ran")
-    order = df.groupby("point_id")["median"].min().sort_values(na_position="last").index
-    for pid in order:
-        rows = df[df["point_id"] == pid].set_index("workload")
-        cells = []
-        for w in workloads:
-            if w not in rows.index:
-                cells.append("")
-                continue
-            r = rows.loc[w]
-            if r["status"] != "ok":
-                cells.append(f"[red]{r['status']}[/red]")
-            else:
-                speed = f" ({r['speedup']:.2f}x)" if pd.notna(r.get("speedup")) else ""
-                cells.append(f"{r['median']:.3f} ±{r['iqr']:.3f}{speed}")
-        size = rows["bytes"].dropna() if "bytes" in rows else pd.Series(dtype=float)
-        files = rows["files"].dropna() if "files" in rows else pd.Series(dtype=float)
-        ran = sorted({p for v in rows.get("pipeline_effective", pd.Series(dtype=object)).dropna() for p in v})
-        table.add_row(pid, *cells, f"{int(files.iloc[0])}" if len(files) else "",
-                      f"{size.iloc[0] / 1e6:.1f}" if len(size) else "", ", ".join(ran))
+    for line in point_lines(df, workloads):
+        cells = [text if ok else f"[red]{text}[/red]" for ok, text in line["cells"]]
+        table.add_row(line["point"], *cells, line["files"], line["mb"], line["ran"])
     return table
 
 
@@ -86,23 +95,9 @@ def _markdown_table(df: pd.DataFrame) -> str:
     """Point x workload medians ±IQR (speedup) as a markdown table."""
     workloads = [w for w in WORKLOAD_ORDER if w in set(df["workload"])]
     lines = ["| point | " + " | ".join(workloads) + " | files | MB |", "|---" * (len(workloads) + 3) + "|"]
-    order = df[df["status"] == "ok"].groupby("point_id")["median"].min().sort_values().index.tolist()
-    order += sorted(set(df["point_id"]) - set(order))
-    for pid in order:
-        rows = df[df["point_id"] == pid].set_index("workload")
-        cells = []
-        for w in workloads:
-            if w not in rows.index:
-                cells.append("")
-            elif rows.loc[w, "status"] != "ok":
-                cells.append(str(rows.loc[w, "status"]))
-            else:
-                r = rows.loc[w]
-                cells.append(f"{r['median']:.3f} ±{r['iqr']:.3f}" + (f" ({r['speedup']:.2f}x)" if pd.notna(r.get("speedup")) else ""))
-        write = rows.loc["write"] if "write" in rows.index else None
-        files = "" if write is None or pd.isna(write.get("files")) else f"{int(write['files'])}"
-        size = "" if write is None or pd.isna(write.get("bytes")) else f"{write['bytes'] / 1e6:.1f}"
-        lines.append(f"| `{pid}` | " + " | ".join(cells) + f" | {files} | {size} |")
+    for line in point_lines(df, workloads):
+        cells = [text for _, text in line["cells"]]
+        lines.append(f"| `{line['point']}` | " + " | ".join(cells) + f" | {line['files']} | {line['mb']} |")
     return "\n".join(lines)
 
 

@@ -64,7 +64,7 @@ def datasets_size(path: Path) -> int:
     return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _static_status(point: Point) -> tuple[str, str] | None:
+def static_status(point: Point) -> tuple[str, str] | None:
     if reason := invalid_reason(point):
         return "invalid", reason
     if reason := static_unsupported_reason(point):
@@ -167,7 +167,7 @@ def run_sweep(sweep: Sweep) -> Counter[str]:
             task = bar.add_task("sweep", total=len(todo))
             for index, (point, pending, keys) in enumerate(todo):
                 bar.update(task, description=f"[bold]{point.id}")
-                static = _static_status(point)
+                static = static_status(point)
                 if static:
                     status, reason = static
                     rows = [{**base_row(point, w, keys), "status": status, "error": reason} for w in pending]

@@ -24,7 +24,7 @@ from typing import Any
 from . import datasets, matrix, results
 from .errors import HarnessError
 from .matrix import Point
-from .runner import _static_status, run_batch
+from .runner import static_status, run_batch
 
 #: Objective -> workload weights of a weighted geometric mean of median seconds (lower is better).
 #: balanced weighs a full write, a full read and the two lazy access patterns equally.
@@ -107,7 +107,7 @@ def candidates(space: Mapping[str, tuple[str, ...]], constraints: Constraints) -
     axes = {**space, "pipeline": constraints.pipelines}
     kept, dropped = [], {}
     for point in matrix.expand(axes, defaults=matrix.DEFAULT_SWEEP):
-        status = _static_status(point)
+        status = static_status(point)
         if status:
             dropped[point.id] = f"{status[0]}: {status[1]}"
         else:
