@@ -68,6 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     bad = report.problems(df)
     for _, r in bad.iterrows():
         console.print(f"[yellow]{r['status']}[/yellow] {r['point_id']} {r['workload']}: {r['error']}", soft_wrap=True)
+    for warning in report.unstable(df):
+        console.print(f"[yellow]unstable[/yellow] {warning}", soft_wrap=True)
     console.print(f"statuses: {dict(counts)}; results in {results.results_path(Path(args.results))}")
     return 1 if counts.get("failed") or counts.get("timeout") else 0
 

@@ -81,6 +81,18 @@ def summary_table(df: pd.DataFrame, workloads: list[str] | None = None) -> Any:
     return table
 
 
+UNSTABLE_IQR = 0.10
+
+
+def unstable(df: pd.DataFrame, threshold: float = UNSTABLE_IQR) -> list[str]:
+    """pyperf-style warnings for measurements whose spread is large relative to their median."""
+    ok = latest(df)
+    ok = ok[(ok["status"] == "ok") & ok["median"].notna() & (ok["median"] > 0)]
+    flagged = ok[ok["iqr"] > threshold * ok["median"]]
+    return [f"{r.point_id} {r.workload}: IQR is {r.iqr / r.median:.0%} of the median; the result is unstable: "
+            "rerun with more --repeats, on a quieter machine, or on a larger dataset" for r in flagged.itertuples()]
+
+
 def problems(df: pd.DataFrame) -> pd.DataFrame:
     """Rows that did not measure, with their reasons (latest per point and workload)."""
     df = latest(df)
@@ -138,7 +150,7 @@ def build(results_dir: Path, out_dir: Path, recommended: str | None = None) -> P
                             ("Files per store", "files.png", lambda p: plots.files_bars(df, p)),
                             ("Remote stores x event loop", "remote.png", lambda p: plots.remote_loops(df, p))):
         sections.append((title, name, fn(out_dir / name) or ""))
-    notes = _provenance_notes(raw)
+    notes = _provenance_notes(raw) + unstable(df)
     if skipped:
         notes.append(f"{skipped} rows of an older or unknown schema were skipped")
     skipped_figs = [t for t, _, c in sections if not c]

@@ -87,3 +87,15 @@ def test_asv_suites_pass_asv_check() -> None:
     proc = subprocess.run([sys.executable, "-m", "asv", "check", "--python=same"], cwd=root, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "No problems found" in proc.stdout
+
+
+def test_unstable_measurements_are_flagged_with_advice(results_dir: Path) -> None:
+    import pandas as pd
+
+    df = results.load(results_dir)
+    flagged = report.unstable(df)
+    latest = report.latest(df)
+    ok = latest[latest["status"] == "ok"]
+    assert len(flagged) == int((ok["iqr"] > 0.10 * ok["median"]).sum())
+    wild = pd.concat([df, df.iloc[[0]].assign(run_id="zzz", values=[[1.0, 2.0, 3.0, 4.0]], median=2.5, iqr=1.5)])
+    assert any("more --repeats" in w and "60%" in w for w in report.unstable(wild))
