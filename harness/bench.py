@@ -98,7 +98,7 @@ def prepare(workload: str, point_id: str, dataset: str | None = None, *, cold: b
     ctx = workloads.Context(point, source, Path(tempfile.mkdtemp(prefix="harness-bench-")), cold=cold)
     with workloads.zarr_config(point, "write"):
         workloads.write_store(ctx, workloads.write_input(ctx))
-    fp = stores.footprint(ctx.output)
+    fp = stores.footprint(ctx.measured_at)
     work = workloads.REGISTRY[workload](ctx)
     config = work.config()
     config.__enter__()  # the pipeline stays set until cleanup()

@@ -128,6 +128,29 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import time
+
+    from . import servers
+
+    if args.kind == "s3":
+        server = servers.start_s3()
+        hint = " ".join(f"{k}={v}" for k, v in server.env.items())
+        print(f"S3 (moto) at {server.url}, bucket s3://{servers.S3_BUCKET}\nexport {hint}")
+    else:
+        root = Path(args.dir or ".").absolute()
+        server = servers.start_http(root, latency_ms=args.latency_ms)
+        print(f"nginx serving {root} at {server.url}" + (f" (+{args.latency_ms:g} ms per request)" if args.latency_ms else ""))
+    print("Ctrl-C stops it.", flush=True)
+    with server:
+        try:
+            while server.alive():
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     from . import datasets
 
@@ -244,6 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--alpha", type=float, default=0.05, help="significance level")
     cmp_.set_defaults(func=cmd_compare)
 
+    srv = sub.add_parser("serve", help="start the loopback S3 server or nginx for manual use and print the URL")
+    srv.add_argument("kind", choices=["s3", "http"])
+    srv.add_argument("--dir", help="directory nginx serves (http; default: current directory)")
+    srv.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request (http, needs nginx's Lua module)")
+    srv.set_defaults(func=cmd_serve)
+
     ds = sub.add_parser("datasets", help="list, fetch the built-in, or make a synthetic dataset")
     ds.add_argument("action", choices=["list", "fetch", "make"])
     ds.add_argument("name", nargs="?", help="for make: tiny|10k|100k|1m, or a file stem with --cells")
@@ -255,7 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds context managers: workers and servers are stopped
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -54,7 +54,8 @@ def point_lines(df: pd.DataFrame, workloads: list[str]) -> list[dict[str, Any]]:
                 r = rows.loc[w]
                 speed = f" ({r['speedup']:.2f}x)" if pd.notna(r.get("speedup")) else ""
                 cells.append((True, f"{r['median']:.3f} ±{r['iqr']:.3f}{speed}"))
-        store = rows.loc["write"] if "write" in rows.index else rows.iloc[0]
+        with_files = [w for w in ["write", *rows.index] if w in rows.index and pd.notna(rows.loc[w].get("files"))]
+        store = rows.loc[with_files[0]] if with_files else rows.iloc[0]
         files, size = store.get("files"), store.get("bytes")
         ran = sorted({p for v in rows.get("pipeline_effective", pd.Series(dtype=object)).dropna() for p in v})
         lines.append({"point": pid, "cells": cells, "files": "" if pd.isna(files) else f"{int(files)}",

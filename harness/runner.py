@@ -4,6 +4,7 @@ durable rows after every point, resume by key, and a progress bar with ETA.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -74,13 +75,13 @@ def static_status(point: Point) -> tuple[str, str] | None:
     return None
 
 
-def _run_worker(spec: WorkerSpec, timeout: float) -> tuple[str, str]:
+def _run_worker(spec: WorkerSpec, timeout: float, env: dict[str, str] | None = None) -> tuple[str, str]:
     """Run one worker; returns (outcome, stderr tail). outcome: ok | timeout | crashed:<rc>."""
     spec_path = Path(spec.workdir) / "spec.json"
     Path(spec.workdir).mkdir(parents=True, exist_ok=True)
     spec_path.write_text(json.dumps(asdict(spec)))
     err_path = Path(spec.workdir) / "stderr.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     with open(err_path, "w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "harness.worker", str(spec_path)],
@@ -103,7 +104,7 @@ def _run_worker(spec: WorkerSpec, timeout: float) -> tuple[str, str]:
 
 def run_batch(points: list[Point], dataset_path: Path, workloads: list[str], *, repeats: int, warmup: int,
               workdir: Path, timeout: float, cold: bool = True, seed: int = 0,
-              readers: list[str] | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+              readers: list[str] | None = None, env: dict[str, str] | None = None) -> dict[tuple[str, str], dict[str, Any]]:
     """Measure `points` in one fresh worker; returns {(point id, workload): row fields}.
 
     Workloads the worker never reported become `timeout` or `failed` rows with its stderr tail, so
@@ -112,7 +113,7 @@ def run_batch(points: list[Point], dataset_path: Path, workloads: list[str], *, 
     spec = WorkerSpec(points=[p.to_dict() for p in points], dataset=str(dataset_path), workloads=list(workloads),
                       repeats=repeats, warmup=warmup, workdir=str(workdir), out=str(Path(workdir) / "rows.jsonl"),
                       cold=cold, seed=seed, readers=list(readers or []))
-    outcome, tail = _run_worker(spec, timeout)
+    outcome, tail = _run_worker(spec, timeout, env)
     got = {(r["point_id"], r["workload"]): r for r in results.iter_rows_any(Path(spec.out))}
     expected = [*workloads, *(["interop"] if readers else [])]
     for point in points:
@@ -126,6 +127,21 @@ def run_batch(points: list[Point], dataset_path: Path, workloads: list[str], *, 
                 got[(point.id, w)] = {"status": "failed", "error": f"worker {outcome}; see stderr_tail", "stderr_tail": tail}
     shutil.rmtree(workdir, ignore_errors=True)
     return got
+
+
+def _start_servers(points: list[Point], workdir: Path, stack: contextlib.ExitStack) -> dict[str, str]:
+    """Start the loopback servers the points need (stopped when `stack` closes); their worker env."""
+    from . import servers, stores, workloads
+
+    protocols = {stores.protocol_of(p.store) for p in points}
+    env: dict[str, str] = {}
+    if "s3" in protocols:
+        s3 = stack.enter_context(servers.start_s3())
+        env.update(s3.env, **{workloads.S3_BUCKET_ENV: servers.S3_BUCKET})
+    if "http" in protocols:
+        http = stack.enter_context(servers.start_http(workdir))
+        env.update({workloads.HTTP_ROOT_ENV: str(workdir.absolute()), workloads.HTTP_URL_ENV: http.url})
+    return env
 
 
 def run_sweep(sweep: Sweep) -> Counter[str]:
@@ -142,7 +158,10 @@ def run_sweep(sweep: Sweep) -> Counter[str]:
     dataset_info = {"name": sweep.dataset, "path": str(dataset_path), "fingerprint": dataset_fp}
     counts: Counter[str] = Counter()
 
-    with results.locked(sweep.results_dir):
+    with results.locked(sweep.results_dir), contextlib.ExitStack() as running:
+        env = _start_servers(sweep.points, workdir, running)
+        if env:
+            sweep.extra = {**sweep.extra, "servers": {k: v for k, v in env.items() if k.startswith("HARNESS_") or k == "AWS_ENDPOINT_URL"}}
         done = results.done_keys(sweep.results_dir)
         todo = []
         for point in sweep.points:
@@ -174,7 +193,7 @@ def run_sweep(sweep: Sweep) -> Counter[str]:
                 else:
                     got = run_batch([point], dataset_path, pending, repeats=sweep.repeats, warmup=sweep.warmup,
                                     workdir=workdir / f"point-{index:04d}", timeout=sweep.timeout,
-                                    cold=sweep.cold, seed=sweep.seed)
+                                    cold=sweep.cold, seed=sweep.seed, env=env)
                     rows = [{**base_row(point, w, keys), **got[(point.id, w)]} for w in pending]
                 results.append(sweep.results_dir, rows)
                 counts.update(r["status"] for r in rows)

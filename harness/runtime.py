@@ -78,9 +78,10 @@ class IOConfig:
         if cfg.pipeline == "zarrs" and importlib.util.find_spec("zarrs") is None:
             warnings.warn("zarrs is not installed (pip install zarrs): using zarr's FusedCodecPipeline instead", stacklevel=3)
             cfg = replace(cfg, pipeline="fused")
-        if cfg.store == "obstore" and importlib.util.find_spec("obstore") is None:
-            warnings.warn("obstore is not installed (pip install obstore): using zarr's LocalStore/FsspecStore instead", stacklevel=3)
-            cfg = replace(cfg, store="local")
+        if cfg.store.endswith("obstore") and importlib.util.find_spec("obstore") is None:
+            fallback = "local" if cfg.store == "obstore" else cfg.store.replace("obstore", "fsspec")
+            warnings.warn(f"obstore is not installed (pip install obstore): using the {fallback} store backend instead", stacklevel=3)
+            cfg = replace(cfg, store=fallback)
         if cfg.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
             warnings.warn("uvloop is not installed (pip install uvloop): using asyncio's event loop", stacklevel=3)
             cfg = replace(cfg, loop="asyncio")
@@ -92,15 +93,12 @@ class IOConfig:
         return make_callback(parse_policy(self.sharding), parse_codec(self.codec).build())
 
     def open_store(self, target: Any, *, read_only: bool = False) -> Any:
-        """A zarr store for a path or URL (s3://, gs://, az://, http(s)://) through this config's backend."""
-        if not isinstance(target, (str, os.PathLike)):
-            return target  # already a store or group
-        text = os.fspath(target)
-        if "://" in text and not text.startswith("file://"):
-            return _open_url(self.effective().store, text, read_only=read_only)
+        """A zarr store for a path or URL (s3://, http(s)://) through this config's client library.
+
+        S3 credentials and endpoint come from the usual AWS_* environment variables."""
         from .stores import open_store
 
-        return open_store(self.effective().store, Path(text.removeprefix("file://")), read_only=read_only)
+        return open_store(self.effective().store, target, read_only=read_only)
 
     @contextmanager
     def activate(self) -> Iterator[IOConfig]:
@@ -174,17 +172,6 @@ def _install_loop(loop: str):
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     sync._get_loop()  # create zarr's loop now, under uvloop's policy
     return previous
-
-
-def _open_url(backend: str, url: str, *, read_only: bool) -> Any:
-    if backend == "obstore":
-        from obstore.store import from_url
-        from zarr.storage import ObjectStore
-
-        return ObjectStore(from_url(url), read_only=read_only)
-    from zarr.storage import FsspecStore
-
-    return FsspecStore.from_url(url, read_only=read_only)
 
 
 def _from_env() -> dict[str, Any]:

@@ -100,7 +100,8 @@ def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subp
 
 def start_s3(bucket: str = S3_BUCKET) -> Server:
     """moto's S3 server on a free loopback port, with `bucket` created."""
-    moto = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
+    beside = Path(sys.executable).with_name("moto_server")  # this environment's moto first
+    moto = str(beside) if beside.exists() else (shutil.which("moto_server") or str(beside))
     if not Path(moto).exists():
         raise HarnessError("moto_server not found: pip install 'moto[server]' (it ships with harness's set-up)")
     workdir = Path(tempfile.mkdtemp(prefix="harness-s3-"))

@@ -1,7 +1,8 @@
-"""Open a zarr store for a point's backend, and measure what a store left on disk.
+"""Open a zarr store for a point's backend, and measure what a store left behind.
 
-Only local backends live here for now (local, fsspec on local files, obstore LocalStore); every
-one writes the same directory layout, so file counts and bytes are comparable.
+Backends: `local` (zarr LocalStore), `fsspec`, `obstore` on local files, and the remote values
+`s3-fsspec`, `s3-obstore`, `http-fsspec`, `http-obstore`. Every backend writes the same layout, so
+file counts and bytes compare across them.
 """
 
 from __future__ import annotations
@@ -15,27 +16,78 @@ from typing import Any
 from .errors import HarnessError
 
 
-def open_store(backend: str, path: Path, *, read_only: bool = False) -> Any:
-    """A zarr v3 store object for `path` through the named backend."""
-    path = Path(path).absolute()
-    if backend == "local":
+REMOTE_STORES = ("s3-fsspec", "s3-obstore", "http-fsspec", "http-obstore")
+READ_ONLY_PROTOCOLS = ("http", "https")
+
+
+def client_of(backend: str) -> str:
+    """The client library a store value uses: local, fsspec or obstore."""
+    return backend.rsplit("-", 1)[-1] if "-" in backend else backend
+
+
+def protocol_of(backend: str) -> str:
+    """file, s3 or http: what the store value talks to."""
+    return backend.split("-", 1)[0] if "-" in backend else "file"
+
+
+def open_store(backend: str, target: Any, *, read_only: bool = False) -> Any:
+    """A zarr v3 store for a path or URL (file, s3://, http(s)://) through the named client.
+
+    S3 endpoints and credentials come from the standard AWS_* environment variables, so a user's own
+    bucket and the harness's loopback server are opened the same way.
+    """
+    text = os.fspath(target) if isinstance(target, (str, os.PathLike)) else None
+    if text is None:
+        return target  # already a store
+    client = client_of(backend)
+    if client not in ("local", "fsspec", "obstore"):
+        raise HarnessError(f"unknown store backend {backend!r}; valid: local, fsspec, obstore, {', '.join(REMOTE_STORES)}")
+    scheme = text.split("://", 1)[0] if "://" in text else "file"
+    if scheme not in ("file", "s3", "http", "https"):
+        raise HarnessError(f"unsupported store URL scheme {scheme!r} in {text!r}; use a path, s3://bucket/prefix or https://host/path")
+    read_only = read_only or scheme in READ_ONLY_PROTOCOLS
+    if scheme == "file":
+        return _open_local(client, Path(text.removeprefix("file://")), read_only)
+    if client == "obstore":
+        from obstore.store import from_url
+        from zarr.storage import ObjectStore
+
+        options = {"client_options": {"allow_http": True}} if scheme == "http" else {}
+        return ObjectStore(from_url(text, **options), read_only=read_only)
+    if client == "local":
+        raise HarnessError(f"zarr's LocalStore cannot open {text!r}; use the fsspec or obstore backend")
+    from zarr.storage import FsspecStore
+
+    options = {"endpoint_url": os.environ["AWS_ENDPOINT_URL"]} if scheme == "s3" and os.environ.get("AWS_ENDPOINT_URL") else {}
+    return FsspecStore.from_url(text, read_only=read_only, storage_options=options)
+
+
+def _open_local(client: str, path: Path, read_only: bool) -> Any:
+    path = path.absolute()
+    if client == "local":
         from zarr.storage import LocalStore
 
         return LocalStore(path, read_only=read_only)
-    if backend == "fsspec":
+    if client == "fsspec":
         from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
         from fsspec.implementations.local import LocalFileSystem
         from zarr.storage import FsspecStore
 
         fs = AsyncFileSystemWrapper(LocalFileSystem(auto_mkdir=True), asynchronous=True)
         return FsspecStore(fs, path=str(path), read_only=read_only)
-    if backend == "obstore":
-        from obstore.store import LocalStore as ObstoreLocal
-        from zarr.storage import ObjectStore
+    from obstore.store import LocalStore as ObstoreLocal
+    from zarr.storage import ObjectStore
 
-        path.mkdir(parents=True, exist_ok=True)
-        return ObjectStore(ObstoreLocal(str(path), mkdir=True), read_only=read_only)
-    raise HarnessError(f"unknown store backend {backend!r}; valid: local, fsspec, obstore")
+    path.mkdir(parents=True, exist_ok=True)
+    return ObjectStore(ObstoreLocal(str(path), mkdir=True), read_only=read_only)
+
+
+def _s3_objects(url: str) -> list[dict[str, Any]]:
+    from obstore import list as list_objects
+    from obstore.store import from_url
+
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    return [m for batch in list_objects(from_url(f"s3://{bucket}"), prefix=prefix) for m in batch]
 
 
 @dataclass(frozen=True)
@@ -46,8 +98,11 @@ class Footprint:
     bytes: int
 
 
-def footprint(path: Path) -> Footprint:
-    """Files and bytes under a store directory (or of a single file such as an .h5ad)."""
+def footprint(path: Path | str) -> Footprint:
+    """Files (objects) and bytes under a store directory, S3 prefix, or of a single file such as an .h5ad."""
+    if str(path).startswith("s3://"):
+        objects = _s3_objects(str(path))
+        return Footprint(len(objects), sum(int(m["size"]) for m in objects))
     path = Path(path)
     if path.is_file():
         return Footprint(1, path.stat().st_size)
@@ -66,12 +121,12 @@ def _store_files(path: Path) -> list[str]:
     return [os.path.join(root, n) for root, _, names in os.walk(path) for n in names]
 
 
-def drop_page_cache(path: Path) -> bool:
+def drop_page_cache(path: Path | str) -> bool:
     """Evict a store's files from the page cache (fsync, then POSIX_FADV_DONTNEED).
 
     Returns True when every file was evicted, so results can say "cold" honestly.
     """
-    if not hasattr(os, "posix_fadvise"):
+    if not hasattr(os, "posix_fadvise") or "://" in str(path):
         return False
     ok = True
     for name in _store_files(path):
@@ -90,8 +145,17 @@ def drop_page_cache(path: Path) -> bool:
     return ok
 
 
-def remove(path: Path) -> None:
-    """Remove a store directory or file, if present."""
+def remove(path: Path | str) -> None:
+    """Remove a store directory, file or S3 prefix, if present."""
+    if str(path).startswith("s3://"):
+        from obstore import delete
+        from obstore.store import from_url
+
+        bucket = str(path).removeprefix("s3://").partition("/")[0]
+        keys = [m["path"] for m in _s3_objects(str(path))]
+        if keys:
+            delete(from_url(f"s3://{bucket}"), keys)
+        return
     path = Path(path)
     if path.is_dir():
         shutil.rmtree(path)

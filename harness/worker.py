@@ -158,26 +158,50 @@ def run_point(spec: WorkerSpec, point: Point, source: Any, workdir: Path, loop_t
     workdir.mkdir(parents=True, exist_ok=True)
     store_status, error = "ok", ""
     if "write" not in spec.workloads:  # reads need a store; write it once, untimed
-        try:
-            with workloads.zarr_config(point, "write"):
-                workloads.write_store(ctx, workloads.write_input(ctx))
-        except Exception as exc:
-            store_status, error = "failed", f"could not write the store the reads need: {type(exc).__name__}: {exc}"
+        error = _write_untimed(ctx)
+        store_status = "failed" if error else "ok"
+    read_only = stores.protocol_of(point.store) in stores.READ_ONLY_PROTOCOLS
     for name in ["write", *(w for w in spec.workloads if w != "write")] if "write" in spec.workloads else spec.workloads:
         row: dict[str, Any] = {**base, "workload": name, "pipeline_requested": workloads.pipeline_for(point, name)}
+        if name == "write" and read_only:  # the store is written to the served directory, untimed
+            error = _write_untimed(ctx)
+            store_status = "ok" if not error else "failed"
+            _emit(out, {**row, "status": "unsupported", "error": f"{point.store} is read-only (HTTP); reads use a store written to the served directory"})
+            continue
         if store_status != "ok":
             _emit(out, {**row, "status": store_status, "error": f"write: {error}"})
             continue
         row.update(_measure_workload(spec, ctx, name))
         if name == "write":
             store_status, error = row["status"], row.get("error", "")
-        if ctx.output.exists():
-            fp = stores.footprint(ctx.output)
+        fp = stores.footprint(ctx.measured_at)
+        if fp.files:
             row.update(files=fp.files, bytes=fp.bytes)
         _emit(out, row)
     if spec.readers and store_status == "ok" and point.api == "dispatched":
         _emit(out, {**base, "workload": "interop", **cross_read(ctx, spec.readers)})
-    stores.remove(ctx.output)
+    stores.remove(ctx.measured_at)
+
+
+def _write_untimed(ctx: Any) -> str:
+    """Write the store reads need; returns an error message, or '' on success."""
+    from . import workloads
+
+    try:
+        with workloads.zarr_config(ctx.point, "write"):
+            workloads.write_store(ctx, workloads.write_input(ctx))
+    except Exception as exc:
+        return f"could not write the store the reads need: {type(exc).__name__}: {exc}".splitlines()[0]
+    return ""
+
+
+def fsspec_loop_type() -> str | None:
+    """Type of fsspec's own I/O loop, if fsspec started one (sync fsspec calls run there)."""
+    import sys
+
+    asyn = sys.modules.get("fsspec.asyn")
+    loop = asyn.loop[0] if asyn is not None and getattr(asyn, "loop", None) else None
+    return f"{type(loop).__module__}.{type(loop).__name__}" if loop is not None else None
 
 
 def _measure_workload(spec: WorkerSpec, ctx: Any, name: str) -> dict[str, Any]:
@@ -197,7 +221,10 @@ def _measure_workload(spec: WorkerSpec, ctx: Any, name: str) -> dict[str, Any]:
         return _failure(exc)
     finally:
         work.result = None
-    row = {**stats, "status": "ok", "pipeline_effective": tracer.effective(), "pipeline_per_array": tracer.summary()}
+    row = {**stats, "status": "ok", "pipeline_effective": tracer.effective(), "pipeline_per_array": tracer.summary(),
+           "fsspec_loop": fsspec_loop_type()}
+    if point.loop == "uvloop" and (row["fsspec_loop"] or "uvloop").split(".")[0] != "uvloop":
+        row.update(status="failed", error=f"uvloop requested but fsspec's loop is {row['fsspec_loop']}")
     if point.api == "dispatched" and point.pipeline == "zarrs" and tracer.used and "zarrs" not in tracer.effective():
         row.update(status="unsupported", error="zarrs was requested but every array ran on the Python pipeline")
     return row

@@ -8,15 +8,20 @@ untimed after the last repeat. asv suites, pytest-benchmark and the runner all u
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
+
+import os
 
 import numpy as np
 
 from . import pipelines, stores, verify
 from .matrix import Point
 from .runtime import IOConfig
+
+#: Environment the runner sets for workers of remote points (see harness.servers).
+S3_BUCKET_ENV, HTTP_ROOT_ENV, HTTP_URL_ENV = "HARNESS_S3_BUCKET", "HARNESS_HTTP_ROOT", "HARNESS_HTTP_URL"
 
 WORKLOADS = ("write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene", "stream")
 STREAM_BATCH_ROWS = 1024
@@ -35,8 +40,33 @@ class Context:
     last_cold: bool = False
 
     @property
-    def output(self) -> Path:
+    def on_disk(self) -> Path:
+        """Where the store's files live on this machine (for http: the directory nginx serves)."""
         return self.workdir / ("data.h5ad" if self.point.api == "h5ad" else "store.zarr")
+
+    @property
+    def output(self) -> Path | str:
+        """What the point's backend opens: a path, an s3:// prefix, or the http:// URL of `on_disk`."""
+        protocol = stores.protocol_of(self.point.store)
+        if protocol == "s3":
+            bucket = os.environ.get(S3_BUCKET_ENV, "harness")
+            return f"s3://{bucket}/{self.workdir.parent.name}-{self.workdir.name}/store.zarr"
+        if protocol == "http":
+            root, url = Path(os.environ[HTTP_ROOT_ENV]), os.environ[HTTP_URL_ENV].rstrip("/")
+            return f"{url}/{self.on_disk.absolute().relative_to(root.absolute()).as_posix()}"
+        return self.on_disk
+
+    @property
+    def write_target(self) -> tuple[str, Path | str]:
+        """(backend, target) writes go through: http is read-only, so its store is written to disk."""
+        if stores.protocol_of(self.point.store) == "http":
+            return "local", self.on_disk
+        return self.point.store, self.output
+
+    @property
+    def measured_at(self) -> Path | str:
+        """What footprint and cache eviction look at: the files on disk, or the S3 prefix."""
+        return self.output if stores.protocol_of(self.point.store) == "s3" else self.on_disk
 
 
 def pipeline_for(point: Point, workload: str) -> str:
@@ -78,19 +108,20 @@ def write_store(ctx: Context, adata: Any) -> None:
     import anndata as ad
 
     point = ctx.point
+    backend, target = ctx.write_target
     if point.api == "h5ad":
-        adata.write_h5ad(ctx.output)
+        adata.write_h5ad(target)
     elif point.api == "anndata":
-        ad.io.write_zarr(stores.open_store(point.store, ctx.output), adata)
+        ad.io.write_zarr(stores.open_store(backend, target), adata)
     else:
-        runtime_config(point, "write").write(adata, ctx.output)
+        replace(runtime_config(point, "write"), store=backend).write(adata, target)
 
 
 def read_store(ctx: Context):
     import anndata as ad
 
     if ctx.point.api == "h5ad":
-        return ad.io.read_h5ad(ctx.output)
+        return ad.io.read_h5ad(ctx.on_disk)
     if ctx.point.api == "anndata":
         return ad.io.read_zarr(stores.open_store(ctx.point.store, ctx.output, read_only=True))
     # IOConfig.read uses read_elem: read_zarr without the pipeline switch anndata applies inside it (FACTS: trap)
@@ -103,7 +134,7 @@ def open_lazy(ctx: Context):
     if ctx.point.api == "h5ad":
         import h5py
 
-        return ad.experimental.read_lazy(h5py.File(ctx.output, "r"))
+        return ad.experimental.read_lazy(h5py.File(ctx.on_disk, "r"))
     if ctx.point.api == "anndata":
         import zarr
 
@@ -128,7 +159,7 @@ class Workload:
     def reset(self) -> None:
         """Untimed, before each repeat: evict the store from the page cache for cold reads."""
         if self.ctx.cold:
-            self.ctx.last_cold = stores.drop_page_cache(self.ctx.output)
+            self.ctx.last_cold = stores.drop_page_cache(self.ctx.measured_at)
 
     def run(self) -> None:
         raise NotImplementedError
@@ -142,7 +173,7 @@ class Write(Workload):
     writes = True
 
     def reset(self) -> None:
-        stores.remove(self.ctx.output)
+        stores.remove(self.ctx.measured_at)
         self.input = write_input(self.ctx)
 
     def run(self) -> None:

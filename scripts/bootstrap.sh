@@ -22,6 +22,16 @@ find_python() {
   exit 2
 }
 
+# nginx (with its Lua module, for added latency) serves stores over HTTP for the remote workloads.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light libnginx-mod-http-lua) >/dev/null 2>&1 \
+      || echo "bootstrap: warning: could not install nginx; HTTP store points will be skipped" >&2
+  else
+    echo "bootstrap: note: nginx not found; install nginx (and libnginx-mod-http-lua) for the HTTP store points" >&2
+  fi
+fi
+
 if [ ! -x .venv/bin/python ] || ! ok .venv/bin/python; then
   rm -rf .venv
   "$(find_python)" -m venv .venv
