@@ -128,6 +128,7 @@ def subsample(dataset_path: Path, rows: int, workdir: Path, seed: int = 0) -> Pa
     import anndata as ad
     import numpy as np
 
+    workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / f"sample-{rows}-seed{seed}.h5ad"
     if out.exists():
         return out

@@ -127,3 +127,13 @@ def test_generated_module_imports_and_round_trips(tmp_path: Path, tiny_adata) ->
     assert module.recommended_config(codec="zstd-3").codec == "zstd-3"
     cfg.write(tiny_adata, tmp_path / "out.zarr")
     verify.assert_anndata_equal(cfg.read(tmp_path / "out.zarr"), tiny_adata)
+
+
+def test_subsample_creates_its_directory_and_keeps_rows(tiny_h5ad: Path, tmp_path: Path) -> None:
+    from harness import datasets
+
+    sample = tune.subsample(tiny_h5ad, 30, tmp_path / "new" / "dir")
+    adata = datasets.load(sample)
+    full = datasets.load(tiny_h5ad)
+    assert adata.n_obs == 30 and set(adata.obs_names) <= set(full.obs_names)
+    assert tune.subsample(tiny_h5ad, 10_000, tmp_path / "other") == tiny_h5ad  # asking for all rows: the dataset itself
