@@ -21,7 +21,9 @@ def _points(args: argparse.Namespace) -> list[matrix.Point]:
     axes = matrix.parse_axes(args.axis or [])
     points = matrix.expand(axes)
     baselines = [] if args.baselines == "none" else [b.strip() for b in args.baselines.split(",") if b.strip()]
-    return [matrix.baseline_point(b) for b in baselines] + points
+    for name in baselines:
+        matrix.baseline_point(name)  # unknown names fail here, clearly
+    return matrix.baselines_for(baselines, points) + points
 
 
 def _workloads(text: str) -> list[str]:
@@ -57,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sweep = Sweep(dataset=args.dataset, points=_points(args), workloads=_workloads(args.workloads),
                   repeats=args.repeats, warmup=args.warmup, timeout=args.timeout,
                   results_dir=Path(args.results), workdir=Path(args.workdir) if args.workdir else None,
-                  cold=not args.warm, progress=not args.no_progress)
+                  cold=not args.warm, progress=not args.no_progress, network=args.network or "", store_url=args.store)
     if sweep.repeats < 1:
         raise HarnessError("--repeats must be at least 1")
     counts = run_sweep(sweep)
@@ -134,9 +136,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from . import servers
 
     if args.kind == "s3":
-        server = servers.start_s3()
+        server = servers.start_s3(network=servers.Network(latency_ms=args.latency_ms))
         hint = " ".join(f"{k}={v}" for k, v in server.env.items())
-        print(f"S3 (moto) at {server.url}, bucket s3://{servers.S3_BUCKET}\nexport {hint}")
+        print(f"S3 (moto behind nginx) at {server.url}, bucket s3://{servers.S3_BUCKET}"
+              + (f" (+{args.latency_ms:g} ms per request)" if args.latency_ms else "") + f"\nexport {hint}")
     else:
         root = Path(args.dir or ".").absolute()
         server = servers.start_http(root, latency_ms=args.latency_ms)
@@ -149,6 +152,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
     return 0
+
+
+def cmd_check_store(args: argparse.Namespace) -> int:
+    from . import consolidated
+
+    found = consolidated.check(args.url, args.backend, fix=args.fix)
+    print(found.message())
+    if args.fix and found.stale:
+        print("re-consolidated: run check-store again to confirm")
+        return 0
+    return 1 if found.stale or not found.consolidated else 0
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -212,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Measure points of the matrix plus the baselines, each in its own process, and print medians with their speedup against anndata-default.")
     run.add_argument("--dataset", default=DEFAULT_DATASET, help="pbmc68k (built-in, real), tiny|10k|100k|1m (synthetic), or a path to .h5ad/.zarr")
     _add_matrix_args(run)
-    run.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS), help="comma list, or all (write, read, lazy-open, lazy-rows, lazy-random, lazy-obs, lazy-gene, stream)")
+    run.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS), help="comma list, or all (write, read, lazy-open, lazy-rows, lazy-random, lazy-obs, lazy-gene, stream-sync|async|dask[-shuffled])")
     run.add_argument("--repeats", type=int, default=5, help="timed repeats per workload (median and IQR are reported)")
     run.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs per workload")
     run.add_argument("--timeout", type=float, default=900, help="seconds before a point's process group is killed and recorded as timeout")
@@ -220,6 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workdir", help="scratch directory for stores (default: a temporary directory)")
     run.add_argument("--warm", action="store_true", help="do not evict stores from the page cache before reads")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--network", help="condition added by the loopback servers' nginx, e.g. latency=20ms or "
+                                       "latency=20ms,rate=1gbit (rate: per connection); recorded with every result")
+    run.add_argument("--store", help="your own remote location for the s3-*/http-* points instead of the loopback server: "
+                                     "s3://bucket/prefix (credentials and endpoint from AWS_* variables) or https://host/path "
+                                     "(a server that serves --workdir at that URL; HTTP is read-only)")
     run.set_defaults(func=cmd_run)
 
     tn = sub.add_parser("tune", help="find the best configuration for a dataset and objective, verify it, emit it",
@@ -270,8 +289,16 @@ def build_parser() -> argparse.ArgumentParser:
     srv = sub.add_parser("serve", help="start the loopback S3 server or nginx for manual use and print the URL")
     srv.add_argument("kind", choices=["s3", "http"])
     srv.add_argument("--dir", help="directory nginx serves (http; default: current directory)")
-    srv.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request (http, needs nginx's Lua module)")
+    srv.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request (needs nginx's Lua module)")
     srv.set_defaults(func=cmd_serve)
+
+    chk = sub.add_parser("check-store", help="check that a store's consolidated metadata still matches its nodes",
+                         description="Compares the consolidated metadata in the root zarr.json with every node's own zarr.json "
+                                     "(and, where the store can list, looks for nodes it does not know). Exit 0: fresh; 1: stale or absent.")
+    chk.add_argument("url", help="a local path, s3://bucket/prefix (AWS_* variables) or https://host/path")
+    chk.add_argument("--backend", choices=["local", "fsspec", "obstore"], help="client (default: local for paths, obstore for URLs)")
+    chk.add_argument("--fix", action="store_true", help="re-consolidate with zarr.consolidate_metadata when stale (writable stores)")
+    chk.set_defaults(func=cmd_check_store)
 
     ds = sub.add_parser("datasets", help="list, fetch the built-in, or make a synthetic dataset")
     ds.add_argument("action", choices=["list", "fetch", "make"])

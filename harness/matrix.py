@@ -59,7 +59,8 @@ class Point:
     def id(self) -> str:
         """Stable, readable identity: the baseline name, or the axis values joined by '/'."""
         if self.baseline:
-            return self.baseline
+            where = "" if (self.store, self.loop) == ("local", "asyncio") else f"@{self.store}/{self.loop}"
+            return self.baseline + where
         return "/".join((self.store, self.loop, self.pipeline, self.codec, self.sharding, f"cons-{self.consolidated}"))
 
     @property
@@ -137,6 +138,21 @@ def expand(axes: Mapping[str, Iterable[str]] | None = None, defaults: Mapping[st
     return [Point(**dict(zip(names, combo, strict=True))) for combo in itertools.product(*(chosen[n] for n in names))]
 
 
+def baselines_for(names: Iterable[str], points: Iterable[Point]) -> list[Point]:
+    """The named baselines on every store and loop the sweep's points use, so each remote point has a
+    reference measured on the same store (h5ad only locally: it is a single local file)."""
+    where = sorted({(p.store, p.loop) for p in points}) or [("local", "asyncio")]
+    out: list[Point] = []
+    for name in names:
+        for store, loop in where:
+            if name == "h5ad" and store != "local":
+                continue
+            out.append(replace(baseline_point(name), store=store, loop=loop))
+    if "h5ad" in names and not any(p.baseline == "h5ad" for p in out):
+        out.append(baseline_point("h5ad"))
+    return list(dict.fromkeys(out))
+
+
 def invalid_reason(point: Point) -> str | None:
     """Why a combination makes no sense at all (independent of the machine), or None."""
     if point.baseline == "h5ad" and point.store != "local":
@@ -159,6 +175,10 @@ def point_by_id(point_id: str) -> Point:
     """Inverse of `Point.id` (baseline names included)."""
     if point_id in BASELINES:
         return baseline_point(point_id)
+    name, at, where = point_id.partition("@")
+    if at and name in BASELINES:
+        store, _, loop = where.partition("/")
+        return replace(baseline_point(name), store=_check_value("store", store), loop=_check_value("loop", loop or "asyncio"))
     parts = point_id.split("/")
     if len(parts) != 6 or not parts[5].startswith("cons-"):
         raise HarnessError(f"not a point id: {point_id!r} (expected store/loop/pipeline/codec/sharding/cons-on|off or a baseline)")

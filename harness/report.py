@@ -9,23 +9,35 @@ import pandas as pd
 
 BASELINE = "anndata-default"
 #: Column order of tables; mirrors harness.workloads.WORKLOADS (not imported: reports never import the stack).
-WORKLOAD_ORDER = ("write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene", "stream")
+WORKLOAD_ORDER = ("write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene",
+                  "stream-sync", "stream-async", "stream-dask", "stream-sync-shuffled", "stream-async-shuffled", "stream-dask-shuffled")
 
 
 def with_speedup(df: pd.DataFrame) -> pd.DataFrame:
     """Add `speedup` = anndata-default median / this median, per dataset and workload.
 
-    The reference is the latest ok anndata-default row on the same dataset fingerprint and stack,
-    which in a normal sweep is measured in the same run (baselines are part of every sweep).
+    The reference is the latest ok anndata-default row on the same dataset fingerprint, stack, store,
+    loop and network condition (falling back to the same store on any loop, then to the local one),
+    which in a normal sweep is measured in the same run (baselines run on every store of a sweep).
     """
     df = df.copy()
     df["speedup"] = float("nan")
+    for col, default in (("store", "local"), ("loop", "asyncio"), ("net", "none"), ("baseline", "")):
+        if col not in df:
+            df[col] = default
     ok = df[(df["status"] == "ok") & df["median"].notna()]
-    ref = ok[ok["point_id"] == BASELINE].sort_values("run_id").groupby(["dataset_fingerprint", "stack_key", "workload"])["median"].last()
+    base = ok[ok["baseline"] == BASELINE].sort_values("run_id")
+    keys = ["dataset_fingerprint", "stack_key", "workload"]
+    exact = base.groupby([*keys, "store", "loop", "net"])["median"].last()
+    same_store = base.groupby([*keys, "store", "net"])["median"].last()
+    local = base[base["store"] == "local"].groupby(keys)["median"].last()
     for idx, row in ok.iterrows():
-        base = ref.get((row["dataset_fingerprint"], row["stack_key"], row["workload"]))
-        if base is not None and row["median"]:
-            df.at[idx, "speedup"] = base / row["median"]
+        k = tuple(row[c] for c in keys)
+        ref = exact.get((*k, row["store"], row["loop"], row["net"]))
+        ref = ref if ref is not None else same_store.get((*k, row["store"], row["net"]))
+        ref = ref if ref is not None else local.get(k)
+        if ref is not None and row["median"]:
+            df.at[idx, "speedup"] = ref / row["median"]
     return df
 
 

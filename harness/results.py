@@ -77,6 +77,9 @@ def load(results_dir: Path | str) -> Any:
         flat.update({f"dataset_{k}": v for k, v in (row.get("dataset") or {}).items()})
         flat.update(row.get("point") or {})
         flat.update(stats(row.get("values") or []))
+        flat["net"] = (row.get("network") or {}).get("condition", "none")
+        if flat["net"] != "none":  # one table line per point and network condition
+            flat["point_id"] = f"{flat['point_id']} [{flat['net']}]"
         rows.append(flat)
     return pd.DataFrame(rows)
 

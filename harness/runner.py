@@ -43,11 +43,15 @@ class Sweep:
     seed: int = 0
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    network: str = ""  # e.g. "latency=20ms,rate=1gbit", applied by the loopback servers
+    store_url: str | None = None  # a user's s3:// or http(s):// location replacing the loopback server
 
 
 def row_key(point: Point, workload: str, dataset_fp: str, sweep: Sweep, stack: str) -> str:
-    """Identity of a measurement for resume: same point, workload, data, method, code and stack."""
+    """Identity of a measurement for resume: same point, workload, data, method, network, code and stack."""
     ident = [point.id, workload, dataset_fp, sweep.repeats, sweep.warmup, sweep.cold, sweep.seed, stack]
+    if sweep.network or sweep.store_url:
+        ident += [sweep.network, sweep.store_url]
     return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:20]
 
 
@@ -129,19 +133,61 @@ def run_batch(points: list[Point], dataset_path: Path, workloads: list[str], *, 
     return got
 
 
-def _start_servers(points: list[Point], workdir: Path, stack: contextlib.ExitStack) -> dict[str, str]:
-    """Start the loopback servers the points need (stopped when `stack` closes); their worker env."""
+def _start_servers(points: list[Point], workdir: Path, stack: contextlib.ExitStack, network: Any = None,
+                   store_url: str | None = None) -> tuple[dict[str, str], dict[str, Any]]:
+    """Start the loopback servers the points need (stopped when `stack` closes).
+
+    Returns the workers' environment and the network record every row carries: the condition asked
+    for and the round trip measured through it. A user's `store_url` replaces the server of its protocol.
+    """
     from . import servers, stores, workloads
 
-    protocols = {stores.protocol_of(p.store) for p in points}
+    network = network or servers.Network()
+    protocols = {stores.protocol_of(p.store) for p in points} - {"file"}
+    user_protocol = _url_protocol(store_url) if store_url else None
+    if user_protocol and user_protocol not in protocols:
+        raise HarnessError(f"--store {store_url} is not used by any point: add --axis store={user_protocol}-obstore or {user_protocol}-fsspec")
+    if user_protocol and (network.latency_ms or network.rate_bytes_per_s):
+        raise HarnessError("--network applies to the loopback servers the harness starts, not to --store URLs; drop one of them")
     env: dict[str, str] = {}
-    if "s3" in protocols:
-        s3 = stack.enter_context(servers.start_s3())
+    record: dict[str, Any] = {"condition": network.label, "latency_ms": network.latency_ms,
+                              "rate_bytes_per_s": network.rate_bytes_per_s}
+    logs: list[str] = []
+    rtts: dict[str, float] = {}
+    if user_protocol == "s3":
+        bucket, _, prefix = store_url.removeprefix("s3://").partition("/")
+        env.update({workloads.S3_BUCKET_ENV: bucket, workloads.S3_PREFIX_ENV: prefix.strip("/")})
+        record["s3"] = f"user store {store_url}"
+    elif "s3" in protocols:
+        s3 = stack.enter_context(servers.start_s3(network=network))
         env.update(s3.env, **{workloads.S3_BUCKET_ENV: servers.S3_BUCKET})
-    if "http" in protocols:
-        http = stack.enter_context(servers.start_http(workdir))
+        logs.append(str(s3.access_log))
+        rtts["s3"] = servers.measured_latency_ms(s3.url + "/")
+    if user_protocol == "http":
+        env.update({workloads.HTTP_ROOT_ENV: str(workdir.absolute()), workloads.HTTP_URL_ENV: store_url})
+        record["http"] = f"user server {store_url} serving {workdir.absolute()}"
+    elif "http" in protocols:
+        http = stack.enter_context(servers.start_http(workdir, network=network))
         env.update({workloads.HTTP_ROOT_ENV: str(workdir.absolute()), workloads.HTTP_URL_ENV: http.url})
-    return env
+        logs.append(str(http.access_log))
+        rtts["http"] = servers.measured_latency_ms(http.url + "/")
+    if logs:
+        env[servers.ACCESS_LOGS_ENV] = os.pathsep.join(logs)
+    if rtts:
+        record["measured_rtt_ms"] = {k: round(v, 2) for k, v in rtts.items()}
+        short = {k: v for k, v in rtts.items() if v < 0.9 * network.latency_ms}
+        if short:
+            raise HarnessError(f"the added latency did not take effect: {network.latency_ms:g} ms asked, round trips measured {short} ms")
+    return env, record if protocols else {}
+
+
+def _url_protocol(url: str) -> str:
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme == "s3":
+        return "s3"
+    if scheme in ("http", "https"):
+        return "http"
+    raise HarnessError(f"--store {url!r}: use s3://bucket/prefix (credentials from AWS_* variables) or https://host/path")
 
 
 def run_sweep(sweep: Sweep) -> Counter[str]:
@@ -159,9 +205,12 @@ def run_sweep(sweep: Sweep) -> Counter[str]:
     counts: Counter[str] = Counter()
 
     with results.locked(sweep.results_dir), contextlib.ExitStack() as running:
-        env = _start_servers(sweep.points, workdir, running)
-        if env:
-            sweep.extra = {**sweep.extra, "servers": {k: v for k, v in env.items() if k.startswith("HARNESS_") or k == "AWS_ENDPOINT_URL"}}
+        from .servers import ACCESS_LOGS_ENV, Network
+
+        env, network = _start_servers(sweep.points, workdir, running, Network.parse(sweep.network), sweep.store_url)
+        if env:  # never credentials: only where the servers are
+            public = {k: v for k, v in env.items() if (k.startswith("HARNESS_") and k != ACCESS_LOGS_ENV) or k == "AWS_ENDPOINT_URL"}
+            sweep.extra = {**sweep.extra, "servers": public, "network": network}
         done = results.done_keys(sweep.results_dir)
         todo = []
         for point in sweep.points:

@@ -9,6 +9,7 @@ kernel has no netem qdisc; the added latency is measured, not assumed.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -42,6 +43,9 @@ class Server:
     log: Path
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
+    access_log: Path | None = None
+    network: Network | None = None
+    children: list[Server] = field(default_factory=list)
 
     def __enter__(self) -> Server:
         return self
@@ -63,6 +67,8 @@ class Server:
                 except ProcessLookupError:
                     pass
                 self.process.wait()
+        for child in self.children:
+            child.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def log_tail(self, lines: int = 20) -> str:
@@ -98,21 +104,75 @@ def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subp
                                 env={**os.environ, **(env or {})})
 
 
-def start_s3(bucket: str = S3_BUCKET) -> Server:
-    """moto's S3 server on a free loopback port, with `bucket` created."""
+@dataclass(frozen=True)
+class Network:
+    """A network condition applied by the nginx in front of every server: added latency per request and a
+    per-connection response rate (nginx `limit_rate`). This kernel has no netem, so nothing lower is used."""
+
+    latency_ms: float = 0.0
+    rate_bytes_per_s: int = 0
+
+    @classmethod
+    def parse(cls, text: str | None) -> Network:
+        """`latency=20ms,rate=1gbit` (units: ms or s; bit, kbit, mbit, gbit or b, kb, mb, gb per second)."""
+        if not text or text.strip() in ("", "none"):
+            return cls()
+        latency, rate = 0.0, 0
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            key, _, value = part.partition("=")
+            value = value.strip().lower()
+            match = re.fullmatch(r"([0-9.]+)\s*([a-z]*)", value)
+            if not match:
+                raise HarnessError(f"--network {part!r}: expected a number with a unit, e.g. latency=20ms or rate=1gbit")
+            number, unit = float(match.group(1)), match.group(2)
+            if key == "latency":
+                scale = {"ms": 1.0, "": 1.0, "s": 1000.0}.get(unit)
+                if scale is None:
+                    raise HarnessError(f"--network latency unit {unit!r} unknown; use ms or s (e.g. latency=20ms)")
+                latency = number * scale
+            elif key == "rate":
+                scale = {"bit": 1 / 8, "kbit": 1e3 / 8, "mbit": 1e6 / 8, "gbit": 1e9 / 8,
+                         "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9}.get(unit)
+                if scale is None:
+                    raise HarnessError(f"--network rate unit {unit!r} unknown; use bit, kbit, mbit, gbit (e.g. rate=1gbit)")
+                rate = int(number * scale)
+            else:
+                raise HarnessError(f"--network condition {key!r} unknown; valid: latency=<ms>, rate=<bits per second>")
+        if latency and not lua_available():
+            raise HarnessError("added latency needs nginx's Lua module: apt-get install libnginx-mod-http-lua")
+        return cls(latency, rate)
+
+    @property
+    def label(self) -> str:
+        parts = [f"latency={self.latency_ms:g}ms"] if self.latency_ms else []
+        parts += [f"rate={self.rate_bytes_per_s * 8 / 1e6:g}mbit"] if self.rate_bytes_per_s else []
+        return ",".join(parts) or "none"
+
+
+def start_s3(bucket: str = S3_BUCKET, network: Network = Network()) -> Server:
+    """moto's S3 server behind an nginx proxy on free loopback ports, with `bucket` created.
+
+    Clients always talk to the proxy: its access log counts every request and byte, and it adds the
+    network condition, so 0 ms and 20 ms runs take the same path.
+    """
     beside = Path(sys.executable).with_name("moto_server")  # this environment's moto first
     moto = str(beside) if beside.exists() else (shutil.which("moto_server") or str(beside))
     if not Path(moto).exists():
         raise HarnessError("moto_server not found: pip install 'moto[server]' (it ships with harness's set-up)")
     workdir = Path(tempfile.mkdtemp(prefix="harness-s3-"))
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = Server("s3", url, _spawn([moto, "-H", "127.0.0.1", "-p", str(port)], workdir / "moto.log"),
-                    workdir / "moto.log", workdir)
-    _wait_healthy(server, url + "/")
-    request = urllib.request.Request(f"{url}/{bucket}", method="PUT")
+    upstream = Server("moto", f"http://127.0.0.1:{port}",
+                      _spawn([moto, "-H", "127.0.0.1", "-p", str(port)], workdir / "moto.log"), workdir / "moto.log", workdir)
+    _wait_healthy(upstream, upstream.url + "/")
+    try:
+        server = _start_nginx("s3", f"proxy_pass {upstream.url};", network)
+    except BaseException:
+        upstream.stop()
+        raise
+    server.children.append(upstream)
+    request = urllib.request.Request(f"{server.url}/{bucket}", method="PUT")
     urllib.request.urlopen(request, timeout=10).close()
-    server.env = s3_env(url)
+    server.env = s3_env(server.url)
     return server
 
 
@@ -126,40 +186,48 @@ def lua_available() -> bool:
     return all(Path(m).exists() for m in LUA_MODULES)
 
 
-def start_http(root: Path, latency_ms: float = 0.0) -> Server:
-    """nginx serving `root` read-only (GET/HEAD with range requests), optionally `latency_ms` per request."""
+def start_http(root: Path, latency_ms: float = 0.0, network: Network | None = None) -> Server:
+    """nginx serving `root` read-only (GET/HEAD with range requests) under a network condition."""
+    network = network or Network(latency_ms=latency_ms)
+    return _start_nginx("http", f"root {Path(root).absolute()}; limit_except GET HEAD {{ deny all; }}", network)
+
+
+def _start_nginx(kind: str, location: str, network: Network) -> Server:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
         raise HarnessError("nginx not found: install the Debian package nginx-light (bash scripts/bootstrap.sh does)")
-    if latency_ms and not lua_available():
+    if network.latency_ms and not lua_available():
         raise HarnessError("added latency needs nginx's Lua module: apt-get install libnginx-mod-http-lua")
-    workdir = Path(tempfile.mkdtemp(prefix="harness-nginx-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"harness-nginx-{kind}-"))
     port = free_port()
-    load = "".join(f"load_module {m};\n" for m in LUA_MODULES) if latency_ms else ""
-    delay = f"access_by_lua_block {{ ngx.sleep({latency_ms / 1000:.4f}) }}" if latency_ms else ""
+    load = "".join(f"load_module {m};\n" for m in LUA_MODULES) if network.latency_ms else ""
+    delay = f"access_by_lua_block {{ ngx.sleep({network.latency_ms / 1000:.4f}) }}" if network.latency_ms else ""
+    rate = f"limit_rate {network.rate_bytes_per_s};" if network.rate_bytes_per_s else ""
     conf = workdir / "nginx.conf"
     user = "user root;\n" if os.geteuid() == 0 else ""  # workers must read the caller's private temp dirs
     conf.write_text(f"""{load}{user}daemon off;
 worker_processes 1;
 pid {workdir}/nginx.pid;
 error_log {workdir}/error.log warn;
-events {{ worker_connections 1024; }}
+events {{ worker_connections 4096; }}
 http {{
-    access_log {workdir}/access.log;
+    log_format harness '$request_method\t$request_uri\t$http_range\t$status\t$body_bytes_sent\t$request_time';
+    access_log {workdir}/access.log harness;
     client_body_temp_path {workdir}/body; proxy_temp_path {workdir}/proxy;
     fastcgi_temp_path {workdir}/fcgi; uwsgi_temp_path {workdir}/uwsgi; scgi_temp_path {workdir}/scgi;
-    sendfile on; keepalive_requests 100000;
+    sendfile on; keepalive_requests 100000; client_max_body_size 0;
+    proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $http_host;
+    proxy_request_buffering off; proxy_buffering off;
     types {{ application/json json; }}
     default_type application/octet-stream;
     server {{
         listen 127.0.0.1:{port};
-        root {Path(root).absolute()};
-        location / {{ {delay} limit_except GET HEAD {{ deny all; }} }}
+        location / {{ {delay} {rate} {location} }}
     }}
 }}
 """)
-    server = Server("http", f"http://127.0.0.1:{port}", _spawn([nginx, "-c", str(conf), "-p", str(workdir)], workdir / "error.log"),
-                    workdir / "error.log", workdir)
+    server = Server(kind, f"http://127.0.0.1:{port}", _spawn([nginx, "-c", str(conf), "-p", str(workdir)], workdir / "error.log"),
+                    workdir / "error.log", workdir, access_log=workdir / "access.log", network=network)
     _wait_healthy(server, server.url + "/")
     return server
 
@@ -176,3 +244,58 @@ def measured_latency_ms(url: str, requests: int = 20) -> float:
         times.append((time.perf_counter() - t0) * 1000)
     times.sort()
     return times[len(times) // 2]
+
+
+#: Environment naming the access logs a worker reads to count its requests (os.pathsep-separated).
+ACCESS_LOGS_ENV = "HARNESS_ACCESS_LOGS"
+
+
+class RequestCounter:
+    """Counts the requests a measurement sent, from the access logs of the servers it talked to.
+
+    Server-side counting sees every client (fsspec, obstore, zarrs' Rust I/O) without wrapping the store,
+    which would change what is measured. `repeated` counts requests for a (method, URI, range) already
+    fetched in the same measurement: the round trips a cache or a better layout would save.
+    """
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = [Path(p) for p in paths]
+        self.offsets = [0] * len(self.paths)
+
+    @classmethod
+    def from_env(cls) -> RequestCounter | None:
+        raw = os.environ.get(ACCESS_LOGS_ENV, "")
+        paths = [Path(p) for p in raw.split(os.pathsep) if p]
+        return cls(paths) if paths else None
+
+    def start(self) -> None:
+        self.offsets = [p.stat().st_size if p.exists() else 0 for p in self.paths]
+
+    def stop(self) -> dict[str, int]:
+        time.sleep(0.02)  # nginx logs a request just after its last byte is sent
+        lines: list[str] = []
+        for path, offset in zip(self.paths, self.offsets, strict=True):
+            if path.exists():
+                with open(path, errors="replace") as fh:
+                    fh.seek(offset)
+                    lines += fh.read().splitlines()
+        return count_requests(lines)
+
+
+def count_requests(lines: list[str]) -> dict[str, int]:
+    """requests, bytes sent, repeated fetches, and requests per method, from `harness` log lines."""
+    seen: set[tuple[str, str, str]] = set()
+    out = {"requests": 0, "bytes": 0, "repeated": 0, "errors": 0}
+    for line in lines:
+        fields = line.split("\t")
+        if len(fields) < 5:
+            continue
+        method, uri, rng, status, sent = fields[:5]
+        out["requests"] += 1
+        out["bytes"] += int(sent) if sent.isdigit() else 0
+        out[method] = out.get(method, 0) + 1
+        out["errors"] += status.startswith("5")
+        key = (method, uri, rng)
+        out["repeated"] += key in seen and method in ("GET", "HEAD")
+        seen.add(key)
+    return out

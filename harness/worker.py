@@ -66,7 +66,16 @@ def peak_rss_mb() -> float:
 
 
 def measure(workload: Any, repeats: int, warmup: int) -> dict[str, Any]:
-    """Warm-ups, then `repeats` timed runs; `reset` is untimed before each one."""
+    """Warm-ups, then `repeats` timed runs; `reset` is untimed before each one.
+
+    Against the loopback servers, each timed run's requests are counted from their access logs (untimed);
+    a workload's own per-run figures (e.g. time to first batch) land in `metrics`.
+    """
+    from .servers import RequestCounter
+
+    counter = RequestCounter.from_env()
+    requests: list[dict[str, int]] = []
+    metrics: dict[str, list[float]] = {}
     walls: list[float] = []
     users: list[float] = []
     syss: list[float] = []
@@ -76,10 +85,14 @@ def measure(workload: Any, repeats: int, warmup: int) -> dict[str, Any]:
     for i in range(warmup + repeats):
         workload.reset()
         workload.result = None
+        workload.metrics = {}
         reset_peak_rss()
+        if counter:
+            counter.start()
         t0, c0 = time.perf_counter(), os.times()
         workload.run()
         wall, c1 = time.perf_counter() - t0, os.times()
+        counted = counter.stop() if counter else None
         if i < warmup:
             warm.append(wall)
             continue
@@ -88,7 +101,14 @@ def measure(workload: Any, repeats: int, warmup: int) -> dict[str, Any]:
         syss.append(c1.system - c0.system)
         peak = max(peak, peak_rss_mb())
         colds.append(workload.ctx.last_cold)
-    return {
+        if counted is not None:
+            requests.append(counted)
+        for name, value in workload.metrics.items():
+            metrics.setdefault(name, []).append(value)
+    extra: dict[str, Any] = {"metrics": metrics} if metrics else {}
+    if requests:
+        extra["requests"] = {k: [r.get(k, 0) for r in requests] for k in sorted({k for r in requests for k in r})}
+    return {**extra,
         "values": walls,
         "warmup_values": warm,
         "cpu_user": users,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import os
+import time
 
 import numpy as np
 
@@ -22,9 +23,12 @@ from .runtime import IOConfig
 
 #: Environment the runner sets for workers of remote points (see harness.servers).
 S3_BUCKET_ENV, HTTP_ROOT_ENV, HTTP_URL_ENV = "HARNESS_S3_BUCKET", "HARNESS_HTTP_ROOT", "HARNESS_HTTP_URL"
+S3_PREFIX_ENV = "HARNESS_S3_PREFIX"  # a user's prefix inside the bucket (`--store s3://bucket/prefix`)
 
-WORKLOADS = ("write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene", "stream")
-STREAM_BATCH_ROWS = 1024
+WORKLOADS = ("write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene",
+             "stream-sync", "stream-async", "stream-dask", "stream-sync-shuffled", "stream-async-shuffled", "stream-dask-shuffled")
+STREAM_BATCH_ROWS = 2048
+STREAM_IN_FLIGHT = 8
 DEFAULT_WORKLOADS = ("write", "read", "lazy-rows", "lazy-random")
 
 
@@ -50,7 +54,8 @@ class Context:
         protocol = stores.protocol_of(self.point.store)
         if protocol == "s3":
             bucket = os.environ.get(S3_BUCKET_ENV, "harness")
-            return f"s3://{bucket}/{self.workdir.parent.name}-{self.workdir.name}/store.zarr"
+            prefix = "/".join(p for p in (os.environ.get(S3_PREFIX_ENV, ""), f"{self.workdir.parent.name}-{self.workdir.name}") if p)
+            return f"s3://{bucket}/{prefix}/store.zarr"
         if protocol == "http":
             root, url = Path(os.environ[HTTP_ROOT_ENV]), os.environ[HTTP_URL_ENV].rstrip("/")
             return f"{url}/{self.on_disk.absolute().relative_to(root.absolute()).as_posix()}"
@@ -152,6 +157,7 @@ class Workload:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.result: Any = None
+        self.metrics: dict[str, float] = {}
 
     def config(self):
         return zarr_config(self.ctx.point, self.name)
@@ -262,29 +268,180 @@ class LazyGene(Workload):
         verify.assert_matrix_equal(self.result, self.ctx.source[:, self.gene()].X, "one gene")
 
 
-class Stream(Workload):
-    """A data loader's access: read_lazy, then every row in batches of STREAM_BATCH_ROWS, X only."""
+def batch_starts(n_rows: int, batch_rows: int, shuffled: bool, seed: int) -> list[int]:
+    """First row of every batch, in reading order (a seeded permutation when shuffled)."""
+    starts = list(range(0, n_rows, batch_rows))
+    if shuffled:
+        starts = [starts[i] for i in np.random.default_rng(seed).permutation(len(starts))]
+    return starts
 
-    name = "stream"
+
+def batch_checksum(batch: Any) -> tuple[int, int, float, int]:
+    """(rows, non-zeros, sum of values, sum of column indices): cheap enough to take inside the timed
+    loop, and a fill value, a lost or a shifted batch all change it."""
+    batch = verify.to_numpy(batch)
+    if hasattr(batch, "nnz"):
+        csr = batch.tocsr()
+        return csr.shape[0], int(csr.nnz), float(csr.data.sum(dtype=np.float64)), int(csr.indices.sum(dtype=np.int64))
+    nonzero = np.nonzero(batch)
+    return batch.shape[0], int(nonzero[0].size), float(np.asarray(batch).sum(dtype=np.float64)), int(nonzero[1].sum())
+
+
+class Stream(Workload):
+    """A data loader's pass over every row in batches of STREAM_BATCH_ROWS (X only), three ways:
+
+    - `sync`: anndata's sync API (`sparse_dataset` or the zarr array) on zarr's own I/O loop;
+    - `async`: zarr's async API on the harness's own loop (the point's asyncio or uvloop), with
+      STREAM_IN_FLIGHT batches in flight: the guide's future asynchronous partial reader;
+    - `dask`: `read_lazy` and one dask compute per batch.
+    Sequential or shuffled batch order. Records time to first batch and rows/s; `verify` checks that
+    every batch arrived exactly once and matches the source.
+    """
+
+    mode: ClassVar[str] = "dask"
+    shuffled: ClassVar[bool] = False
 
     def run(self) -> None:
-        X = open_lazy(self.ctx).X
-        nnz, total = 0, 0.0
-        for start in range(0, X.shape[0], STREAM_BATCH_ROWS):
-            batch = verify.to_numpy(X[start:start + STREAM_BATCH_ROWS])
-            nnz += int(batch.nnz) if hasattr(batch, "nnz") else int(np.count_nonzero(batch))
-            total += float(batch.sum())
-        self.result = (nnz, total)
+        n = self.ctx.source.n_obs
+        starts = batch_starts(n, STREAM_BATCH_ROWS, self.shuffled, self.ctx.seed)
+        t0 = time.perf_counter()
+        first = None
+        got: list[tuple[int, tuple]] = []
+        for start, batch in self.batches(starts):
+            got.append((start, batch_checksum(batch)))
+            first = first if first is not None else time.perf_counter() - t0
+        total = time.perf_counter() - t0
+        self.metrics.update(first_batch_s=first or 0.0, rows_per_s=n / total if total else 0.0)
+        self.result = got
+
+    def batches(self, starts: list[int]):
+        if self.mode == "dask":
+            X = open_lazy(self.ctx).X
+            for start in starts:
+                yield start, X[start:start + STREAM_BATCH_ROWS]
+        elif self.mode == "sync":
+            X = open_x(self.ctx)
+            for start in starts:
+                yield start, X[start:start + STREAM_BATCH_ROWS]
+        else:
+            yield from stream_async(self.ctx, starts)
 
     def verify(self) -> None:
         X = self.ctx.source.X
-        want_nnz = int(X.nnz) if hasattr(X, "nnz") else int(np.count_nonzero(X))
-        nnz, total = self.result
-        if nnz != want_nnz or not np.isclose(total, float(X.sum()), rtol=1e-6):
-            raise verify.VerificationError(f"stream: {nnz} non-zeros summing to {total} read, {want_nnz} written")
+        n = self.ctx.source.n_obs
+        seen = [start for start, _ in self.result]
+        if sorted(seen) != list(range(0, n, STREAM_BATCH_ROWS)):
+            raise verify.VerificationError(f"{self.name}: batches {len(seen)} read, {len(set(seen))} distinct, "
+                                           f"{len(range(0, n, STREAM_BATCH_ROWS))} expected (rows lost or read twice)")
+        for start, check in self.result:
+            want = batch_checksum(X[start:start + STREAM_BATCH_ROWS])
+            if check[:2] != want[:2] or check[3] != want[3] or not np.isclose(check[2], want[2], rtol=1e-9):
+                raise verify.VerificationError(f"{self.name}: batch at row {start} differs from the source "
+                                               f"(rows, nnz, sum, index sum) {check} != {want}")
+
+
+def open_x(ctx: Context) -> Any:
+    """X through anndata's sync API: a backed sparse dataset, or the zarr/h5py array when dense."""
+    import anndata as ad
+
+    if ctx.point.api == "h5ad":
+        import h5py
+
+        group = h5py.File(ctx.on_disk, "r")
+    else:
+        import zarr
+
+        group = zarr.open_group(stores.open_store(ctx.point.store, ctx.output, read_only=True), mode="r")
+    node = group["X"]
+    return ad.io.sparse_dataset(node) if node.attrs.get("encoding-type", "").endswith("_matrix") else node
+
+
+def stream_async(ctx: Context, starts: list[int]):
+    """Run zarr's async API on a loop of the point's kind; yield batches in completion order."""
+    import asyncio
+    import queue
+    import threading
+
+    if ctx.point.api == "h5ad":
+        from .errors import UnsupportedPoint
+
+        raise UnsupportedPoint("h5ad has no async API: stream-async needs a zarr store")
+    out: queue.Queue = queue.Queue(maxsize=STREAM_IN_FLIGHT * 2)
+    done = object()
+
+    def runner() -> None:
+        try:
+            if ctx.point.loop == "uvloop":
+                import uvloop
+
+                uvloop.run(_produce(ctx, starts, out))
+            else:
+                asyncio.run(_produce(ctx, starts, out))
+            out.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            out.put(exc)
+
+    thread = threading.Thread(target=runner, name="harness-async-stream", daemon=True)
+    thread.start()
+    while (item := out.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    thread.join()
+
+
+async def _produce(ctx: Context, starts: list[int], out: Any) -> None:
+    import asyncio
+
+    import scipy.sparse as sp
+    import zarr.api.asynchronous as za
+
+    store = stores.open_store(ctx.point.store, ctx.output, read_only=True)
+    group = await za.open_group(store=store, mode="r")
+    node = await group.getitem("X")
+    encoding = node.attrs.get("encoding-type", "")
+    limit = asyncio.Semaphore(STREAM_IN_FLIGHT)
+    loop = asyncio.get_running_loop()
+    if encoding.endswith("_matrix"):
+        if encoding != "csr_matrix":
+            from .errors import UnsupportedPoint
+
+            raise UnsupportedPoint(f"stream-async reads row batches of CSR matrices; X is {encoding}")
+        data, indices, indptr_array = [await node.getitem(k) for k in ("data", "indices", "indptr")]
+        indptr = np.asarray(await indptr_array.getitem(slice(None)))
+        n_vars = int(node.attrs["shape"][1])
+
+        async def fetch(start: int):
+            stop = min(start + STREAM_BATCH_ROWS, len(indptr) - 1)
+            lo, hi = int(indptr[start]), int(indptr[stop])
+            async with limit:
+                values, cols = await asyncio.gather(data.getitem(slice(lo, hi)), indices.getitem(slice(lo, hi)))
+            return start, sp.csr_matrix((values, cols, indptr[start:stop + 1] - lo), shape=(stop - start, n_vars))
+    else:
+        async def fetch(start: int):
+            async with limit:
+                return start, await node.getitem(slice(start, start + STREAM_BATCH_ROWS))
+
+    tasks = [asyncio.ensure_future(fetch(s)) for s in starts]
+    try:
+        for next_done in asyncio.as_completed(tasks):
+            item = await next_done
+            await loop.run_in_executor(None, out.put, item)  # back-pressure without blocking the loop
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def _stream_class(mode: str, shuffled: bool) -> type[Stream]:
+    name = f"stream-{mode}" + ("-shuffled" if shuffled else "")
+    return type(f"Stream{mode.title()}{'Shuffled' if shuffled else ''}", (Stream,), {"name": name, "mode": mode, "shuffled": shuffled})
+
+
+STREAM_MODES = ("sync", "async", "dask")
+STREAMS = [_stream_class(mode, shuffled) for shuffled in (False, True) for mode in STREAM_MODES]
 
 
 REGISTRY: dict[str, type[Workload]] = {
-    cls.name: cls for cls in (Write, Read, LazyOpen, LazyRows, LazyRandom, LazyObs, LazyGene, Stream)
+    cls.name: cls for cls in (Write, Read, LazyOpen, LazyRows, LazyRandom, LazyObs, LazyGene, *STREAMS)
 }
 assert tuple(REGISTRY) == WORKLOADS

@@ -83,7 +83,7 @@ class LazyObs(_Workload):
 
 
 class Stream(_Workload):
-    workload = "stream"
+    workload = "stream-async"
 
     def time_stream(self, point):
         self.bench.run()

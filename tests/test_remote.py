@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -140,10 +142,97 @@ def test_serve_command_stops_its_server_on_sigterm() -> None:
 
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", "s3"], stdout=subprocess.PIPE, text=True)
     first = proc.stdout.readline()
-    assert "S3 (moto) at http://127.0.0.1:" in first
+    assert "S3 (moto behind nginx) at http://127.0.0.1:" in first
     children = psutil.Process(proc.pid).children(recursive=True)
     assert children, "no server process was started"
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=20)
     gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive
+
+
+def test_network_latency_is_applied_measured_and_requests_are_counted(tiny_h5ad: Path, tmp_path: Path) -> None:
+    if not servers.lua_available():
+        pytest.skip("nginx's Lua module is not installed: latency cannot be added")
+    points = [Point(store="s3-obstore", pipeline="fused"), Point(store="http-fsspec", pipeline="fused")]
+    run_sweep(Sweep(dataset=str(tiny_h5ad), points=points, workloads=["lazy-rows"], repeats=2, warmup=0,
+                    results_dir=tmp_path, workdir=tmp_path / "work", progress=False, network="latency=15ms"))
+    rows = list(results.iter_rows(results.results_path(tmp_path)))
+    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows), [r.get("error") for r in rows]
+    for row in rows:
+        protocol = stores.protocol_of(row["point"]["store"])
+        assert row["network"]["condition"] == "latency=15ms"
+        assert row["network"]["measured_rtt_ms"][protocol] >= 14  # the condition is measured, not assumed
+        counted = row["requests"]
+        assert len(counted["requests"]) == 2 and min(counted["requests"]) > 3 and min(counted["GET"]) > 0
+        assert min(counted["bytes"]) > 1000
+        assert min(row["values"]) > 3 * 0.015  # several sequential round trips at 15 ms each
+    assert all("AWS_SECRET_ACCESS_KEY" not in json.dumps(r) and servers.S3_SECRET not in json.dumps(r) for r in rows)
+    df = results.load(tmp_path)
+    assert set(df["point_id"]) == {f"{p.id} [latency=15ms]" for p in points}
+
+
+def test_request_counter_reads_only_new_log_lines(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text("GET\t/a\t-\t200\t10\t0.001\n")
+    counter = servers.RequestCounter([log])
+    counter.start()
+    with open(log, "a") as fh:
+        fh.write("GET\t/b\tbytes=0-9\t206\t10\t0.001\nGET\t/b\tbytes=0-9\t206\t10\t0.001\nHEAD\t/c\t-\t404\t0\t0.001\n")
+    assert counter.stop() == {"requests": 3, "bytes": 20, "repeated": 1, "errors": 0, "GET": 2, "HEAD": 1}
+
+
+def test_network_spec_is_parsed_or_rejected_clearly() -> None:
+    net = servers.Network.parse("latency=20ms,rate=1gbit")
+    assert (net.latency_ms, net.rate_bytes_per_s, net.label) == (20.0, 125_000_000, "latency=20ms,rate=1000mbit")
+    assert servers.Network.parse("latency=0.5s").latency_ms == 500
+    for bad, match in (("jitter=3ms", "unknown; valid"), ("latency=fast", "number with a unit"), ("rate=3furlongs", "unit")):
+        with pytest.raises(HarnessError, match=match):
+            servers.Network.parse(bad)
+
+
+def test_user_s3_url_replaces_the_loopback_server(tiny_h5ad: Path, tmp_path: Path, s3, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in s3.env.items():  # the "user's" endpoint and credentials, from the environment
+        monkeypatch.setenv(key, value)
+    point = Point(store="s3-obstore", pipeline="fused")
+    counts = run_sweep(Sweep(dataset=str(tiny_h5ad), points=[point], workloads=["write", "lazy-rows"], repeats=1, warmup=0,
+                             results_dir=tmp_path, workdir=tmp_path / "work", progress=False,
+                             store_url=f"s3://{servers.S3_BUCKET}/user-prefix"))
+    assert counts["ok"] == 2
+    rows = list(results.iter_rows(results.results_path(tmp_path)))
+    assert rows[0]["servers"][workloads.S3_PREFIX_ENV] == "user-prefix" and "AWS_ENDPOINT_URL" not in rows[0]["servers"]
+    assert "requests" not in rows[0]  # no access log of a server we did not start
+    with pytest.raises(HarnessError, match="not to --store URLs"):
+        run_sweep(Sweep(dataset=str(tiny_h5ad), points=[point], workloads=["write"], results_dir=tmp_path / "b",
+                        progress=False, network="latency=5ms", store_url="s3://harness/x"))
+    with pytest.raises(HarnessError, match="not used by any point"):
+        run_sweep(Sweep(dataset=str(tiny_h5ad), points=[Point()], workloads=["write"], results_dir=tmp_path / "c",
+                        progress=False, store_url="s3://harness/x"))
+
+
+def test_remote_baselines_are_measured_on_the_same_store() -> None:
+    from harness import matrix
+
+    points = [Point(store="s3-obstore", loop="uvloop"), Point(store="local")]
+    ids = {p.id for p in matrix.baselines_for(["anndata-default", "h5ad"], points)}
+    assert ids == {"anndata-default@s3-obstore/uvloop", "anndata-default", "h5ad"}
+    assert matrix.point_by_id("anndata-default@s3-obstore/uvloop") == Point(store="s3-obstore", loop="uvloop", pipeline="fused",
+                                                                          baseline="anndata-default")
+
+
+def test_check_store_finds_stale_consolidated_metadata_on_s3(s3_env, tiny_adata, tmp_path: Path) -> None:
+    from obstore import delete
+    from obstore.store import from_url
+
+    from harness import consolidated, matrix
+
+    point = replace(matrix.baseline_point("anndata-default"), store="s3-obstore")
+    ctx = workloads.Context(point, tiny_adata, tmp_path / "p0")
+    with workloads.zarr_config(point, "write"):
+        workloads.write_store(ctx, workloads.write_input(ctx))
+    url = str(ctx.output)
+    assert not consolidated.check(url).stale
+    key = url.removeprefix(f"s3://{servers.S3_BUCKET}/") + "/obs/total_counts/zarr.json"
+    delete(from_url(f"s3://{servers.S3_BUCKET}"), [key])  # the column's node is gone, the consolidated copy keeps it
+    found = consolidated.check(url)
+    assert found.missing == ["obs/total_counts"] and "STALE" in found.message()
