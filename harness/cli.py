@@ -65,7 +65,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     counts = run_sweep(sweep)
     console = _console()
     df = results.load(args.results)
-    df = df[df["point_id"].isin({p.id for p in sweep.points}) & df["workload"].isin(sweep.workloads)]
+    from .servers import Network
+
+    net = Network.parse(sweep.network).label
+    df = df[df["point_raw"].isin({p.id for p in sweep.points}) & df["workload"].isin(sweep.workloads) & (df["net"] == net)]
     console.print(report.summary_table(df, sweep.workloads))
     bad = report.problems(df)
     for _, r in bad.iterrows():
@@ -127,6 +130,29 @@ def cmd_compare(args: argparse.Namespace) -> int:
         table.add_row(c.point_id, c.workload, f"{c.a:.3f}", f"{c.b:.3f}", f"{c.ratio:.2f}",
                       "" if c.p_value is None else f"{c.p_value:.3f}", c.verdict)
     console.print(table)
+    return 0
+
+
+def cmd_effects(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from . import results
+    from .compare import axis_effects
+
+    df = results.load(args.results)
+    if df.empty:
+        raise HarnessError(f"no results in {args.results}; run `harness run` first")
+    found = [e for e in axis_effects(df, alpha=args.alpha) if not args.workload or e.workload in args.workload.split(",")]
+    if not found:
+        print("no pairs of points that differ in one axis only (fsspec/obstore, asyncio/uvloop, consolidated off/on, pipelines)")
+        return 0
+    table = Table(title=f"effect of one axis, same run: B/A < 1 means B is faster; Mann-Whitney p (alpha {args.alpha})")
+    for col in ("effect", "workload", "other axes (network)", "A s", "B s", "B/A", "p", "verdict"):
+        table.add_column(col, justify="right" if col in ("A s", "B s", "B/A", "p") else "left")
+    for e in found:
+        table.add_row(e.axis, e.workload, e.context, f"{e.a:.3f}", f"{e.b:.3f}", f"{e.ratio:.2f}",
+                      "" if e.p_value is None else f"{e.p_value:.3f}", e.verdict)
+    _console().print(table)
     return 0
 
 
@@ -285,6 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--force", action="store_true", help="compare even across different machines or stacks (said in the output)")
     cmp_.add_argument("--alpha", type=float, default=0.05, help="significance level")
     cmp_.set_defaults(func=cmd_compare)
+
+    eff = sub.add_parser("effects", help="within one results set: the effect of one axis (fsspec->obstore, asyncio->uvloop, consolidated off->on, pipelines) with Mann-Whitney tests")
+    eff.add_argument("--results", default="results")
+    eff.add_argument("--workload", help="comma list of workloads to show")
+    eff.add_argument("--alpha", type=float, default=0.05)
+    eff.set_defaults(func=cmd_effects)
 
     srv = sub.add_parser("serve", help="start the loopback S3 server or nginx for manual use and print the URL")
     srv.add_argument("kind", choices=["s3", "http"])

@@ -94,3 +94,66 @@ def compare(a_dir: Path, b_dir: Path, *, force: bool = False, alpha: float = ALP
     if not out:
         warnings.append("no (dataset, point, workload) measured ok in both result sets")
     return out, warnings
+
+
+#: Within-run questions the remote issue asks: (axis, A value, B value). For the store axis the pair
+#: is the client on the same protocol, so `fsspec->obstore` pairs s3-fsspec with s3-obstore and
+#: http-fsspec with http-obstore.
+EFFECTS: tuple[tuple[str, str, str], ...] = (
+    ("store", "fsspec", "obstore"), ("loop", "asyncio", "uvloop"), ("consolidated", "off", "on"),
+    ("pipeline", "python", "zarrs"), ("pipeline", "fused", "zarrs"),
+)
+
+
+@dataclass
+class Effect:
+    """B vs A for two points of one run that differ in one axis only."""
+
+    axis: str
+    context: str  # the other axis values and the network condition
+    workload: str
+    a: float
+    b: float
+    ratio: float  # b / a: < 1 means B is faster
+    p_value: float | None
+    verdict: str
+
+
+def _swap(axis: str, value: str, a: str, b: str) -> str | None:
+    if axis == "store":
+        protocol, _, client = value.rpartition("-")
+        return f"{protocol}-{b}" if client == a and protocol else None
+    return b if value == a else None
+
+
+def axis_effects(df: Any, effects: tuple[tuple[str, str, str], ...] = EFFECTS, alpha: float = ALPHA) -> list[Effect]:
+    """Every pair of measured points that differ only in one axis of `effects`, same workload, dataset,
+    stack and network condition, with a Mann-Whitney test on their raw repeats (rows of `results.load`)."""
+    from .matrix import AXES
+
+    ok = df[(df["status"] == "ok") & df["values"].notna()] if not df.empty else df
+    if ok.empty:
+        return []
+    ok = ok.sort_values("run_id").drop_duplicates(["dataset_fingerprint", "stack_key", "point_id", "workload"], keep="last")
+    axes = list(AXES)
+    index = {(r.dataset_fingerprint, r.stack_key, r.net, r.workload, r.baseline, *(getattr(r, a) for a in axes)): r
+             for r in ok.itertuples()}
+    out: list[Effect] = []
+    for (fp, stack, net, workload, baseline, *values), row_a in index.items():
+        for axis, a, b in effects:
+            i = axes.index(axis)
+            swapped = _swap(axis, values[i], a, b)
+            if swapped is None:
+                continue
+            other = [*values[:i], swapped, *values[i + 1:]]
+            row_b = index.get((fp, stack, net, workload, baseline, *other))
+            if row_b is None:
+                continue
+            va, vb = list(row_a.values), list(row_b.values)
+            p, word = verdict(va, vb, alpha)
+            ma, mb = results.stats(va)["median"], results.stats(vb)["median"]
+            hidden = f"{values[i].rpartition('-')[0]}-*" if axis == "store" else "*"
+            context = "/".join(v if k != axis else hidden for k, v in zip(axes, values, strict=True))
+            context = (f"{baseline}@" if baseline else "") + context + ("" if net == "none" else f" ({net})")
+            out.append(Effect(f"{axis}: {a}->{b}", context, workload, ma, mb, mb / ma, p, word))
+    return sorted(out, key=lambda e: (e.axis, e.workload, e.context))

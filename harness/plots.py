@@ -129,13 +129,21 @@ def files_bars(df: pd.DataFrame, path: Path) -> str | None:
 
 
 def remote_loops(df: pd.DataFrame, path: Path) -> str | None:
-    """Store x event loop, when remote stores were measured (none yet: skipped with a reason)."""
-    remote = df[df["store"].isin(["s3", "http"])] if "store" in df else df.iloc[0:0]
+    """Remote points: one panel per workload, a bar per store/loop/consolidated, grouped by network condition."""
+    if "store" not in df:
+        return None
+    remote = df[df["store"].str.contains("-", na=False) & (df["status"] == "ok") & df["median"].notna()].copy()
     if remote.empty:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4))
-    table = remote[remote["status"] == "ok"].pivot_table(index="store", columns="loop", values="median", aggfunc="median")
-    table.plot.bar(ax=ax)
-    ax.set_ylabel("median [s]")
+    remote["what"] = remote["store"] + " " + remote["loop"] + " cons-" + remote["consolidated"] + remote["baseline"].map(lambda b: f" {b}" if b else "")
+    workloads = [w for w in remote["workload"].unique()]
+    fig, axes = plt.subplots(1, len(workloads), figsize=(4.5 * len(workloads), 0.28 * remote["what"].nunique() * remote["net"].nunique() + 2),
+                             squeeze=False, sharey=True)
+    for ax, workload in zip(axes[0], workloads, strict=True):
+        table = remote[remote["workload"] == workload].pivot_table(index="what", columns="net", values="median", aggfunc="median")
+        table.plot.barh(ax=ax, legend=ax is axes[0][0])
+        ax.set_title(workload)
+        ax.set_xlabel("median [s]")
+        ax.tick_params(axis="y", labelsize=7)
     _save(fig, path)
-    return "Median time per remote store and event loop."
+    return "Median seconds per remote store, event loop and consolidated metadata, per network condition (shorter is faster)."

@@ -138,6 +138,42 @@ def _provenance_notes(raw_rows: list[dict[str, Any]]) -> list[str]:
     return notes
 
 
+def _median(values: Any) -> float | None:
+    if not isinstance(values, list) or not values:
+        return None
+    return float(pd.Series(values).median())
+
+
+def remote_lines(df: pd.DataFrame) -> list[dict[str, str]]:
+    """Per remote measurement: median ±IQR, requests and repeated requests per run, MB sent by the
+    server, and for streams rows/s and time to first batch (medians over the repeats)."""
+    if "requests" not in df:
+        return []
+    lines = []
+    rows = df[(df["status"] == "ok") & df["requests"].notna()].sort_values(["workload", "median"])
+    for r in rows.itertuples():
+        counted, metrics = r.requests, (getattr(r, "metrics", None) if isinstance(getattr(r, "metrics", None), dict) else {})
+        rps, first = _median(metrics.get("rows_per_s")), _median(metrics.get("first_batch_s"))
+        lines.append({"point": r.point_id, "workload": r.workload, "time": f"{r.median:.3f} ±{r.iqr:.3f}",
+                      "requests": f"{_median(counted.get('requests')):.0f}", "repeated": f"{_median(counted.get('repeated')):.0f}",
+                      "mb": f"{(_median(counted.get('bytes')) or 0) / 1e6:.1f}",
+                      "rows_s": "" if rps is None else f"{rps:,.0f}", "first": "" if first is None else f"{first:.3f}"})
+    return lines
+
+
+def effects_markdown(df: pd.DataFrame) -> list[str]:
+    """The within-run axis effects (Mann-Whitney on raw repeats) as a markdown table."""
+    from .compare import axis_effects
+
+    found = axis_effects(df)
+    if not found:
+        return []
+    md = ["| effect | workload | other axes (network) | A s | B s | B/A | p | verdict |", "|---" * 8 + "|"]
+    md += [f"| {e.axis} | {e.workload} | `{e.context}` | {e.a:.3f} | {e.b:.3f} | {e.ratio:.2f} | "
+           f"{'' if e.p_value is None else f'{e.p_value:.3f}'} | {e.verdict} |" for e in found]
+    return md
+
+
 def build(results_dir: Path, out_dir: Path, recommended: str | None = None) -> Path:
     """Write report.md, index.html and the figures for a results directory; returns the markdown path."""
     from . import plots, results
@@ -152,7 +188,8 @@ def build(results_dir: Path, out_dir: Path, recommended: str | None = None) -> P
     skipped = len(every) - len(raw)
     if not raw:
         raise HarnessError(f"{path} has no rows of schema {results.SCHEMA} ({skipped} rows of other schemas skipped); re-run the sweep")
-    df = with_speedup(latest(results.load(path)))
+    latest_raw = results.load(path)
+    df = with_speedup(latest(latest_raw))
     out_dir.mkdir(parents=True, exist_ok=True)
     sections: list[tuple[str, str | None, str]] = []  # (title, image file, caption)
     for workload in [w for w in WORKLOAD_ORDER if w in set(df["workload"])]:
@@ -177,6 +214,16 @@ def build(results_dir: Path, out_dir: Path, recommended: str | None = None) -> P
     for title, name, caption in sections:
         if caption:
             md += [f"## {title}", "", f"![{title}]({name})", "", caption, ""]
+    remote = remote_lines(df)
+    if remote:
+        md += ["## Remote requests", "", "Counted from the servers' access logs, per timed run (median); repeated = same "
+               "object and range fetched again within one run.", "",
+               "| point | workload | s ±IQR | requests | repeated | MB sent | rows/s | first batch s |", "|---" * 8 + "|"]
+        md += [f"| `{x['point']}` | {x['workload']} | {x['time']} | {x['requests']} | {x['repeated']} | {x['mb']} | "
+               f"{x['rows_s']} | {x['first']} |" for x in remote] + [""]
+    effects = effects_markdown(latest_raw)
+    if effects:
+        md += ["## Effects of one axis (same run, Mann-Whitney on raw repeats)", ""] + effects + [""]
     bad = problems(df)
     if not bad.empty:
         md += ["## Not measured", ""] + [f"- `{r.point_id}` {r.workload}: {r.status} – {r.error}" for r in bad.itertuples()]

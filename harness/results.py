@@ -78,8 +78,9 @@ def load(results_dir: Path | str) -> Any:
         flat.update(row.get("point") or {})
         flat.update(stats(row.get("values") or []))
         flat["net"] = (row.get("network") or {}).get("condition", "none")
+        flat["point_raw"] = flat.get("point_id")
         if flat["net"] != "none":  # one table line per point and network condition
-            flat["point_id"] = f"{flat['point_id']} [{flat['net']}]"
+            flat["point_id"] = f"{flat['point_id']} ({flat['net']})"
         rows.append(flat)
     return pd.DataFrame(rows)
 

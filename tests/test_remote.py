@@ -169,7 +169,7 @@ def test_network_latency_is_applied_measured_and_requests_are_counted(tiny_h5ad:
         assert min(row["values"]) > 3 * 0.015  # several sequential round trips at 15 ms each
     assert all("AWS_SECRET_ACCESS_KEY" not in json.dumps(r) and servers.S3_SECRET not in json.dumps(r) for r in rows)
     df = results.load(tmp_path)
-    assert set(df["point_id"]) == {f"{p.id} [latency=15ms]" for p in points}
+    assert set(df["point_id"]) == {f"{p.id} (latency=15ms)" for p in points}
 
 
 def test_request_counter_reads_only_new_log_lines(tmp_path: Path) -> None:
