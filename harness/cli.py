@@ -164,7 +164,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.kind == "s3":
         server = servers.start_s3(network=servers.Network(latency_ms=args.latency_ms))
         hint = " ".join(f"{k}={v}" for k, v in server.env.items())
-        print(f"S3 (moto behind nginx) at {server.url}, bucket s3://{servers.S3_BUCKET}"
+        print(f"S3 ({server.engine} behind nginx) at {server.url}, bucket s3://{servers.S3_BUCKET}"
               + (f" (+{args.latency_ms:g} ms per request)" if args.latency_ms else "") + f"\nexport {hint}")
     else:
         root = Path(args.dir or ".").absolute()

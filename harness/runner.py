@@ -163,6 +163,7 @@ def _start_servers(points: list[Point], workdir: Path, stack: contextlib.ExitSta
         env.update(s3.env, **{workloads.S3_BUCKET_ENV: servers.S3_BUCKET})
         logs.append(str(s3.access_log))
         rtts["s3"] = servers.measured_latency_ms(s3.url + "/")
+        record["s3"] = f"{s3.engine} behind nginx"
     if user_protocol == "http":
         env.update({workloads.HTTP_ROOT_ENV: str(workdir.absolute()), workloads.HTTP_URL_ENV: store_url})
         record["http"] = f"user server {store_url} serving {workdir.absolute()}"

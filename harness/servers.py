@@ -46,6 +46,7 @@ class Server:
     access_log: Path | None = None
     network: Network | None = None
     children: list[Server] = field(default_factory=list)
+    engine: str = ""
 
     def __enter__(self) -> Server:
         return self
@@ -149,36 +150,87 @@ class Network:
         return ",".join(parts) or "none"
 
 
-def start_s3(bucket: str = S3_BUCKET, network: Network = Network()) -> Server:
-    """moto's S3 server behind an nginx proxy on free loopback ports, with `bucket` created.
+#: S3 server engines: s3rver (npm; Node, files on disk, 7-19x moto's range-GET rate measured here) and
+#: moto (PyPI; Python, in memory, CPU-bound on range GETs of large objects). `auto` prefers s3rver.
+S3_ENGINES = ("auto", "s3rver", "moto")
+S3RVER_VERSION = "3.7.1"
+S3_ENGINE_ENV = "HARNESS_S3_ENGINE"
+
+
+def tools_dir() -> Path:
+    return Path(os.environ.get("HARNESS_TOOLS_DIR") or Path.home() / ".cache" / "harness" / "tools")
+
+
+def s3rver_path(install: bool = True) -> Path | None:
+    """s3rver from the harness's tool cache, installed from npm on first use when npm is available."""
+    found = shutil.which("s3rver")
+    if found:
+        return Path(found)
+    binary = tools_dir() / "node_modules" / ".bin" / "s3rver"
+    if binary.exists() or not install or not shutil.which("npm") or not shutil.which("node"):
+        return binary if binary.exists() else None
+    tools_dir().mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", "--prefix", str(tools_dir()),
+                           f"s3rver@{S3RVER_VERSION}"], capture_output=True, text=True, timeout=600)
+    if done.returncode != 0 or not binary.exists():
+        raise HarnessError(f"could not install s3rver from npm ({done.stderr.strip()[-300:]}); "
+                           f"use {S3_ENGINE_ENV}=moto or install it: npm install -g s3rver@{S3RVER_VERSION}")
+    return binary
+
+
+def _moto_path() -> Path | None:
+    beside = Path(sys.executable).with_name("moto_server")  # this environment's moto first
+    found = beside if beside.exists() else shutil.which("moto_server")
+    return Path(found) if found else None
+
+
+def start_s3(bucket: str = S3_BUCKET, network: Network = Network(), engine: str | None = None) -> Server:
+    """An S3 server (s3rver, else moto) behind an nginx proxy on free loopback ports, with `bucket` created.
 
     Clients always talk to the proxy: its access log counts every request and byte, and it adds the
     network condition, so 0 ms and 20 ms runs take the same path.
     """
-    beside = Path(sys.executable).with_name("moto_server")  # this environment's moto first
-    moto = str(beside) if beside.exists() else (shutil.which("moto_server") or str(beside))
-    if not Path(moto).exists():
-        raise HarnessError("moto_server not found: pip install 'moto[server]' (it ships with harness's set-up)")
+    engine = engine or os.environ.get(S3_ENGINE_ENV, "auto")
+    if engine not in S3_ENGINES:
+        raise HarnessError(f"unknown S3 engine {engine!r} ({S3_ENGINE_ENV}); valid: {', '.join(S3_ENGINES)}")
+    binary = s3rver_path() if engine in ("auto", "s3rver") and lua_available() else None  # Lua: conditional PUTs
+    if binary is None and engine == "s3rver":
+        raise HarnessError("s3rver needs Node.js, npm and nginx's Lua module (apt-get install nodejs npm libnginx-mod-http-lua), "
+                           "or set HARNESS_S3_ENGINE=moto")
+    if binary is None:
+        engine, binary = "moto", _moto_path()
+        if binary is None:
+            raise HarnessError("no S3 server found: install Node.js and npm (for s3rver) or pip install 'moto[server]'")
+    else:
+        engine = "s3rver"
     workdir = Path(tempfile.mkdtemp(prefix="harness-s3-"))
     port = free_port()
-    upstream = Server("moto", f"http://127.0.0.1:{port}",
-                      _spawn([moto, "-H", "127.0.0.1", "-p", str(port)], workdir / "moto.log"), workdir / "moto.log", workdir)
+    if engine == "s3rver":
+        (workdir / "data").mkdir()
+        cmd = [str(binary), "-d", str(workdir / "data"), "-a", "127.0.0.1", "-p", str(port), "--silent",
+               "--allow-mismatched-signatures", "--no-vhost-buckets", "--configure-bucket", bucket]
+    else:
+        cmd = [str(binary), "-H", "127.0.0.1", "-p", str(port)]
+    upstream = Server(engine, f"http://127.0.0.1:{port}", _spawn(cmd, workdir / "server.log"), workdir / "server.log", workdir)
     _wait_healthy(upstream, upstream.url + "/")
     try:
-        server = _start_nginx("s3", f"proxy_pass {upstream.url};", network)
+        server = _start_nginx("s3", f"proxy_pass {upstream.url};", network, upstream=upstream.url if engine == "s3rver" else None)
     except BaseException:
         upstream.stop()
         raise
     server.children.append(upstream)
-    request = urllib.request.Request(f"{server.url}/{bucket}", method="PUT")
-    urllib.request.urlopen(request, timeout=10).close()
-    server.env = s3_env(server.url)
+    server.engine = engine
+    if engine == "moto":
+        request = urllib.request.Request(f"{server.url}/{bucket}", method="PUT")
+        urllib.request.urlopen(request, timeout=10).close()
+    server.env = s3_env(server.url, *(("S3RVER", "S3RVER") if engine == "s3rver" else (S3_KEY, S3_SECRET)))
     return server
 
 
-def s3_env(endpoint: str) -> dict[str, str]:
-    """Environment that points both s3fs (botocore) and obstore at a loopback endpoint."""
-    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+def s3_env(endpoint: str, key: str = S3_KEY, secret: str = S3_SECRET) -> dict[str, str]:
+    """Environment that points both s3fs (botocore) and obstore at a loopback endpoint
+    (s3rver knows only its built-in key pair, S3RVER/S3RVER)."""
+    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret,
             "AWS_REGION": S3_REGION, "AWS_DEFAULT_REGION": S3_REGION, "AWS_ALLOW_HTTP": "true"}
 
 
@@ -192,7 +244,24 @@ def start_http(root: Path, latency_ms: float = 0.0, network: Network | None = No
     return _start_nginx("http", f"root {Path(root).absolute()}; limit_except GET HEAD {{ deny all; }}", network)
 
 
-def _start_nginx(kind: str, location: str, network: Network) -> Server:
+#: Lua that answers a conditional create (`If-None-Match: *`, what zarr's `set_if_not_exists` sends
+#: through obstore) with 412 when the key exists: s3rver ignores the header and would overwrite a group's
+#: zarr.json with an empty one (observed: anndata's sparse `shape` attribute lost).
+CONDITIONAL_PUT_LUA = """
+        if ngx.req.get_method() == "PUT" and ngx.var.http_if_none_match == "*" then
+            local res = ngx.location.capture("/__exists" .. ngx.var.uri, { method = ngx.HTTP_HEAD })
+            if res.status == 200 then
+                ngx.status = 412
+                ngx.header["Content-Type"] = "application/xml"
+                ngx.print('<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code>'
+                          .. '<Message>At least one of the pre-conditions you specified did not hold</Message></Error>')
+                return ngx.exit(412)
+            end
+        end"""
+
+
+def _start_nginx(kind: str, location: str, network: Network, upstream: str | None = None) -> Server:
+    """nginx on a free port: `location` inside `location /`; with `upstream`, also S3 conditional creates."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
         raise HarnessError("nginx not found: install the Debian package nginx-light (bash scripts/bootstrap.sh does)")
@@ -200,8 +269,11 @@ def _start_nginx(kind: str, location: str, network: Network) -> Server:
         raise HarnessError("added latency needs nginx's Lua module: apt-get install libnginx-mod-http-lua")
     workdir = Path(tempfile.mkdtemp(prefix=f"harness-nginx-{kind}-"))
     port = free_port()
-    load = "".join(f"load_module {m};\n" for m in LUA_MODULES) if network.latency_ms else ""
-    delay = f"access_by_lua_block {{ ngx.sleep({network.latency_ms / 1000:.4f}) }}" if network.latency_ms else ""
+    lua = ([f"ngx.sleep({network.latency_ms / 1000:.4f})"] if network.latency_ms else []) + ([CONDITIONAL_PUT_LUA] if upstream else [])
+    load = "".join(f"load_module {m};\n" for m in LUA_MODULES) if lua else ""
+    delay = f"access_by_lua_block {{ {' '.join(lua)} }}" if lua else ""
+    exists = (f"location /__exists/ {{ internal; rewrite ^/__exists(.*)$ $1 break; proxy_pass_request_body off; "
+              f"proxy_set_header Content-Length \"\"; proxy_set_header If-None-Match \"\"; proxy_pass {upstream}; }}") if upstream else ""
     rate = f"limit_rate {network.rate_bytes_per_s};" if network.rate_bytes_per_s else ""
     conf = workdir / "nginx.conf"
     user = "user root;\n" if os.geteuid() == 0 else ""  # workers must read the caller's private temp dirs
@@ -223,6 +295,7 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         location / {{ {delay} {rate} {location} }}
+        {exists}
     }}
 }}
 """)
