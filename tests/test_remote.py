@@ -246,8 +246,9 @@ def test_check_store_finds_stale_consolidated_metadata_on_s3(s3_env, tiny_adata,
 
 
 @pytest.mark.parametrize("engine", ["s3rver", "moto"])
-def test_s3_server_honours_conditional_create(engine: str) -> None:
-    """zarr's set_if_not_exists relies on it: an overwrite here once lost anndata's sparse `shape`."""
+def test_s3_server_honours_conditional_create_and_suffix_ranges(engine: str) -> None:
+    """zarr relies on both: an overwrite here once lost anndata's sparse `shape`, and a wrong suffix
+    range broke every shard index read."""
     import obstore
     from obstore.exceptions import AlreadyExistsError
     from obstore.store import S3Store
@@ -263,3 +264,8 @@ def test_s3_server_honours_conditional_create(engine: str) -> None:
         with pytest.raises(AlreadyExistsError):
             obstore.put(store, "g/zarr.json", b"second", mode="create")
         assert bytes(obstore.get(store, "g/zarr.json").bytes()) == b"first"
+        blob = bytes(range(256)) * 64
+        obstore.put(store, "shard", blob)
+        for n in (100, 20_000):  # a shard index read, and a suffix longer than the object
+            got = bytes(obstore.get(store, "shard", options={"range": {"suffix": n}}).bytes())
+            assert got == blob[-n:]
