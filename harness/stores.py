@@ -58,7 +58,11 @@ def open_store(backend: str, target: Any, *, read_only: bool = False) -> Any:
         raise HarnessError(f"zarr's LocalStore cannot open {text!r}; use the fsspec or obstore backend")
     from zarr.storage import FsspecStore
 
-    options = {"endpoint_url": os.environ["AWS_ENDPOINT_URL"]} if scheme == "s3" and os.environ.get("AWS_ENDPOINT_URL") else {}
+    # a fresh filesystem per open: fsspec's instance cache would hand an s3fs/aiohttp session bound to
+    # another (maybe closed) event loop to code that runs zarr's async API on its own loop
+    options: dict[str, Any] = {"skip_instance_cache": True}
+    if scheme == "s3" and os.environ.get("AWS_ENDPOINT_URL"):
+        options["endpoint_url"] = os.environ["AWS_ENDPOINT_URL"]
     return FsspecStore.from_url(text, read_only=read_only, storage_options=options)
 
 

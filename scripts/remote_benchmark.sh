@@ -8,7 +8,7 @@ set -euo pipefail
 DATASET=${DATASET:-100k}
 RESULTS=${RESULTS:-results/remote-$DATASET}
 REPEATS=${REPEATS:-5}
-COMMON=(--dataset "$DATASET" --results "$RESULTS" --baselines none --repeats "$REPEATS" --warmup 1 --timeout 1800 --no-progress)
+COMMON=(--dataset "$DATASET" --results "$RESULTS" --baselines none --repeats "$REPEATS" --warmup 0 --timeout 1800 --no-progress)
 MATRIX=(--axis store=s3-fsspec,s3-obstore,http-fsspec,http-obstore --axis loop=asyncio,uvloop --axis consolidated=on,off
         --axis pipeline=fused --axis codec=zstd-0 --axis sharding=auto)
 for NET in none latency=20ms; do

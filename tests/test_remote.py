@@ -269,3 +269,19 @@ def test_s3_server_honours_conditional_create_and_suffix_ranges(engine: str) -> 
         for n in (100, 20_000):  # a shard index read, and a suffix longer than the object
             got = bytes(obstore.get(store, "shard", options={"range": {"suffix": n}}).bytes())
             assert got == blob[-n:]
+
+
+@pytest.mark.parametrize("store", ["s3-fsspec", "s3-obstore"])
+def test_async_stream_repeats_on_s3(store: str, s3_env, tiny_adata, tmp_path: Path) -> None:
+    """Each repeat runs zarr's async API on a new loop: a cached s3fs session of a closed loop once broke it."""
+    from harness import worker
+
+    point = Point(store=store, pipeline="fused")
+    ctx = workloads.Context(point, tiny_adata, tmp_path / "p0")
+    with workloads.zarr_config(point, "write"):
+        workloads.write_store(ctx, workloads.write_input(ctx))
+    work = workloads.REGISTRY["stream-async"](ctx)
+    with work.config():
+        stats = worker.measure(work, repeats=2, warmup=0)
+    work.verify()
+    assert len(stats["values"]) == 2 and all(v > 0 for v in stats["values"])
