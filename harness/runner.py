@@ -154,6 +154,8 @@ def _start_servers(points: list[Point], workdir: Path, stack: contextlib.ExitSta
                               "rate_bytes_per_s": network.rate_bytes_per_s}
     logs: list[str] = []
     rtts: dict[str, float] = {}
+    if store_url:
+        stores.check_reachable(store_url)
     if user_protocol == "s3":
         bucket, _, prefix = store_url.removeprefix("s3://").partition("/")
         env.update({workloads.S3_BUCKET_ENV: bucket, workloads.S3_PREFIX_ENV: prefix.strip("/")})

@@ -238,10 +238,16 @@ def lua_available() -> bool:
     return all(Path(m).exists() for m in LUA_MODULES)
 
 
-def start_http(root: Path, latency_ms: float = 0.0, network: Network | None = None) -> Server:
-    """nginx serving `root` read-only (GET/HEAD with range requests) under a network condition."""
+def start_http(root: Path, latency_ms: float = 0.0, network: Network | None = None,
+               faults: dict[str, int] | None = None) -> Server:
+    """nginx serving `root` read-only (GET/HEAD with range requests) under a network condition.
+
+    `faults` maps a URL regex to an HTTP status nginx answers instead (fault injection, e.g.
+    {"/X/data/": 500}): readers must fail on it, never return fill values.
+    """
     network = network or Network(latency_ms=latency_ms)
-    return _start_nginx("http", f"root {Path(root).absolute()}; limit_except GET HEAD {{ deny all; }}", network)
+    extra = "".join(f"location ~ {pattern} {{ return {int(status)}; }}\n        " for pattern, status in (faults or {}).items())
+    return _start_nginx("http", f"root {Path(root).absolute()}; limit_except GET HEAD {{ deny all; }}", network, extra=extra)
 
 
 #: Lua that fixes two s3rver gaps found by the harness's own checks, using a HEAD subrequest:
@@ -272,7 +278,7 @@ S3RVER_FIXES_LUA = """
         end"""
 
 
-def _start_nginx(kind: str, location: str, network: Network, upstream: str | None = None) -> Server:
+def _start_nginx(kind: str, location: str, network: Network, upstream: str | None = None, extra: str = "") -> Server:
     """nginx on a free port: `location` inside `location /`; with `upstream` (s3rver), S3RVER_FIXES_LUA too."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
@@ -307,7 +313,7 @@ http {{
     default_type application/octet-stream;
     server {{
         listen 127.0.0.1:{port};
-        location / {{ {delay} {rate} {location} }}
+        {extra}location / {{ {delay} {rate} {location} }}
         {exists}
     }}
 }}

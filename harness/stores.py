@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,9 @@ from .errors import HarnessError
 
 
 REMOTE_STORES = ("s3-fsspec", "s3-obstore", "http-fsspec", "http-obstore")
+
+#: obstore's retries: bounded, so a dead endpoint fails a point in seconds instead of its 3-minute default.
+RETRY: dict[str, Any] = {"max_retries": 3, "retry_timeout": timedelta(seconds=30)}
 READ_ONLY_PROTOCOLS = ("http", "https")
 
 
@@ -52,7 +56,9 @@ def open_store(backend: str, target: Any, *, read_only: bool = False) -> Any:
         from obstore.store import from_url
         from zarr.storage import ObjectStore
 
-        options = {"client_options": {"allow_http": True}} if scheme == "http" else {}
+        options: dict[str, Any] = {"retry_config": RETRY, "client_options": {"connect_timeout": "10s"}}
+        if scheme == "http":
+            options["client_options"]["allow_http"] = True
         return ObjectStore(from_url(text, **options), read_only=read_only)
     if client == "local":
         raise HarnessError(f"zarr's LocalStore cannot open {text!r}; use the fsspec or obstore backend")
@@ -165,3 +171,31 @@ def remove(path: Path | str) -> None:
         shutil.rmtree(path)
     elif path.exists():
         path.unlink()
+
+
+def check_reachable(url: str) -> None:
+    """Fail early, in one line, when a user's remote location cannot be used (before any point runs)."""
+    if url.startswith("s3://"):
+        from obstore import list as list_objects
+        from obstore.store import from_url
+
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        try:
+            store = from_url(f"s3://{bucket}", retry_config={"max_retries": 1, "retry_timeout": timedelta(seconds=10)},
+                             client_options={"connect_timeout": "5s", "timeout": "20s"})
+            next(iter(list_objects(store, prefix=prefix or None, chunk_size=1)), None)
+        except Exception as exc:
+            cause = " ".join(str(exc).split())[:240]
+            raise HarnessError(f"cannot use {url}: {type(exc).__name__}: {cause}. Check the bucket name, AWS_ENDPOINT_URL "
+                               "and the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or a profile)") from None
+    elif url.startswith(("http://", "https://")):
+        import urllib.error
+        import urllib.request
+
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=10).close()
+        except urllib.error.HTTPError as exc:
+            if exc.code >= 500:
+                raise HarnessError(f"cannot use {url}: the server answered HTTP {exc.code}; check the server") from None
+        except OSError as exc:
+            raise HarnessError(f"cannot reach {url}: {exc}; check the URL and that the server is running") from None

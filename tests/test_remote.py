@@ -285,3 +285,58 @@ def test_async_stream_repeats_on_s3(store: str, s3_env, tiny_adata, tmp_path: Pa
         stats = worker.measure(work, repeats=2, warmup=0)
     work.verify()
     assert len(stats["values"]) == 2 and all(v > 0 for v in stats["values"])
+
+
+def test_user_store_problems_are_one_line_errors(tiny_h5ad: Path, tmp_path: Path, s3, monkeypatch: pytest.MonkeyPatch) -> None:
+    def sweep(url: str) -> Sweep:
+        return Sweep(dataset=str(tiny_h5ad), points=[Point(store="s3-obstore", pipeline="fused")], workloads=["write"],
+                     results_dir=tmp_path, progress=False, store_url=url)
+
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(HarnessError, match="cannot use s3://no-such-bucket/x: .*bucket name"):
+        run_sweep(sweep("s3://no-such-bucket/x"))
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    with pytest.raises(HarnessError, match="cannot use s3://harness/x: .*credentials"):  # no credentials anywhere
+        run_sweep(sweep("s3://harness/x"))
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{servers.free_port()}")  # nothing listens there
+    with pytest.raises(HarnessError, match="cannot use s3://harness/x"):
+        run_sweep(sweep("s3://harness/x"))
+    assert not results.results_path(tmp_path).exists() or not list(results.iter_rows(results.results_path(tmp_path)))
+
+
+def test_unknown_store_url_scheme_on_the_command_line(capsys: pytest.CaptureFixture) -> None:
+    from harness.cli import main
+
+    assert main(["run", "--dataset", "tiny", "--axis", "store=s3-obstore", "--store", "ftp://host/x", "--no-progress"]) == 2
+    assert "use s3://bucket/prefix" in capsys.readouterr().err
+
+
+@needs_nginx
+@pytest.mark.parametrize("store", ["http-fsspec", "http-obstore"])
+def test_http_errors_fail_reads_and_missing_chunks_fail_verification(store: str, tiny_adata, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.errors import VerificationError
+
+    point = Point(store=store, pipeline="fused", sharding="rows-16x2")
+    ctx = workloads.Context(point, tiny_adata, tmp_path / "p0")
+    with workloads.zarr_config(point, "write"):
+        workloads.write_store(ctx, workloads.write_input(ctx))
+    monkeypatch.setenv(workloads.HTTP_ROOT_ENV, str(tmp_path))
+    with servers.start_http(tmp_path, faults={"/X/data/": 500}) as http:  # the server errors on X's values
+        monkeypatch.setenv(workloads.HTTP_URL_ENV, http.url)
+        with workloads.zarr_config(point, "read"), pytest.raises(Exception) as info:
+            workloads.read_store(ctx)
+        assert not isinstance(info.value, (AssertionError, VerificationError))
+    shard = sorted((ctx.on_disk / "X" / "data" / "c").iterdir())[0]
+    shard.unlink()  # a 404: zarr reads a missing chunk as fill values, so only verification can tell
+    with servers.start_http(tmp_path) as http:
+        monkeypatch.setenv(workloads.HTTP_URL_ENV, http.url)
+        work = workloads.Read(ctx)
+        with work.config():
+            work.run()
+        with pytest.raises(VerificationError):
+            work.verify()
