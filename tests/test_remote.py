@@ -340,3 +340,39 @@ def test_http_errors_fail_reads_and_missing_chunks_fail_verification(store: str,
             work.run()
         with pytest.raises(VerificationError):
             work.verify()
+
+
+def test_server_killed_mid_read_is_a_recorded_failure_and_the_batch_goes_on(tiny_h5ad: Path, tmp_path: Path) -> None:
+    """The S3 server dies at the first data GET of the reads: the rows say failed with the cause."""
+    import threading
+    import time
+
+    from harness.runner import run_batch
+
+    server = servers.start_s3()
+    killed, done = threading.Event(), threading.Event()
+
+    def kill_at_first_data_read() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed.is_set() and not done.is_set():
+            text = server.access_log.read_text(errors="replace") if server.access_log.exists() else ""
+            if any(line.startswith("GET") and "/X/data/" in line for line in text.splitlines()):
+                for child in server.children:
+                    child.stop()  # the S3 server itself; nginx answers 502 from now on
+                killed.set()
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=kill_at_first_data_read, daemon=True)
+    try:
+        env = {**server.env, workloads.S3_BUCKET_ENV: servers.S3_BUCKET, servers.ACCESS_LOGS_ENV: str(server.access_log)}
+        watcher.start()
+        point = Point(store="s3-obstore", pipeline="fused")
+        got = run_batch([point], tiny_h5ad, ["read", "lazy-rows"], repeats=2, warmup=0, workdir=tmp_path / "w",
+                        timeout=300, env=env)
+    finally:
+        done.set()
+        server.stop()
+    assert killed.is_set(), "the server was never killed: no data GET seen"
+    rows = [got[(point.id, w)] for w in ("read", "lazy-rows")]
+    assert all(r["status"] == "failed" for r in rows), rows
+    assert all(r["error"] for r in rows)
