@@ -17,7 +17,8 @@ def with_speedup(df: pd.DataFrame) -> pd.DataFrame:
     """Add `speedup` = anndata-default median / this median, per dataset and workload.
 
     The reference is the latest ok anndata-default row on the same dataset fingerprint, stack, store,
-    loop and network condition (falling back to the same store on any loop, then to the local one),
+    loop and network condition (falling back to the same store on any loop, then to the same protocol,
+    e.g. s3-obstore's for s3-fsspec, then to the local one),
     which in a normal sweep is measured in the same run (baselines run on every store of a sweep).
     """
     df = df.copy()
@@ -30,11 +31,15 @@ def with_speedup(df: pd.DataFrame) -> pd.DataFrame:
     keys = ["dataset_fingerprint", "stack_key", "workload"]
     exact = base.groupby([*keys, "store", "loop", "net"])["median"].last()
     same_store = base.groupby([*keys, "store", "net"])["median"].last()
+    protocol = lambda stores: stores.str.rpartition("-")[0]  # noqa: E731  ("" for local stores)
+    same_protocol = base.assign(protocol=protocol(base["store"])).groupby([*keys, "protocol", "net"])["median"].last()
     local = base[base["store"] == "local"].groupby(keys)["median"].last()
     for idx, row in ok.iterrows():
         k = tuple(row[c] for c in keys)
         ref = exact.get((*k, row["store"], row["loop"], row["net"]))
         ref = ref if ref is not None else same_store.get((*k, row["store"], row["net"]))
+        if ref is None and "-" in str(row["store"]):
+            ref = same_protocol.get((*k, str(row["store"]).rpartition("-")[0], row["net"]))
         ref = ref if ref is not None else local.get(k)
         if ref is not None and row["median"]:
             df.at[idx, "speedup"] = ref / row["median"]

@@ -99,3 +99,49 @@ def test_unstable_measurements_are_flagged_with_advice(results_dir: Path) -> Non
     assert len(flagged) == int((ok["iqr"] > 0.10 * ok["median"]).sum())
     wild = pd.concat([df, df.iloc[[0]].assign(run_id="zzz", values=[[1.0, 2.0, 3.0, 4.0]], median=2.5, iqr=1.5)])
     assert any("more --repeats" in w and "60%" in w for w in report.unstable(wild))
+
+
+def _remote_rows() -> list[dict]:
+    """Rows shaped like a remote sweep's: two clients x consolidated, one baseline, at 20 ms."""
+    template = json.loads(DATA.read_text().splitlines()[0])
+    rows = []
+    timings = {("s3-fsspec", "on"): 2.0, ("s3-obstore", "on"): 1.0, ("s3-fsspec", "off"): 2.6, ("s3-obstore", "off"): 1.3}
+    for (store, cons), seconds in timings.items():
+        point = {"store": store, "loop": "asyncio", "pipeline": "fused", "codec": "zstd-0", "sharding": "auto",
+                 "consolidated": cons, "baseline": ""}
+        pid = f"{store}/asyncio/fused/zstd-0/auto/cons-{cons}"
+        rows.append({**template, "key": pid, "point_id": pid, "point": point, "workload": "stream-async", "status": "ok",
+                     "values": [seconds * (1 + 0.01 * i) for i in range(5)], "network": {"condition": "latency=20ms"},
+                     "requests": {"requests": [100] * 5, "repeated": [7] * 5, "bytes": [5e6] * 5},
+                     "metrics": {"rows_per_s": [1000 / seconds] * 5, "first_batch_s": [0.05] * 5}})
+    base = {**rows[0]["point"], "baseline": "anndata-default", "store": "s3-obstore"}
+    rows.append({**rows[1], "key": "b", "point_id": "anndata-default@s3-obstore/asyncio", "point": base,
+                 "values": [4.0, 4.1, 4.0, 3.9, 4.0]})
+    return rows
+
+
+def test_remote_report_shows_requests_effects_and_a_remote_reference(tmp_path: Path) -> None:
+    path = results.results_path(tmp_path)
+    path.write_text("".join(json.dumps(r) + "\n" for r in _remote_rows()))
+    text = report.build(tmp_path, tmp_path / "rep").read_text()
+    assert "## Remote requests" in text and "| 100 | 7 | 5.0 | 1,000 | 0.050 |" in text
+    assert "`s3-obstore/asyncio/fused/zstd-0/auto/cons-on (latency=20ms)`" in text
+    # against anndata-default on the same remote store (or protocol) and network, not a local one
+    assert "1.020 ±0.020 (3.92x)" in text and "2.040 ±0.040 (1.96x)" in text
+    effects = [line for line in text.splitlines() if line.startswith("| store: fsspec->obstore")]
+    assert len(effects) == 2 and all("B 2.00x faster" in e for e in effects)
+    assert any(line.startswith("| consolidated: off->on") and "B 1.30x faster" in line for line in text.splitlines())
+    assert (tmp_path / "rep" / "remote.png").read_bytes()[:8] == PNG
+
+
+def test_effects_need_enough_repeats_and_a_real_difference(tmp_path: Path) -> None:
+    rows = _remote_rows()[:2]
+    rows[1]["values"] = [2.0 * (1 + 0.01 * i) for i in range(5)][::-1]  # obstore now as fast as fsspec
+    path = results.results_path(tmp_path)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (found,) = compare.axis_effects(results.load(tmp_path))
+    assert found.verdict == "not significant" and found.p_value > 0.5
+    rows[1]["values"] = rows[1]["values"][:2]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (found,) = compare.axis_effects(results.load(tmp_path))
+    assert found.verdict == "too few repeats"
