@@ -31,8 +31,8 @@ def with_speedup(df: pd.DataFrame) -> pd.DataFrame:
     keys = ["dataset_fingerprint", "stack_key", "workload"]
     exact = base.groupby([*keys, "store", "loop", "net"])["median"].last()
     same_store = base.groupby([*keys, "store", "net"])["median"].last()
-    protocol = lambda stores: stores.str.rpartition("-")[0]  # noqa: E731  ("" for local stores)
-    same_protocol = base.assign(protocol=protocol(base["store"])).groupby([*keys, "protocol", "net"])["median"].last()
+    protocols = base["store"].map(lambda store: str(store).rpartition("-")[0])  # "" for local stores
+    same_protocol = base.assign(protocol=protocols).groupby([*keys, "protocol", "net"])["median"].last()
     local = base[base["store"] == "local"].groupby(keys)["median"].last()
     for idx, row in ok.iterrows():
         k = tuple(row[c] for c in keys)

@@ -32,9 +32,14 @@ def append(results_dir: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Append rows durably (one line each, flushed and fsynced)."""
     path = results_path(results_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
+    with open(path, "a+b") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell():  # a writer killed mid-line left no newline: end that line so ours stays whole
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                fh.write(b"\n")
         for row in rows:
-            fh.write(json.dumps({"schema": SCHEMA, **row}, default=str) + "\n")
+            fh.write((json.dumps({"schema": SCHEMA, **row}, default=str) + "\n").encode())
         fh.flush()
         os.fsync(fh.fileno())
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from . import datasets, pipelines, provenance, results
 from .errors import HarnessError
+from .lifecycle import die_with_parent
 from .matrix import Point, invalid_reason, static_unsupported_reason
 from .worker import WorkerSpec
 
@@ -90,6 +91,7 @@ def _run_worker(spec: WorkerSpec, timeout: float, env: dict[str, str] | None = N
         proc = subprocess.Popen(
             [sys.executable, "-m", "harness.worker", str(spec_path)],
             stdout=err, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+            preexec_fn=die_with_parent(signal.SIGKILL),  # never outlives a runner killed with SIGKILL
         )
         try:
             rc = proc.wait(timeout=timeout)
@@ -114,6 +116,7 @@ def run_batch(points: list[Point], dataset_path: Path, workloads: list[str], *, 
     Workloads the worker never reported become `timeout` or `failed` rows with its stderr tail, so
     every requested (point, workload) gets exactly one answer.
     """
+    shutil.rmtree(workdir, ignore_errors=True)  # a point interrupted by a kill re-runs on a clean path
     spec = WorkerSpec(points=[p.to_dict() for p in points], dataset=str(dataset_path), workloads=list(workloads),
                       repeats=repeats, warmup=warmup, workdir=str(workdir), out=str(Path(workdir) / "rows.jsonl"),
                       cold=cold, seed=seed, readers=list(readers or []))

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import HarnessError
+from .lifecycle import die_with_parent
 
 S3_KEY, S3_SECRET, S3_REGION, S3_BUCKET = "harness", "harness-secret", "us-east-1", "harness"
 LUA_MODULES = ("/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so")
@@ -101,8 +102,9 @@ def _wait_healthy(server: Server, probe: str, timeout: float = 30.0) -> None:
 
 def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     with open(log, "w") as fh:
+        # SIGTERM when the harness dies, even by SIGKILL: nginx then stops its workers, node and moto exit
         return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, **(env or {})})
+                                env={**os.environ, **(env or {})}, preexec_fn=die_with_parent(signal.SIGTERM))
 
 
 @dataclass(frozen=True)

@@ -73,26 +73,45 @@ def test_truncated_last_line_is_ignored(tmp_path: Path) -> None:
     assert results.done_keys(tmp_path) == {"a"}
 
 
-def test_killed_sweep_resumes_with_each_point_exactly_once(tiny_h5ad: Path, tmp_path: Path) -> None:
-    """Kill -9 the whole sweep after its first point landed; the re-run finishes the rest, once each."""
-    out = tmp_path / "res"
-    cmd = [sys.executable, "-m", "harness.cli", "run", "--dataset", str(tiny_h5ad), "--results", str(out), "--workdir", str(tmp_path / "work"),
-           "--baselines", "none", "--axis", "pipeline=python,fused,zarrs", "--axis", "codec=zstd-0",
-           "--axis", "sharding=auto", "--workloads", "write", "--repeats", "1", "--warmup", "0", "--no-progress"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    path = results.results_path(out)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(results.iter_rows(path)):
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    first = [r["point_id"] for r in results.iter_rows(path)]
-    assert 1 <= len(first) < 3
-    assert subprocess.run(cmd, capture_output=True).returncode == 0
-    ids = [r["point_id"] for r in results.iter_rows(path)]
-    assert sorted(ids) == sorted(set(ids)) and len(ids) == 3
-    assert ids[: len(first)] == first
+def _ours(tmp_path: Path) -> list:
+    """Processes started for this test's sweep: workers (spec path) and servers (their temp dirs)."""
     import psutil
 
-    stray = [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
-    assert stray == [], "a worker outlived its killed sweep"
+    mine = []
+    for proc in psutil.process_iter(["cmdline", "ppid"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if str(tmp_path) in cmd or ("harness-s3-" in cmd or "harness-nginx-" in cmd) and proc.info["ppid"] == 1:
+            mine.append(proc)
+    return mine
+
+
+def test_killed_sweep_resumes_with_each_point_exactly_once(tiny_h5ad: Path, tmp_path: Path) -> None:
+    """SIGKILL the runner alone at seeded random moments, three times: no worker or server outlives it,
+    no half-written line survives, and the resumed sweeps finish every (point, workload) exactly once."""
+    import random
+
+    import psutil
+
+    out = tmp_path / "res"
+    cmd = [sys.executable, "-m", "harness.cli", "run", "--dataset", str(tiny_h5ad), "--results", str(out), "--workdir", str(tmp_path / "work"),
+           "--baselines", "none", "--axis", "store=local,s3-obstore", "--axis", "pipeline=python,fused", "--axis", "codec=zstd-0",
+           "--axis", "sharding=auto", "--workloads", "write,read", "--repeats", "1", "--warmup", "0", "--no-progress"]
+    path = results.results_path(out)
+    rng = random.Random(7)
+    for attempt in range(3):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.0, 6.0))
+        proc.kill()  # the runner only: its children must follow by themselves
+        proc.wait()
+        deadline = time.time() + 15
+        while time.time() < deadline and _ours(tmp_path):
+            time.sleep(0.2)
+        assert not _ours(tmp_path), f"attempt {attempt}: {[' '.join(p.cmdline()) for p in _ours(tmp_path)]} outlived the runner"
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    lines = path.read_text().splitlines()
+    rows = list(results.iter_rows(path))
+    assert len(rows) >= len(lines) - 3  # at most one partial line per kill, each ended by the next append
+    keys = [(r["point_id"], r["workload"]) for r in rows]
+    assert sorted(keys) == sorted(set(keys)) and len(keys) == 8
+    assert all(r["status"] == "ok" for r in rows), [r.get("error") for r in rows]
+    assert not psutil.Process().children(recursive=True)
