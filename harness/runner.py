@@ -81,7 +81,7 @@ def static_status(point: Point) -> tuple[str, str] | None:
 
 
 def _run_worker(spec: WorkerSpec, timeout: float, env: dict[str, str] | None = None) -> tuple[str, str]:
-    """Run one worker; returns (outcome, stderr tail). outcome: ok | timeout | crashed:<rc>."""
+    """Run one worker; returns (outcome, stderr tail). outcome: ok | timeout | crashed:<rc> | killed by <SIGNAL>."""
     spec_path = Path(spec.workdir) / "spec.json"
     Path(spec.workdir).mkdir(parents=True, exist_ok=True)
     spec_path.write_text(json.dumps(asdict(spec)))
@@ -95,7 +95,7 @@ def _run_worker(spec: WorkerSpec, timeout: float, env: dict[str, str] | None = N
         )
         try:
             rc = proc.wait(timeout=timeout)
-            outcome = "ok" if rc == 0 else f"crashed:{rc}"
+            outcome = "ok" if rc == 0 else f"crashed:{rc}" if rc > 0 else f"killed by {signal.Signals(-rc).name}"
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -104,7 +104,9 @@ def _run_worker(spec: WorkerSpec, timeout: float, env: dict[str, str] | None = N
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             raise
-    tail = err_path.read_text(errors="replace")[-STDERR_TAIL:] if err_path.exists() else ""
+    text = err_path.read_text(errors="replace") if err_path.exists() else ""
+    fatal = text.find("Fatal Python error")  # faulthandler's report: keep where it crashed, not the module list
+    tail = text[fatal:fatal + STDERR_TAIL] if fatal >= 0 else text[-STDERR_TAIL:]
     return outcome, tail
 
 

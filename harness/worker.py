@@ -162,6 +162,27 @@ def run(spec: WorkerSpec) -> int:
     return 0
 
 
+#: Fault injection for the reliability tests: `HARNESS_INJECT_FAULT=<kind>:<workload>` makes the worker
+#: segfault, hang, raise or exit just before that workload, so the runner's handling is tested for real.
+INJECT_FAULT_ENV = "HARNESS_INJECT_FAULT"
+
+
+def inject_fault(workload: str) -> None:
+    kind, _, where = os.environ.get(INJECT_FAULT_ENV, "").partition(":")
+    if not kind or where != workload:
+        return
+    if kind == "segfault":
+        import ctypes
+
+        ctypes.string_at(0)  # a real SIGSEGV, as a crashing codec would raise
+    elif kind == "hang":
+        time.sleep(10**6)
+    elif kind == "exit":
+        os._exit(3)
+    elif kind == "raise":
+        raise RuntimeError(f"injected fault before {workload}")
+
+
 def run_point(spec: WorkerSpec, point: Point, source: Any, workdir: Path, loop_type: str) -> None:
     """Write (timed or not), then each read workload, then the cross-pipeline reads if asked."""
     from . import pipelines, stores, workloads
@@ -230,6 +251,7 @@ def _measure_workload(spec: WorkerSpec, ctx: Any, name: str) -> dict[str, Any]:
     point = ctx.point
     work = workloads.REGISTRY[name](ctx)
     try:
+        inject_fault(name)
         with work.config(), pipelines.trace_pipelines() as tracer:
             stats = measure(work, spec.repeats, spec.warmup)
         work.verify()
@@ -283,6 +305,9 @@ def cross_read(ctx: Any, readers: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import faulthandler
+
+    faulthandler.enable()  # a segfault in native code leaves a Python traceback in the stderr tail
     args = argv if argv is not None else sys.argv[1:]
     spec = WorkerSpec(**json.loads(Path(args[0]).read_text()))
     return run(spec)

@@ -115,3 +115,27 @@ def test_killed_sweep_resumes_with_each_point_exactly_once(tiny_h5ad: Path, tmp_
     assert sorted(keys) == sorted(set(keys)) and len(keys) == 8
     assert all(r["status"] == "ok" for r in rows), [r.get("error") for r in rows]
     assert not psutil.Process().children(recursive=True)
+
+
+@pytest.mark.parametrize("kind, status, evidence", [
+    ("segfault", "failed", "killed by SIGSEGV"),
+    ("exit", "failed", "worker crashed:3"),
+    ("raise", "failed", "injected fault before read"),
+    ("hang", "timeout", "timeout of 15s"),
+])
+def test_crashes_and_hangs_become_rows_and_the_sweep_goes_on(kind: str, status: str, evidence: str, tiny_h5ad: Path,
+                                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.worker import INJECT_FAULT_ENV
+
+    monkeypatch.setenv(INJECT_FAULT_ENV, f"{kind}:read")
+    points = [Point(pipeline="python"), Point(pipeline="fused")]
+    counts = run_sweep(_sweep(tiny_h5ad, tmp_path, points, workloads=("write", "read"), timeout=15))
+    rows = {(r["point_id"], r["workload"]): r for r in results.iter_rows(results.results_path(tmp_path))}
+    assert len(rows) == 4 and counts[status] == 2
+    for point in points:  # the write before the fault was kept; the faulty read is recorded with its cause
+        assert rows[(point.id, "write")]["status"] == "ok"
+        read = rows[(point.id, "read")]
+        assert read["status"] == status
+        assert evidence in read.get("error", "") + read.get("stderr_tail", "")
+        if kind == "segfault":  # faulthandler's report, not the list of loaded modules
+            assert "Fatal Python error: Segmentation fault" in read["stderr_tail"] and "inject_fault" in read["stderr_tail"]
