@@ -106,7 +106,11 @@ def _run_worker(spec: WorkerSpec, timeout: float, env: dict[str, str] | None = N
             raise
     text = err_path.read_text(errors="replace") if err_path.exists() else ""
     fatal = text.find("Fatal Python error")  # faulthandler's report: keep where it crashed, not the module list
-    tail = text[fatal:fatal + STDERR_TAIL] if fatal >= 0 else text[-STDERR_TAIL:]
+    current = text.find("Current thread", fatal) if fatal >= 0 else -1  # the thread that crashed
+    if current >= 0:
+        tail = text[fatal:text.find("\n", fatal)] + "\n" + text[current:current + STDERR_TAIL]
+    else:
+        tail = text[fatal:fatal + STDERR_TAIL] if fatal >= 0 else text[-STDERR_TAIL:]
     return outcome, tail
 
 
