@@ -80,12 +80,13 @@ def static_status(point: Point) -> tuple[str, str] | None:
     return None
 
 
-def _run_worker(spec: WorkerSpec, timeout: float, env: dict[str, str] | None = None) -> tuple[str, str]:
+def _run_worker(spec: WorkerSpec, timeout: float, env: dict[str, str] | None = None, meta: Path | None = None) -> tuple[str, str]:
     """Run one worker; returns (outcome, stderr tail). outcome: ok | timeout | crashed:<rc> | killed by <SIGNAL>."""
-    spec_path = Path(spec.workdir) / "spec.json"
+    meta = meta or Path(spec.workdir)
+    spec_path = meta / "spec.json"
     Path(spec.workdir).mkdir(parents=True, exist_ok=True)
     spec_path.write_text(json.dumps(asdict(spec)))
-    err_path = Path(spec.workdir) / "stderr.log"
+    err_path = meta / "stderr.log"
     env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     with open(err_path, "w") as err:
         proc = subprocess.Popen(
@@ -123,11 +124,16 @@ def run_batch(points: list[Point], dataset_path: Path, workloads: list[str], *, 
     every requested (point, workload) gets exactly one answer.
     """
     shutil.rmtree(workdir, ignore_errors=True)  # a point interrupted by a kill re-runs on a clean path
+    # the worker's spec, rows and stderr live apart from the stores: a full store disk must not lose them
+    meta = Path(tempfile.mkdtemp(prefix="harness-worker-"))
     spec = WorkerSpec(points=[p.to_dict() for p in points], dataset=str(dataset_path), workloads=list(workloads),
-                      repeats=repeats, warmup=warmup, workdir=str(workdir), out=str(Path(workdir) / "rows.jsonl"),
+                      repeats=repeats, warmup=warmup, workdir=str(workdir), out=str(meta / "rows.jsonl"),
                       cold=cold, seed=seed, readers=list(readers or []))
-    outcome, tail = _run_worker(spec, timeout, env)
-    got = {(r["point_id"], r["workload"]): r for r in results.iter_rows_any(Path(spec.out))}
+    try:
+        outcome, tail = _run_worker(spec, timeout, env, meta)
+        got = {(r["point_id"], r["workload"]): r for r in results.iter_rows_any(Path(spec.out))}
+    finally:
+        shutil.rmtree(meta, ignore_errors=True)
     expected = [*workloads, *(["interop"] if readers else [])]
     for point in points:
         for w in expected:

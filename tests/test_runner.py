@@ -74,15 +74,10 @@ def test_truncated_last_line_is_ignored(tmp_path: Path) -> None:
 
 
 def _ours(tmp_path: Path) -> list:
-    """Processes started for this test's sweep: workers (spec path) and servers (their temp dirs)."""
+    """Processes started for this test's sweep: workers and servers, whose files are under tmp_path."""
     import psutil
 
-    mine = []
-    for proc in psutil.process_iter(["cmdline", "ppid"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
-        if str(tmp_path) in cmd or ("harness-s3-" in cmd or "harness-nginx-" in cmd) and proc.info["ppid"] == 1:
-            mine.append(proc)
-    return mine
+    return [proc for proc in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(proc.info["cmdline"] or [])]
 
 
 def test_killed_sweep_resumes_with_each_point_exactly_once(tiny_h5ad: Path, tmp_path: Path) -> None:
@@ -98,8 +93,10 @@ def test_killed_sweep_resumes_with_each_point_exactly_once(tiny_h5ad: Path, tmp_
            "--axis", "sharding=auto", "--workloads", "write,read", "--repeats", "1", "--warmup", "0", "--no-progress"]
     path = results.results_path(out)
     rng = random.Random(7)
+    (tmp_path / "tmp").mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}  # worker specs and server dirs: found by path below
     for attempt in range(3):
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         time.sleep(rng.uniform(1.0, 6.0))
         proc.kill()  # the runner only: its children must follow by themselves
         proc.wait()
@@ -107,7 +104,7 @@ def test_killed_sweep_resumes_with_each_point_exactly_once(tiny_h5ad: Path, tmp_
         while time.time() < deadline and _ours(tmp_path):
             time.sleep(0.2)
         assert not _ours(tmp_path), f"attempt {attempt}: {[' '.join(p.cmdline()) for p in _ours(tmp_path)]} outlived the runner"
-    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    assert subprocess.run(cmd, capture_output=True, env=env).returncode == 0
     lines = path.read_text().splitlines()
     rows = list(results.iter_rows(path))
     assert len(rows) >= len(lines) - 3  # at most one partial line per kill, each ended by the next append

@@ -1,0 +1,75 @@
+"""Storage faults: a full disk during a write, store files deleted or truncated between write and read.
+Each is detected and reported; none gives a silently wrong value."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness import workloads
+from harness.errors import VerificationError
+from harness.matrix import Point
+from harness.runner import run_batch
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 160 KiB tmpfs (root only): smaller than the tiny dataset's store."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mount)],
+                                            capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_disk_full_during_write_is_a_failed_row(small_disk: Path, tiny_h5ad: Path) -> None:
+    point = Point(pipeline="python", codec="none", sharding="none")  # many small files, no compression
+    got = run_batch([point], tiny_h5ad, ["write", "read"], repeats=1, warmup=0, workdir=small_disk / "w", timeout=120)
+    write, read = got[(point.id, "write")], got[(point.id, "read")]
+    assert write["status"] == "failed" and read["status"] == "failed"
+    assert "No space left on device" in write.get("error", "") + write.get("stderr_tail", "")
+
+
+def _written(tiny_adata, tmp_path: Path) -> workloads.Context:
+    point = Point(pipeline="fused", sharding="rows-16x2")
+    ctx = workloads.Context(point, tiny_adata, tmp_path)
+    with workloads.zarr_config(point, "write"):
+        workloads.write_store(ctx, workloads.write_input(ctx))
+    return ctx
+
+
+def _read_and_verify(ctx: workloads.Context) -> None:
+    work = workloads.Read(ctx)
+    with work.config():
+        work.run()
+    work.verify()
+
+
+def test_truncated_shard_fails_the_read(tiny_adata, tmp_path: Path) -> None:
+    ctx = _written(tiny_adata, tmp_path)
+    shard = sorted((ctx.on_disk / "X" / "data" / "c").iterdir())[0]
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    with pytest.raises(Exception) as info:
+        _read_and_verify(ctx)
+    assert not isinstance(info.value, AssertionError)
+
+
+def test_deleted_shard_fails_verification_not_silently(tiny_adata, tmp_path: Path) -> None:
+    ctx = _written(tiny_adata, tmp_path)
+    sorted((ctx.on_disk / "X" / "data" / "c").iterdir())[0].unlink()  # zarr reads a missing chunk as fill values
+    with pytest.raises(VerificationError, match="X"):
+        _read_and_verify(ctx)
+
+
+def test_deleted_metadata_fails_the_read(tiny_adata, tmp_path: Path) -> None:
+    ctx = _written(tiny_adata, tmp_path)
+    (ctx.on_disk / "obs" / "zarr.json").unlink()
+    (ctx.on_disk / "zarr.json").write_text((ctx.on_disk / "zarr.json").read_text().replace('"consolidated_metadata"', '"x_"'))
+    with pytest.raises(Exception) as info:
+        _read_and_verify(ctx)
+    assert not isinstance(info.value, AssertionError)
