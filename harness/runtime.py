@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .codecs import parse_codec
-from .errors import HarnessError
+from .errors import HarnessError, UnsupportedPoint
 from .matrix import LOOPS, PIPELINES, STORES
 from .pipelines import PIPELINE_PATHS
 from .policies import make_callback, parse_policy
@@ -122,12 +122,22 @@ class IOConfig:
                 if previous_policy is not None:
                     asyncio.set_event_loop_policy(previous_policy)
 
+    def _check_zarrs_keys(self, keys: Iterator[str] | list[str]) -> None:
+        cfg = self.effective()
+        if cfg.pipeline == "zarrs" and cfg.store.rsplit("-", 1)[-1] == "obstore":
+            if bad := zarrs_obstore_unsafe(keys):
+                raise UnsupportedPoint(
+                    f"zarrs over an obstore store silently reads fill values for keys with non-ASCII or any of "
+                    f"{''.join(sorted(ZARRS_OBSTORE_UNSAFE))} (found by harness's fuzzed round trips); this data has "
+                    f"{', '.join(map(repr, bad[:3]))}. Use pipeline='fused', or rename those elements")
+
     # --- what users call -------------------------------------------------------------------
     def write(self, adata: Any, target: Any) -> None:
         """write_dispatched with this config's sharding and codec, then consolidate if asked."""
         import anndata as ad
         import zarr
 
+        self._check_zarrs_keys(element_keys(adata))
         with self.activate() as cfg:
             group = zarr.open_group(cfg.open_store(target), mode="w", zarr_format=3)
             ad.experimental.write_dispatched(group, "/", adata, callback=cfg.write_callback)
@@ -137,7 +147,10 @@ class IOConfig:
     def open_group(self, target: Any) -> Any:
         import zarr
 
-        return zarr.open_group(self.open_store(target, read_only=True), mode="r", use_consolidated=self.consolidated)
+        group = zarr.open_group(self.open_store(target, read_only=True), mode="r", use_consolidated=self.consolidated)
+        if self.effective().pipeline == "zarrs":
+            self._check_zarrs_keys(path for path, _ in group.members(max_depth=None))
+        return group
 
     def read(self, target: Any) -> Any:
         """Read fully into memory (anndata's reader, with this config's pipeline)."""
@@ -152,6 +165,32 @@ class IOConfig:
 
         with self.activate():
             return ad.experimental.read_lazy(self.open_group(target))
+
+
+#: Found by the fuzzed round trips (tests/test_fuzz.py): zarrs over an obstore ObjectStore reads fill values,
+#: silently, for keys containing these characters or any non-ASCII character (zarrs 0.2.x, obstore 0.12;
+#: zarr's LocalStore is not affected). The runtime refuses such data instead of returning wrong values.
+ZARRS_OBSTORE_UNSAFE = frozenset('{}[]%#?*~^`|"<>')
+
+
+def zarrs_obstore_unsafe(keys: Iterator[str] | list[str]) -> list[str]:
+    return [k for k in keys if any(c in ZARRS_OBSTORE_UNSAFE or ord(c) > 127 for c in k)]
+
+
+def element_keys(adata: Any) -> list[str]:
+    """The store keys an AnnData's elements will get (column names, mapping keys, nested uns keys)."""
+    keys = [f"obs/{c}" for c in adata.obs.columns] + [f"var/{c}" for c in adata.var.columns]
+    for attr in ("layers", "obsm", "varm", "obsp", "varp"):
+        keys += [f"{attr}/{k}" for k in getattr(adata, attr).keys()]
+
+    def walk(prefix: str, mapping: Mapping) -> None:
+        for key, value in mapping.items():
+            keys.append(f"{prefix}/{key}")
+            if isinstance(value, Mapping):
+                walk(f"{prefix}/{key}", value)
+
+    walk("uns", adata.uns)
+    return keys
 
 
 def _install_loop(loop: str):
