@@ -245,11 +245,16 @@ def start_http(root: Path, latency_ms: float = 0.0, network: Network | None = No
     """nginx serving `root` read-only (GET/HEAD with range requests) under a network condition.
 
     `faults` maps a URL regex to an HTTP status nginx answers instead (fault injection, e.g.
-    {"/X/data/": 500}): readers must fail on it, never return fill values.
+    {"/X/data/": 500}; status 0: the request hangs): readers must fail on it, never return fill values.
     """
     network = network or Network(latency_ms=latency_ms)
-    extra = "".join(f"location ~ {pattern} {{ return {int(status)}; }}\n        " for pattern, status in (faults or {}).items())
-    return _start_nginx("http", f"root {Path(root).absolute()}; limit_except GET HEAD {{ deny all; }}", network, extra=extra)
+    hangs = any(status == 0 for status in (faults or {}).values())
+    if hangs and not lua_available():
+        raise HarnessError("a hanging fault needs nginx's Lua module: apt-get install libnginx-mod-http-lua")
+    extra = "".join(f"location ~ {pattern} {{ {'access_by_lua_block { ngx.sleep(3600) }' if not status else f'return {int(status)};'} }}\n        "
+                    for pattern, status in (faults or {}).items())
+    return _start_nginx("http", f"root {Path(root).absolute()}; limit_except GET HEAD {{ deny all; }}", network, extra=extra,
+                        needs_lua=hangs)
 
 
 #: Lua that fixes two s3rver gaps found by the harness's own checks, using a HEAD subrequest:
@@ -280,7 +285,8 @@ S3RVER_FIXES_LUA = """
         end"""
 
 
-def _start_nginx(kind: str, location: str, network: Network, upstream: str | None = None, extra: str = "") -> Server:
+def _start_nginx(kind: str, location: str, network: Network, upstream: str | None = None, extra: str = "",
+                 needs_lua: bool = False) -> Server:
     """nginx on a free port: `location` inside `location /`; with `upstream` (s3rver), S3RVER_FIXES_LUA too."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
@@ -290,7 +296,7 @@ def _start_nginx(kind: str, location: str, network: Network, upstream: str | Non
     workdir = Path(tempfile.mkdtemp(prefix=f"harness-nginx-{kind}-"))
     port = free_port()
     lua = ([f"ngx.sleep({network.latency_ms / 1000:.4f})"] if network.latency_ms else []) + ([S3RVER_FIXES_LUA] if upstream else [])
-    load = "".join(f"load_module {m};\n" for m in LUA_MODULES) if lua else ""
+    load = "".join(f"load_module {m};\n" for m in LUA_MODULES) if lua or needs_lua else ""
     delay = f"access_by_lua_block {{ {' '.join(lua)} }}" if lua else ""
     exists = (f"location /__exists/ {{ internal; rewrite ^/__exists(.*)$ $1 break; proxy_pass_request_body off; "
               f"proxy_set_header Content-Length \"\"; proxy_set_header If-None-Match \"\"; proxy_set_header Range \"\"; "

@@ -83,3 +83,17 @@ def test_invalid_combination_is_listed_with_reason(capsys) -> None:
 
 def test_show_without_results(capsys, tmp_path: Path) -> None:
     assert "no results" in _error(capsys, ["show", "--results", str(tmp_path)])
+
+
+def test_failed_points_make_the_run_exit_non_zero_with_a_summary(capsys, tiny_h5ad: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.worker import INJECT_FAULT_ENV
+
+    monkeypatch.setenv(INJECT_FAULT_ENV, "raise:read")
+    argv = ["run", "--dataset", str(tiny_h5ad), "--results", str(tmp_path), "--baselines", "none", "--axis", "pipeline=fused",
+            "--axis", "codec=zstd-0", "--axis", "sharding=auto", "--workloads", "write,read", "--repeats", "1",
+            "--warmup", "0", "--no-progress"]
+    assert cli.main(argv) == 1
+    out = capsys.readouterr().out
+    assert "failed local/asyncio/fused/zstd-0/auto/cons-on read: RuntimeError: injected fault before read" in " ".join(out.split())
+    assert "'failed': 1" in out and "'ok': 1" in out

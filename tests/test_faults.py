@@ -4,6 +4,7 @@ Each is detected and reported; none gives a silently wrong value."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -73,3 +74,19 @@ def test_deleted_metadata_fails_the_read(tiny_adata, tmp_path: Path) -> None:
     with pytest.raises(Exception) as info:
         _read_and_verify(ctx)
     assert not isinstance(info.value, AssertionError)
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(), reason="nginx is not installed")
+def test_a_store_that_blocks_times_out_and_is_recorded(tiny_h5ad: Path, tmp_path: Path) -> None:
+    from harness import servers
+
+    if not servers.lua_available():
+        pytest.skip("a hanging request needs nginx's Lua module")
+    point = Point(store="http-obstore", pipeline="fused")
+    with servers.start_http(tmp_path, faults={"/X/data/": 0}) as http:  # every request for X's values hangs
+        env = {workloads.HTTP_ROOT_ENV: str(tmp_path), workloads.HTTP_URL_ENV: http.url}
+        got = run_batch([point], tiny_h5ad, ["lazy-open", "read"], repeats=1, warmup=0, workdir=tmp_path / "w",
+                        timeout=20, env=env)
+    assert got[(point.id, "lazy-open")]["status"] == "ok"  # metadata only: finished before the hang, and kept
+    read = got[(point.id, "read")]
+    assert read["status"] == "timeout" and "timeout of 20s" in read["error"]
