@@ -30,7 +30,12 @@ AXES: dict[str, str] = {
     "codec": "compressor: none, zstd-<level>[-checksum], blosc-<lz4|zstd>-<shuffle|bitshuffle|noshuffle>",
     "sharding": "sharding policy: none, auto (anndata's), guide-example (zarr-v3 guide), rows-<R>x<K>, or per role sparse:..+dense:..+columns:..",
     "consolidated": "consolidated metadata after writing: on or off",
+    "concurrency": "zarr's async.concurrency: requests (and chunk tasks) in flight per call (default 10)",
+    "cache": "read cache over the store: none, memory-<size> or disk-<size> (zarr's CacheStore; remote stores only)",
 }
+
+#: Axis values that leave a point's id unchanged (ids predate these axes).
+QUIET_DEFAULTS = {"concurrency": "10", "cache": "none"}
 
 #: Values the default sweep uses when an axis is not given: small enough for minutes on 2 cores.
 DEFAULT_SWEEP: dict[str, tuple[str, ...]] = {
@@ -40,6 +45,8 @@ DEFAULT_SWEEP: dict[str, tuple[str, ...]] = {
     "codec": ("zstd-0", "blosc-lz4-bitshuffle"),
     "sharding": ("auto", "rows-1024x16"),
     "consolidated": ("on",),
+    "concurrency": ("10",),
+    "cache": ("none",),
 }
 
 
@@ -54,6 +61,8 @@ class Point:
     sharding: str = "auto"
     consolidated: str = "on"
     baseline: str = ""
+    concurrency: str = "10"
+    cache: str = "none"
 
     @property
     def id(self) -> str:
@@ -61,7 +70,10 @@ class Point:
         if self.baseline:
             where = "" if (self.store, self.loop) == ("local", "asyncio") else f"@{self.store}/{self.loop}"
             return self.baseline + where
-        return "/".join((self.store, self.loop, self.pipeline, self.codec, self.sharding, f"cons-{self.consolidated}"))
+        base = "/".join((self.store, self.loop, self.pipeline, self.codec, self.sharding, f"cons-{self.consolidated}"))
+        extra = [f"{prefix}-{getattr(self, axis)}" for axis, prefix in (("concurrency", "conc"), ("cache", "cache"))
+                 if getattr(self, axis) != QUIET_DEFAULTS[axis]]
+        return "/".join([base, *extra])
 
     @property
     def api(self) -> str:
@@ -105,6 +117,14 @@ def _check_value(axis: str, value: str) -> str:
     if axis in choices:
         if value not in choices[axis]:
             raise HarnessError(f"unknown {axis} {value!r}; valid: {', '.join(choices[axis])}")
+    elif axis == "concurrency":
+        if not value.isdigit() or int(value) < 1:
+            raise HarnessError(f"concurrency {value!r} must be a whole number of at least 1 (zarr's default is 10)")
+        value = str(int(value))
+    elif axis == "cache":
+        from .cache import parse_cache
+
+        value = parse_cache(value).name
     elif axis == "codec":
         parse_codec(value)
     elif axis == "sharding":
@@ -157,8 +177,11 @@ def invalid_reason(point: Point) -> str | None:
     """Why a combination makes no sense at all (independent of the machine), or None."""
     if point.baseline == "h5ad" and point.store != "local":
         return "h5ad is a single local file: it has no zarr store backend"
-    if point.baseline and point != replace(baseline_point(point.baseline), store=point.store, loop=point.loop):
+    if point.baseline and point != replace(baseline_point(point.baseline), store=point.store, loop=point.loop,
+                                           concurrency=point.concurrency, cache=point.cache):
         return f"baseline {point.baseline!r} fixes pipeline, codec and sharding"
+    if point.cache != "none" and "-" not in point.store:
+        return "a read cache only saves round trips to remote stores (s3-*, http-*); local reads go through the page cache"
     return None
 
 
@@ -180,8 +203,15 @@ def point_by_id(point_id: str) -> Point:
         store, _, loop = where.partition("/")
         return replace(baseline_point(name), store=_check_value("store", store), loop=_check_value("loop", loop or "asyncio"))
     parts = point_id.split("/")
-    if len(parts) != 6 or not parts[5].startswith("cons-"):
-        raise HarnessError(f"not a point id: {point_id!r} (expected store/loop/pipeline/codec/sharding/cons-on|off or a baseline)")
-    names = list(AXES)
+    if len(parts) < 6 or not parts[5].startswith("cons-"):
+        raise HarnessError(f"not a point id: {point_id!r} (expected store/loop/pipeline/codec/sharding/cons-on|off[/conc-N][/cache-X] or a baseline)")
+    names = list(AXES)[:6]
     values = [*parts[:5], parts[5].removeprefix("cons-")]
-    return Point(**{n: _check_value(n, v) for n, v in zip(names, values, strict=True)})
+    extra = {}
+    for part in parts[6:]:
+        prefix, _, value = part.partition("-")
+        axis = {"conc": "concurrency", "cache": "cache"}.get(prefix)
+        if axis is None:
+            raise HarnessError(f"not a point id: {point_id!r} (unknown part {part!r})")
+        extra[axis] = _check_value(axis, value)
+    return Point(**{n: _check_value(n, v) for n, v in zip(names, values, strict=True)}, **extra)

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .cache import parse_cache
 from .codecs import parse_codec
 from .errors import HarnessError, UnsupportedPoint
 from .matrix import LOOPS, PIPELINES, STORES
@@ -40,6 +41,8 @@ class IOConfig:
     codec: str = "zstd-0"
     sharding: str = "auto"
     consolidated: bool = True
+    concurrency: int = 10  # zarr's async.concurrency
+    cache: str = "none"  # read cache over the store: none, memory-<size>, disk-<size>
 
     def __post_init__(self) -> None:
         for name, choices in (("store", STORES), ("loop", LOOPS), ("pipeline", PIPELINES)):
@@ -47,6 +50,14 @@ class IOConfig:
                 raise HarnessError(f"IOConfig.{name}={getattr(self, name)!r} is not one of {', '.join(choices)}")
         parse_codec(self.codec)
         object.__setattr__(self, "sharding", parse_policy(self.sharding).name)
+        try:
+            concurrency = int(self.concurrency)
+        except (TypeError, ValueError):
+            concurrency = 0
+        if concurrency < 1:
+            raise HarnessError(f"IOConfig.concurrency={self.concurrency!r} must be a whole number of at least 1 (zarr's default is 10)")
+        object.__setattr__(self, "concurrency", concurrency)
+        object.__setattr__(self, "cache", parse_cache(self.cache).name)
 
     # --- serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -96,9 +107,11 @@ class IOConfig:
         """A zarr store for a path or URL (s3://, http(s)://) through this config's client library.
 
         S3 credentials and endpoint come from the usual AWS_* environment variables."""
+        from .cache import wrap
         from .stores import open_store
 
-        return open_store(self.effective().store, target, read_only=read_only)
+        store = open_store(self.effective().store, target, read_only=read_only)
+        return wrap(store, self.cache) if read_only else store
 
     @contextmanager
     def activate(self) -> Iterator[IOConfig]:
@@ -110,7 +123,8 @@ class IOConfig:
         cfg = self.effective()
         previous_policy = _install_loop(cfg.loop)
         with ExitStack() as stack:
-            stack.enter_context(zarr.config.set({"codec_pipeline.path": PIPELINE_PATHS[cfg.pipeline]}))
+            stack.enter_context(zarr.config.set({"codec_pipeline.path": PIPELINE_PATHS[cfg.pipeline],
+                                                 "async.concurrency": cfg.concurrency}))
             if cfg.pipeline == "gpu":
                 stack.enter_context(zarr.config.enable_gpu())
             # zarr_write_format must be set before auto_shard_zarr_v3 (anndata#2341): two overrides

@@ -93,13 +93,15 @@ def zarr_config(point: Point, workload: str):
 
     if point.api == "h5ad":
         return nullcontext()
-    return zarr.config.set({"codec_pipeline.path": pipelines.PIPELINE_PATHS[pipeline_for(point, workload)]})
+    return zarr.config.set({"codec_pipeline.path": pipelines.PIPELINE_PATHS[pipeline_for(point, workload)],
+                            "async.concurrency": int(point.concurrency)})
 
 
 def runtime_config(point: Point, workload: str = "write") -> IOConfig:
     """The production config equal to a matrix point: the harness measures what the runtime applies."""
     return IOConfig(store=point.store, loop=point.loop, pipeline=pipeline_for(point, workload), codec=point.codec,
-                    sharding=point.sharding, consolidated=point.consolidated == "on")
+                    sharding=point.sharding, consolidated=point.consolidated == "on",
+                    concurrency=int(point.concurrency), cache=point.cache)
 
 
 def write_input(ctx: Context) -> Any:
@@ -351,7 +353,7 @@ def open_x(ctx: Context) -> Any:
     else:
         import zarr
 
-        group = zarr.open_group(stores.open_store(ctx.point.store, ctx.output, read_only=True), mode="r")
+        group = zarr.open_group(runtime_config(ctx.point, "read").open_store(ctx.output, read_only=True), mode="r")
     node = group["X"]
     return ad.io.sparse_dataset(node) if node.attrs.get("encoding-type", "").endswith("_matrix") else node
 
@@ -396,7 +398,7 @@ async def _produce(ctx: Context, starts: list[int], out: Any) -> None:
     import scipy.sparse as sp
     import zarr.api.asynchronous as za
 
-    store = stores.open_store(ctx.point.store, ctx.output, read_only=True)
+    store = runtime_config(ctx.point, "read").open_store(ctx.output, read_only=True)
     group = await za.open_group(store=store, mode="r")
     node = await group.getitem("X")
     encoding = node.attrs.get("encoding-type", "")
