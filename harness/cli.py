@@ -212,21 +212,47 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune_store(text: str, client: str) -> tuple[str, str | None]:
+    """(store value, user URL or None) from `--store`: a store value, or an s3:// / http(s):// URL."""
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        protocol = {"s3": "s3", "http": "http", "https": "http"}.get(scheme)
+        if protocol is None:
+            raise HarnessError(f"--store {text!r}: use s3://bucket/prefix or https://host/path, or a store value ({', '.join(matrix.STORES)})")
+        return f"{protocol}-{client}", text
+    if text not in matrix.STORES:
+        raise HarnessError(f"--store {text!r} is not a store value ({', '.join(matrix.STORES)}) or an s3:// / https:// URL")
+    if text in ("fsspec", "obstore"):
+        raise HarnessError(f"--store {text!r}: tune local data with --store local; remote stores are s3-* and http-*")
+    return text, None
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     from . import recommend, tune
 
-    if args.store != "local":
-        raise HarnessError(f"--store {args.store!r}: only local stores can be tuned so far (remote tuning is not built yet)")
+    store, store_url = _tune_store(args.store, args.client)
+    remote = "-" in store
+    objective = args.objective or ("lazy" if remote else "balanced")
+    networks = tuple("" if n.strip() == "none" else n.strip() for n in (args.verify_network or ("none,latency=20ms" if remote else "none")).split(","))
+    for network in networks:
+        from .servers import Network
+
+        Network.parse(network)  # a typo fails now, not after the search
     readers = () if args.require_readable_by == "none" else tuple(r.strip() for r in args.require_readable_by.split(",") if r.strip())
     constraints = tune.Constraints(readable_by=readers, max_size_ratio=args.max_size_ratio,
                                    pipelines=tuple(p.strip() for p in args.pipelines.split(",") if p.strip()))
-    tune.check_objective(args.objective)
+    tune.check_objective(objective)
     if args.repeats < 1:
         raise HarnessError("--repeats must be at least 1")
-    request = recommend.TuneRequest(dataset=args.dataset, objective=args.objective, constraints=constraints,
+    request = recommend.TuneRequest(dataset=args.dataset, objective=objective, constraints=constraints,
                                     budget_s=tune.parse_budget(args.budget), repeats=args.repeats,
                                     out=Path(args.out) if args.out else None, timeout=args.timeout,
-                                    progress=not args.no_progress)
+                                    progress=not args.no_progress, store=store, store_url=store_url,
+                                    verify_networks=networks if remote else ("",))
+    if remote:
+        request.space = tune.remote_space(store)
+        if args.validate_search:
+            raise HarnessError("--validate-search measures the local search space; drop --store or --validate-search")
     if args.validate_search:
         from . import validate
 
@@ -239,7 +265,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print("use it:")
     print(f"    import sys; sys.path.insert(0, {str(out)!r})")
     print("    from io_config import recommended_config")
-    print('    cfg = recommended_config(); cfg.write(adata, "out.zarr"); lazy = cfg.read_lazy("out.zarr")')
+    where = store_url or ("s3://bucket/data.zarr" if store.startswith("s3") else "https://host/data.zarr" if remote else "out.zarr")
+    if remote:
+        print(f'    cfg = recommended_config(); lazy = cfg.read_lazy("{where}")  # its store client, concurrency and cache')
+    else:
+        print(f'    cfg = recommended_config(); cfg.write(adata, "{where}"); lazy = cfg.read_lazy("{where}")')
     return 0
 
 
@@ -272,10 +302,17 @@ def build_parser() -> argparse.ArgumentParser:
                                     "beside anndata's defaults on the full dataset (same run) and round-tripped under every "
                                     "reader pipeline. Writes recommended.json, io_config.py (recommended_config()) and summary.md.")
     tn.add_argument("--dataset", default=DEFAULT_DATASET, help="pbmc68k (built-in), tiny|10k|100k|1m (synthetic), or a path")
-    tn.add_argument("--objective", default="balanced",
+    tn.add_argument("--objective",
                     help="write | read | lazy (geo-mean of lazy-open, lazy-rows, lazy-random) | balanced (geo-mean of write, "
-                         "read, lazy-rows, lazy-random, equal weights) | size (bytes on disk)")
-    tn.add_argument("--store", default="local", help="where the data will live (local for now)")
+                         "read, lazy-rows, lazy-random, equal weights) | size (bytes on disk). Default: balanced; lazy for remote stores")
+    tn.add_argument("--store", default="local",
+                    help="where the data will live: local; s3-obstore, s3-fsspec, http-obstore, http-fsspec (loopback servers); "
+                         "or your own s3://bucket/prefix (AWS_* variables) or https://host/path (serving --workdir). Remote "
+                         "tuning searches concurrency, a read cache and the layout, and verifies against the default remote "
+                         "setup (same client, concurrency 10, no cache, anndata's layout)")
+    tn.add_argument("--client", choices=["obstore", "fsspec"], default="obstore", help="client for a --store URL (default obstore)")
+    tn.add_argument("--verify-network", help="network conditions of a remote verification, comma list "
+                                              "(default: none,latency=20ms; loopback servers only)")
     tn.add_argument("--budget", default="10m", help="time for the search, including the verification (e.g. 90s, 10m, 1h)")
     tn.add_argument("--require-readable-by", default="python",
                     help="readers the output must round-trip under: python, fused, zarrs, read_zarr (comma list), or none")

@@ -7,10 +7,11 @@ and summary.md (what was chosen, why, the speedups with spread, what was rejecte
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,42 +36,70 @@ class TuneRequest:
     space: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(tune.DEFAULT_SPACE))
     timeout: float = 1800.0
     progress: bool = True
+    store: str = "local"  # a store value; remote ones (s3-*, http-*) run against loopback servers or store_url
+    store_url: str | None = None  # the user's s3:// or https:// location instead of the loopback server
+    verify_networks: tuple[str, ...] = ("",)  # network conditions of the verification (remote: none and 20 ms)
+
+    @property
+    def remote(self) -> bool:
+        return "-" in self.store
+
+    def references(self) -> list[Point]:
+        """What the winner is verified beside: anndata's defaults, or the default remote setup on the
+        user's store and client (concurrency 10, no cache, anndata's default layout)."""
+        if self.remote:
+            return [replace(matrix.baseline_point("anndata-default"), store=self.store)]
+        return [matrix.baseline_point(r) for r in REFERENCES]
+
+    def verify_workloads(self) -> list[str]:
+        return list(tune.REMOTE_VERIFY_WORKLOADS if self.remote else tune.VERIFY_WORKLOADS)
 
 
-def _table(rows: list[dict[str, Any]], point: Point) -> list[dict[str, Any]]:
-    """Per workload: medians and IQR of the point and the references, speedup = default / point."""
-    by = {(r["point_id"], r["workload"]): r for r in rows}
+def _table(rows: list[dict[str, Any]], point: Point, references: list[Point], workloads: list[str]) -> list[dict[str, Any]]:
+    """Per network condition and workload: medians and IQR of the point and the references,
+    speedup = reference / point."""
+    by = {((r.get("network") or {}).get("condition", "none"), r["point_id"], r["workload"]): r for r in rows}
     table = []
-    for workload in tune.VERIFY_WORKLOADS:
-        entry: dict[str, Any] = {"workload": workload}
-        for name, pid in (("tuned", point.id), *((ref, ref) for ref in REFERENCES)):
-            row = by.get((pid, workload), {})
-            st = results.stats(row.get("values") or []) if row.get("status") == "ok" else {"median": None, "iqr": None}
-            entry[name] = {"median": st["median"], "iqr": st["iqr"], "status": row.get("status"),
-                           "files": row.get("files"), "bytes": row.get("bytes")}
-        for ref in REFERENCES:
-            a, b = entry[ref]["median"], entry["tuned"]["median"]
-            entry[f"speedup_vs_{ref}"] = a / b if a and b else None
-        table.append(entry)
+    for net in dict.fromkeys(key[0] for key in by):
+        for workload in workloads:
+            entry: dict[str, Any] = {"workload": workload, "network": net}
+            for name, pid in (("tuned", point.id), *((ref.id, ref.id) for ref in references)):
+                row = by.get((net, pid, workload), {})
+                st = results.stats(row.get("values") or []) if row.get("status") == "ok" else {"median": None, "iqr": None}
+                entry[name] = {"median": st["median"], "iqr": st["iqr"], "status": row.get("status"),
+                               "files": row.get("files"), "bytes": row.get("bytes"),
+                               "requests": results.stats((row.get("requests") or {}).get("requests") or [])["median"]}
+            for ref in references:
+                a, b = entry[ref.id]["median"], entry["tuned"]["median"]
+                entry[f"speedup_vs_{ref.id}"] = a / b if a and b else None
+            table.append(entry)
     return table
 
 
 def verify(request: TuneRequest, ranked: list[Point], dataset_path: Path, workdir: Path, out: Path,
            log=print) -> tuple[Point, list[dict[str, Any]], dict[str, str], dict[str, str]]:
-    """Verify finalists in order until one passes every workload and every reader; never emit a failure."""
+    """Verify finalists in order until one passes every workload and every reader; never emit a failure.
+
+    Remote requests are verified under each of `verify_networks` (e.g. 0 and 20 ms added), each a sweep
+    of the finalist beside the references in one run."""
     rejected: dict[str, str] = {}
     readers = [r for r in tune.READERS if r == "read_zarr" or r in matrix.PIPELINES]
+    references = request.references()
     for point in ranked[:3]:
-        log(f"verifying {point.id} beside {', '.join(REFERENCES)} on the full dataset ({request.repeats} repeats)")
         res_dir = out / "verification" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        sweep = Sweep(dataset=str(dataset_path), points=[point, *map(matrix.baseline_point, REFERENCES)],
-                      workloads=tune.VERIFY_WORKLOADS, repeats=request.repeats, warmup=1, timeout=request.timeout,
-                      results_dir=res_dir, workdir=workdir / "verify", progress=request.progress)
-        run_sweep(sweep)
+        for network in request.verify_networks:
+            log(f"verifying {point.id} beside {', '.join(r.id for r in references)} on the full dataset "
+                f"({request.repeats} repeats{', network ' + network if network else ''})")
+            sweep = Sweep(dataset=str(dataset_path), points=[point, *references], workloads=request.verify_workloads(),
+                          repeats=request.repeats, warmup=1, timeout=request.timeout, results_dir=res_dir,
+                          workdir=workdir / "verify", progress=request.progress, network=network, store_url=request.store_url)
+            run_sweep(sweep)
         rows = list(results.iter_rows(results.results_path(res_dir)))
         bad = [f"{r['workload']}: {r['status']} {r.get('error', '')}" for r in rows if r["point_id"] == point.id and r["status"] != "ok"]
-        interop = run_batch([point], dataset_path, ["write"], repeats=1, warmup=0, workdir=workdir / "interop",
-                            timeout=request.timeout, readers=readers).get((point.id, "interop"), {})
+        interop = {"status": "ok", "readers": {}}
+        if not request.remote:  # remote verification reads through every reader already (read, lazy, stream)
+            interop = run_batch([point], dataset_path, ["write"], repeats=1, warmup=0, workdir=workdir / "interop",
+                                timeout=request.timeout, readers=readers).get((point.id, "interop"), {})
         if interop.get("status") != "ok":
             bad.append(f"cross-pipeline read: {interop.get('error') or interop.get('status')}")
         if bad:
@@ -97,12 +126,19 @@ def run(request: TuneRequest, log=print) -> Path:
             log(f"rung on {rung.rows} rows: {len(rung.candidates)} candidates, {len(rung.rejected)} rejected, "
                 f"best score {best:.4g} ({rung.seconds:.0f}s)" if best is not None else f"rung on {rung.rows} rows: nothing measurable")
 
-        found = tune.search(dataset_path, request.objective, request.space, request.constraints, workdir=workdir,
-                            budget_s=request.budget_s, timeout=request.timeout, verify_repeats=request.repeats,
-                            on_rung=on_rung)
+        with contextlib.ExitStack() as servers_running:  # remote: servers (or the user's URL) for the search
+            env: dict[str, str] = {}
+            if request.remote:
+                from .runner import _start_servers
+                from .servers import Network
+
+                env, _ = _start_servers([Point(store=request.store)], workdir, servers_running, Network(), request.store_url)
+            found = tune.search(dataset_path, request.objective, request.space, request.constraints, workdir=workdir,
+                                budget_s=request.budget_s, timeout=request.timeout, verify_repeats=request.repeats,
+                                on_rung=on_rung, env=env)
         log(f"search: {len(found.rungs)} rungs in {found.seconds:.0f}s; verifying the best of {len(found.ranked)}")
         winner, rows, readers, rejected = verify(request, found.ranked, dataset_path, workdir, out, log)
-    table = _table(rows, winner)
+    table = _table(rows, winner, request.references(), request.verify_workloads())
     emit(out, request, winner, table, readers, found, rejected, dataset_path, time.perf_counter() - started)
     return out
 
@@ -115,6 +151,8 @@ def emit(out: Path, request: TuneRequest, winner: Point, table: list[dict[str, A
     config = runtime_config(winner).to_dict()
     record = {
         "config": config, "point_id": winner.id, "objective": request.objective,
+        "reference": request.references()[0].id, "references": [r.id for r in request.references()],
+        "store_url": request.store_url,
         "constraints": {"readable_by": list(request.constraints.readable_by),
                         "max_size_ratio": request.constraints.max_size_ratio,
                         "pipelines": list(request.constraints.pipelines)},
@@ -132,8 +170,9 @@ def emit(out: Path, request: TuneRequest, winner: Point, table: list[dict[str, A
 
 
 def _speedups(record: dict[str, Any]) -> str:
-    parts = [f"{e['workload']} {e['speedup_vs_anndata-default']:.2f}x" for e in record["verification"]
-             if e.get("speedup_vs_anndata-default")]
+    ref = record.get("reference", "anndata-default")
+    parts = [f"{e['workload']}{' (' + e['network'] + ')' if e.get('network', 'none') != 'none' else ''} "
+             f"{e[f'speedup_vs_{ref}']:.2f}x" for e in record["verification"] if e.get(f"speedup_vs_{ref}")]
     return ", ".join(parts)
 
 
@@ -173,30 +212,35 @@ def _cell(entry: dict[str, Any]) -> str:
 
 def summary_text(record: dict[str, Any]) -> str:
     cfg = record["config"]
+    refs = record.get("references") or list(REFERENCES)
+    extra = f", concurrency {cfg.get('concurrency', 10)}, cache {cfg.get('cache', 'none')}" if "-" in cfg["store"] else ""
     lines = [
         f"# Tuned storage for {record['dataset']['name']} (objective: {record['objective']})", "",
         f"**Chosen:** `{record['point_id']}` – store {cfg['store']}, pipeline {cfg['pipeline']}, codec {cfg['codec']}, "
-        f"sharding {cfg['sharding']}, consolidated {cfg['consolidated']}.", "",
+        f"sharding {cfg['sharding']}, consolidated {cfg['consolidated']}{extra}.", "",
         f"Chosen because it had the lowest {record['objective']} score among the candidates that survived "
         f"successive halving ({len(record['search']['rungs'])} rungs, {record['search']['seconds']:.0f}s), "
         "passed every workload on the full dataset, and read back equal under every reader pipeline.", "",
-        "## Verification (full dataset, one run, median seconds ±IQR)", "",
-        "| workload | tuned | anndata-default | anndata-default+zarrs | speedup vs default | vs default+zarrs |",
-        "|---|---|---|---|---|---|",
     ]
-    for e in record["verification"]:
-        s1, s2 = e.get("speedup_vs_anndata-default"), e.get("speedup_vs_anndata-default+zarrs")
-        lines.append(f"| {e['workload']} | {_cell(e['tuned'])} | {_cell(e['anndata-default'])} | "
-                     f"{_cell(e['anndata-default+zarrs'])} | {f'{s1:.2f}x' if s1 else '–'} | {f'{s2:.2f}x' if s2 else '–'} |")
-    write = next(e for e in record["verification"] if e["workload"] == "write")
-    if write["tuned"].get("bytes") and write["anndata-default"].get("bytes"):
-        lines += ["", f"Store: {write['tuned']['files']} files, {write['tuned']['bytes'] / 1e6:.1f} MB "
-                      f"(anndata-default: {write['anndata-default']['files']} files, {write['anndata-default']['bytes'] / 1e6:.1f} MB)."]
-    lines += ["", "## Cross-pipeline reads", ""] + [f"- {r}: {v}" for r, v in record["readers"].items()]
+    for net in dict.fromkeys(e.get("network", "none") for e in record["verification"]):
+        lines += [f"## Verification (full dataset, one run, median seconds ±IQR{'; network ' + net if net != 'none' else ''})", "",
+                  "| workload | tuned | " + " | ".join(refs) + " | " + " | ".join(f"speedup vs {r}" for r in refs) + " |",
+                  "|---" * (2 + 2 * len(refs)) + "|"]
+        for e in (e for e in record["verification"] if e.get("network", "none") == net):
+            speedups = [e.get(f"speedup_vs_{r}") for r in refs]
+            lines.append(f"| {e['workload']} | {_cell(e['tuned'])} | " + " | ".join(_cell(e[r]) for r in refs) + " | "
+                         + " | ".join(f"{s:.2f}x" if s else "–" for s in speedups) + " |")
+        lines.append("")
+    write = next((e for e in record["verification"] if e["workload"] == "write"), None)
+    if write and write["tuned"].get("bytes") and write[refs[0]].get("bytes"):
+        lines += [f"Store: {write['tuned']['files']} files, {write['tuned']['bytes'] / 1e6:.1f} MB "
+                  f"({refs[0]}: {write[refs[0]]['files']} files, {write[refs[0]]['bytes'] / 1e6:.1f} MB).", ""]
+    if record["readers"]:
+        lines += ["## Cross-pipeline reads", ""] + [f"- {r}: {v}" for r, v in record["readers"].items()]
     rejected = {**record["rejected_in_verification"]}
     for rung in record["search"]["rungs"]:
         rejected.update(rung["rejected"])
     if rejected:
         lines += ["", "## Rejected", ""] + [f"- `{k}`: {v}" for k, v in list(rejected.items())[:30]]
-    lines += ["", "Speedup = anndata-default median / tuned median (>1 is faster). Reads are cold (page cache evicted)."]
+    lines += ["", f"Speedup = {refs[0]} median / tuned median (>1 is faster). Local reads are cold (page cache evicted)."]
     return "\n".join(lines) + "\n"

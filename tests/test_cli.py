@@ -45,7 +45,7 @@ def test_anndata_without_x(capsys, tmp_path: Path) -> None:
 
 def test_tune_rejects_unknown_objective_and_remote_store(capsys, tiny_h5ad: Path) -> None:
     assert "unknown objective 'fastest'" in _error(capsys, ["tune", "--dataset", str(tiny_h5ad), "--objective", "fastest"])
-    assert "only local stores" in _error(capsys, ["tune", "--dataset", str(tiny_h5ad), "--store", "s3://bucket/x"])
+    assert "use s3://bucket/prefix or https://host/path" in _error(capsys, ["tune", "--dataset", str(tiny_h5ad), "--store", "ftp://bucket/x"])
 
 
 def test_directory_that_is_not_zarr(capsys, tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ def _fake_rungs(monkeypatch: pytest.MonkeyPatch, cost, nbytes=lambda p: 1000, in
     monkeypatch.setattr(tune, "n_obs_of", lambda path: 100_000)
     monkeypatch.setattr(tune, "subsample", lambda path, rows, workdir: path)
 
-    def measure(points, sample, workloads, repeats, workdir, timeout, readers):
+    def measure(points, sample, workloads, repeats, workdir, timeout, readers, env=None):
         seen.append([p.id for p in points if not p.baseline])
         out = {}
         for p in points:

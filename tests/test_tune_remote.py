@@ -1,0 +1,46 @@
+"""Remote tuning end to end on tiny data: search concurrency and cache over the loopback nginx, verify
+beside the default remote setup at two network conditions, emit a config that applies the remote part."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import recommend, servers, tune
+
+pytestmark = pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
+                                reason="nginx is not installed")
+
+
+def test_remote_tune_verifies_against_the_default_remote_setup(tiny_h5ad: Path, tmp_path: Path) -> None:
+    if not servers.lua_available():
+        pytest.skip("added latency needs nginx's Lua module")
+    space = {"store": ("http-obstore",), "loop": ("asyncio",), "codec": ("zstd-0",), "sharding": ("auto",),
+             "consolidated": ("on",), "concurrency": ("10", "64"), "cache": ("none", "memory-64mb")}
+    request = recommend.TuneRequest(dataset=str(tiny_h5ad), objective="lazy", repeats=2, out=tmp_path / "out",
+                                    space=space, progress=False, store="http-obstore", verify_networks=("", "latency=5ms"),
+                                    constraints=tune.Constraints(readable_by=("python",), pipelines=("fused",)))
+    out = recommend.run(request, log=lambda *_: None)
+    record = json.loads((out / "recommended.json").read_text())
+    assert record["reference"] == "anndata-default@http-obstore/asyncio"
+    assert {e["network"] for e in record["verification"]} == {"none", "latency=5ms"}
+    assert {e["workload"] for e in record["verification"]} == set(tune.REMOTE_VERIFY_WORKLOADS)
+    assert all(e["tuned"]["median"] and e[record["reference"]]["median"] and e["tuned"]["requests"] for e in record["verification"])
+    slow = [e for e in record["verification"] if e["network"] == "latency=5ms" and e["workload"] == "lazy-random"][0]
+    fast = [e for e in record["verification"] if e["network"] == "none" and e["workload"] == "lazy-random"][0]
+    assert slow[record["reference"]]["median"] > fast[record["reference"]]["median"]  # the condition was applied
+    assert record["config"]["store"] == "http-obstore" and record["config"]["concurrency"] in (10, 64)
+    sys.path.insert(0, str(out))
+    try:
+        from io_config import recommended_config
+
+        cfg = recommended_config()
+    finally:
+        sys.path.remove(str(out))
+        sys.modules.pop("io_config", None)
+    assert (cfg.store, cfg.concurrency, cfg.cache) == ("http-obstore", record["config"]["concurrency"], record["config"]["cache"])
+    assert "latency=5ms" in (out / "summary.md").read_text()
