@@ -376,3 +376,13 @@ def test_server_killed_mid_read_is_a_recorded_failure_and_the_batch_goes_on(tiny
     rows = [got[(point.id, w)] for w in ("read", "lazy-rows")]
     assert all(r["status"] == "failed" for r in rows), rows
     assert all(r["error"] for r in rows)
+
+
+@needs_nginx
+def test_http_without_consolidated_metadata_is_unsupported_with_the_reason(tiny_h5ad: Path, tmp_path: Path) -> None:
+    points = [Point(store="http-obstore", pipeline="fused", consolidated="off")]
+    run_sweep(Sweep(dataset=str(tiny_h5ad), points=points, workloads=["lazy-open", "stream-async"], repeats=1, warmup=0,
+                    results_dir=tmp_path, workdir=tmp_path / "work", progress=False))
+    rows = {r["workload"]: r for r in results.iter_rows(results.results_path(tmp_path))}
+    assert rows["lazy-open"]["status"] == "unsupported" and "needs consolidated metadata" in rows["lazy-open"]["error"]
+    assert rows["stream-async"]["status"] == "ok"  # opens X by path: no listing needed
