@@ -32,10 +32,13 @@ AXES: dict[str, str] = {
     "consolidated": "consolidated metadata after writing: on or off",
     "concurrency": "zarr's async.concurrency: requests (and chunk tasks) in flight per call (default 10)",
     "cache": "read cache over the store: none, memory-<size> or disk-<size> (zarr's CacheStore; remote stores only)",
+    "knobs": "pipeline knobs: default, or name=value joined by + (zarrs-workers, zarrs-chunk-min, zarrs-chunk-max, "
+             "zarrs-checksums, zarrs-direct-io: zarrs only; batch-size: python only)",
 }
 
 #: Axis values that leave a point's id unchanged (ids predate these axes).
-QUIET_DEFAULTS = {"concurrency": "10", "cache": "none"}
+QUIET_DEFAULTS = {"concurrency": "10", "cache": "none", "knobs": "default"}
+ID_PREFIXES = {"concurrency": "conc", "cache": "cache", "knobs": "knobs"}
 
 #: Values the default sweep uses when an axis is not given: small enough for minutes on 2 cores.
 DEFAULT_SWEEP: dict[str, tuple[str, ...]] = {
@@ -47,6 +50,7 @@ DEFAULT_SWEEP: dict[str, tuple[str, ...]] = {
     "consolidated": ("on",),
     "concurrency": ("10",),
     "cache": ("none",),
+    "knobs": ("default",),
 }
 
 
@@ -63,6 +67,7 @@ class Point:
     baseline: str = ""
     concurrency: str = "10"
     cache: str = "none"
+    knobs: str = "default"
 
     @property
     def id(self) -> str:
@@ -71,7 +76,7 @@ class Point:
             where = "" if (self.store, self.loop) == ("local", "asyncio") else f"@{self.store}/{self.loop}"
             return self.baseline + where
         base = "/".join((self.store, self.loop, self.pipeline, self.codec, self.sharding, f"cons-{self.consolidated}"))
-        extra = [f"{prefix}-{getattr(self, axis)}" for axis, prefix in (("concurrency", "conc"), ("cache", "cache"))
+        extra = [f"{prefix}-{getattr(self, axis)}" for axis, prefix in ID_PREFIXES.items()
                  if getattr(self, axis) != QUIET_DEFAULTS[axis]]
         return "/".join([base, *extra])
 
@@ -125,6 +130,10 @@ def _check_value(axis: str, value: str) -> str:
         from .cache import parse_cache
 
         value = parse_cache(value).name
+    elif axis == "knobs":
+        from .knobs import knobs_name, parse_knobs
+
+        value = knobs_name(parse_knobs(value))
     elif axis == "codec":
         parse_codec(value)
     elif axis == "sharding":
@@ -178,8 +187,13 @@ def invalid_reason(point: Point) -> str | None:
     if point.baseline == "h5ad" and point.store != "local":
         return "h5ad is a single local file: it has no zarr store backend"
     if point.baseline and point != replace(baseline_point(point.baseline), store=point.store, loop=point.loop,
-                                           concurrency=point.concurrency, cache=point.cache):
+                                           concurrency=point.concurrency, cache=point.cache, knobs=point.knobs):
         return f"baseline {point.baseline!r} fixes pipeline, codec and sharding"
+    if point.knobs != "default" and point.api == "dispatched":
+        from .knobs import unsupported_for
+
+        if reason := unsupported_for(point.knobs, point.pipeline):
+            return reason
     if point.cache != "none" and "-" not in point.store:
         return "a read cache only saves round trips to remote stores (s3-*, http-*); local reads go through the page cache"
     return None
@@ -210,7 +224,7 @@ def point_by_id(point_id: str) -> Point:
     extra = {}
     for part in parts[6:]:
         prefix, _, value = part.partition("-")
-        axis = {"conc": "concurrency", "cache": "cache"}.get(prefix)
+        axis = {v: k for k, v in ID_PREFIXES.items()}.get(prefix)
         if axis is None:
             raise HarnessError(f"not a point id: {point_id!r} (unknown part {part!r})")
         extra[axis] = _check_value(axis, value)

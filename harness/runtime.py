@@ -23,6 +23,7 @@ from typing import Any
 
 from .cache import parse_cache
 from .codecs import parse_codec
+from .knobs import knobs_name, parse_knobs, zarr_settings
 from .errors import HarnessError, UnsupportedPoint
 from .matrix import LOOPS, PIPELINES, STORES
 from .pipelines import PIPELINE_PATHS
@@ -43,6 +44,7 @@ class IOConfig:
     consolidated: bool = True
     concurrency: int = 10  # zarr's async.concurrency
     cache: str = "none"  # read cache over the store: none, memory-<size>, disk-<size>
+    knobs: str = "default"  # pipeline knobs (harness.knobs), e.g. zarrs-workers=2+zarrs-chunk-min=4
 
     def __post_init__(self) -> None:
         for name, choices in (("store", STORES), ("loop", LOOPS), ("pipeline", PIPELINES)):
@@ -58,6 +60,7 @@ class IOConfig:
             raise HarnessError(f"IOConfig.concurrency={self.concurrency!r} must be a whole number of at least 1 (zarr's default is 10)")
         object.__setattr__(self, "concurrency", concurrency)
         object.__setattr__(self, "cache", parse_cache(self.cache).name)
+        object.__setattr__(self, "knobs", knobs_name(parse_knobs(self.knobs)))
 
     # --- serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -124,7 +127,7 @@ class IOConfig:
         previous_policy = _install_loop(cfg.loop)
         with ExitStack() as stack:
             stack.enter_context(zarr.config.set({"codec_pipeline.path": PIPELINE_PATHS[cfg.pipeline],
-                                                 "async.concurrency": cfg.concurrency}))
+                                                 "async.concurrency": cfg.concurrency, **zarr_settings(cfg.knobs)}))
             if cfg.pipeline == "gpu":
                 stack.enter_context(zarr.config.enable_gpu())
             # zarr_write_format must be set before auto_shard_zarr_v3 (anndata#2341): two overrides

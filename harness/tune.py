@@ -208,10 +208,11 @@ def _measure_rung(points: list[Point], sample: Path, workloads: list[str], repea
                   timeout: float, readers: list[str], env: dict[str, str] | None = None) -> dict[str, dict[str, dict[str, Any]]]:
     """All points of a rung, batched one worker per event loop; {point id: {workload: row}}."""
     by_point: dict[str, dict[str, dict[str, Any]]] = {}
-    for loop in sorted({p.loop for p in points}):
-        group = [p for p in points if p.loop == loop]
+    # one worker per event loop and knob setting: both are fixed once zarr (or zarrs) has started
+    for index, (loop, knobs) in enumerate(sorted({(p.loop, p.knobs) for p in points})):
+        group = [p for p in points if (p.loop, p.knobs) == (loop, knobs)]
         # No per-point warm-up while screening: the reference point goes first and absorbs import costs.
-        got = run_batch(group, sample, workloads, repeats=repeats, warmup=0, workdir=workdir / f"rung-{loop}",
+        got = run_batch(group, sample, workloads, repeats=repeats, warmup=0, workdir=workdir / f"rung-{index}",
                         timeout=timeout, readers=readers, env=env)
         for (pid, workload), row in got.items():
             by_point.setdefault(pid, {})[workload] = row

@@ -142,6 +142,8 @@ def run(spec: WorkerSpec) -> int:
     loops = {p.loop for p in points if p.api != "h5ad"}
     if len(loops) > 1:
         raise HarnessError(f"one worker runs one event loop, got {sorted(loops)}")
+    if len({p.knobs for p in points}) > 1:  # zarrs reads its knobs once per process (FACTS)
+        raise HarnessError(f"one worker runs one knob setting, got {sorted({p.knobs for p in points})}")
     try:
         loop_type = "n/a"
         if loops:

@@ -93,15 +93,17 @@ def zarr_config(point: Point, workload: str):
 
     if point.api == "h5ad":
         return nullcontext()
+    from .knobs import zarr_settings
+
     return zarr.config.set({"codec_pipeline.path": pipelines.PIPELINE_PATHS[pipeline_for(point, workload)],
-                            "async.concurrency": int(point.concurrency)})
+                            "async.concurrency": int(point.concurrency), **zarr_settings(point.knobs)})
 
 
 def runtime_config(point: Point, workload: str = "write") -> IOConfig:
     """The production config equal to a matrix point: the harness measures what the runtime applies."""
     return IOConfig(store=point.store, loop=point.loop, pipeline=pipeline_for(point, workload), codec=point.codec,
                     sharding=point.sharding, consolidated=point.consolidated == "on",
-                    concurrency=int(point.concurrency), cache=point.cache)
+                    concurrency=int(point.concurrency), cache=point.cache, knobs=point.knobs)
 
 
 def write_input(ctx: Context) -> Any:

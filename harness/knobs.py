@@ -1,0 +1,73 @@
+"""Pipeline knobs as one matrix axis: zarrs' threading and chunk-concurrency settings, its checksum and
+direct-I/O switches, and zarr's own batch size. Each knob is honoured by some pipelines only, and zarrs
+reads its knobs once, when a pipeline is created: a setting needs its own process (the runner gives
+each point one; tune's screening batches points by knobs).
+
+Spelling: `default`, or `name=value` pairs joined by `+`, e.g. `zarrs-workers=2+zarrs-chunk-min=4`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import HarnessError
+
+
+@dataclass(frozen=True)
+class Knob:
+    key: str  # zarr config key
+    kind: type
+    pipelines: tuple[str, ...]  # pipelines that honour it
+    why: str
+
+
+KNOBS: dict[str, Knob] = {
+    "zarrs-workers": Knob("threading.max_workers", int, ("zarrs",), "zarrs' Rust thread pool size"),
+    "zarrs-chunk-min": Knob("codec_pipeline.chunk_concurrent_minimum", int, ("zarrs",),
+                            "chunks decoded concurrently at least (the rest of the threads go to codecs)"),
+    "zarrs-chunk-max": Knob("codec_pipeline.chunk_concurrent_maximum", int, ("zarrs",), "chunks decoded concurrently at most"),
+    "zarrs-checksums": Knob("codec_pipeline.validate_checksums", bool, ("zarrs",), "validate crc32c checksums on read"),
+    "zarrs-direct-io": Knob("codec_pipeline.direct_io", bool, ("zarrs",), "O_DIRECT for local files"),
+    "batch-size": Knob("codec_pipeline.batch_size", int, ("python",), "chunks per batch in zarr's BatchedCodecPipeline"),
+}
+
+
+def parse_knobs(text: str) -> dict[str, int | bool]:
+    """`default` -> {}; `zarrs-workers=2+batch-size=8` -> {"zarrs-workers": 2, "batch-size": 8}."""
+    text = (text or "default").strip()
+    if text == "default":
+        return {}
+    out: dict[str, int | bool] = {}
+    for part in text.split("+"):
+        name, sep, raw = part.partition("=")
+        if name not in KNOBS or not sep:
+            raise HarnessError(f"knob {part!r} not understood; use name=value with name one of {', '.join(KNOBS)}, joined by +")
+        knob = KNOBS[name]
+        if knob.kind is bool:
+            if raw not in ("true", "false"):
+                raise HarnessError(f"knob {name} takes true or false, not {raw!r}")
+            out[name] = raw == "true"
+        else:
+            if not raw.isdigit() or int(raw) < 1:
+                raise HarnessError(f"knob {name} takes a whole number of at least 1, not {raw!r}")
+            out[name] = int(raw)
+    return dict(sorted(out.items()))
+
+
+def knobs_name(knobs: dict[str, int | bool]) -> str:
+    if not knobs:
+        return "default"
+    return "+".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in sorted(knobs.items()))
+
+
+def unsupported_for(text: str, pipeline: str) -> str | None:
+    """Why a knob setting makes no sense with a pipeline, or None."""
+    wrong = [name for name in parse_knobs(text) if pipeline not in KNOBS[name].pipelines]
+    if wrong:
+        return "; ".join(f"knob {n} is honoured only by the {'/'.join(KNOBS[n].pipelines)} pipeline" for n in wrong)
+    return None
+
+
+def zarr_settings(text: str) -> dict[str, int | bool]:
+    """The zarr config entries a knob setting means."""
+    return {KNOBS[name].key: value for name, value in parse_knobs(text).items()}
