@@ -106,17 +106,15 @@ EFFECTS: tuple[tuple[str, str, str], ...] = (
 
 
 @dataclass
-class Effect:
-    """B vs A for two points of one run that differ in one axis only."""
+class Effect(Comparison):
+    """B vs A for two points of one run that differ in one axis only; `point_id` names the other axis
+    values and the network condition."""
 
-    axis: str
-    context: str  # the other axis values and the network condition
-    workload: str
-    a: float
-    b: float
-    ratio: float  # b / a: < 1 means B is faster
-    p_value: float | None
-    verdict: str
+    axis: str = ""
+
+    @property
+    def context(self) -> str:
+        return self.point_id
 
 
 def _swap(axis: str, value: str, a: str, b: str) -> str | None:
@@ -155,5 +153,5 @@ def axis_effects(df: Any, effects: tuple[tuple[str, str, str], ...] = EFFECTS, a
             hidden = f"{values[i].rpartition('-')[0]}-*" if axis == "store" else "*"
             context = "/".join(v if k != axis else hidden for k, v in zip(axes, values, strict=True))
             context = (f"{baseline}@" if baseline else "") + context + ("" if net == "none" else f" ({net})")
-            out.append(Effect(f"{axis}: {a}->{b}", context, workload, ma, mb, mb / ma, p, word))
+            out.append(Effect(context, workload, ma, mb, mb / ma, p, word, axis=f"{axis}: {a}->{b}"))
     return sorted(out, key=lambda e: (e.axis, e.workload, e.context))
