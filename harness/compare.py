@@ -127,13 +127,15 @@ def _swap(axis: str, value: str, a: str, b: str) -> str | None:
 def axis_effects(df: Any, effects: tuple[tuple[str, str, str], ...] = EFFECTS, alpha: float = ALPHA) -> list[Effect]:
     """Every pair of measured points that differ only in one axis of `effects`, same workload, dataset,
     stack and network condition, with a Mann-Whitney test on their raw repeats (rows of `results.load`)."""
-    from .matrix import AXES
+    from .matrix import AXES, QUIET_DEFAULTS
 
     ok = df[(df["status"] == "ok") & df["values"].notna()] if not df.empty else df
     if ok.empty:
         return []
     ok = ok.sort_values("run_id").drop_duplicates(["dataset_fingerprint", "stack_key", "point_id", "workload"], keep="last")
     axes = list(AXES)
+    for axis, default in QUIET_DEFAULTS.items():  # rows written before these axes existed
+        ok = ok.assign(**{axis: ok[axis].fillna(default) if axis in ok else default})
     index = {(r.dataset_fingerprint, r.stack_key, r.net, r.workload, r.baseline, *(getattr(r, a) for a in axes)): r
              for r in ok.itertuples()}
     out: list[Effect] = []
