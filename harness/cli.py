@@ -156,6 +156,52 @@ def cmd_effects(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gpu(args: argparse.Namespace) -> int:
+    """Probe the GPU stack; where CUDA works, write the dataset per codec and read each element on the GPU."""
+    import json
+    import tempfile
+    import time
+
+    from . import datasets, gpu, results
+    from .matrix import Point
+    from .runtime import IOConfig
+
+    found = gpu.probe()
+    for line in found.lines():
+        print(line)
+    codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
+    dataset_path = datasets.resolve(args.dataset)
+    source = datasets.load(dataset_path)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="harness-gpu-") as tmp:
+        for codec in codecs:
+            target = Path(tmp) / f"{codec}.zarr"
+            IOConfig(pipeline="fused", codec=codec, sharding=args.sharding).write(source, target)  # CPU write
+            for store_kind in ("local", "gds"):
+                rows += gpu.capability_table(target, codec, store_kind=store_kind)
+    width = max(len(r["element"]) for r in rows)
+    print(f"{'element':<{width}}  codec                  store  result")
+    for r in rows:
+        detail = f"works, {r['seconds']:.3f}s, bit-for-bit equal to the CPU read" if r["status"] == "works" else f"{r['status']}: {r.get('error', '')}"
+        print(f"{r['element']:<{width}}  {r['codec']:<22} {r['store']:<6} {detail}")
+    from . import provenance
+
+    run_id = time.strftime("%Y%m%dT%H%M%S")
+    prov = provenance.collect(Path(args.results))
+    stack = provenance.stack_key(prov)
+    results.append(Path(args.results), [{"provenance": prov, "stack_key": stack,
+        "key": f"gpu-{run_id}-{i}", "run_id": run_id, "point_id": Point(store=r["store"], pipeline="gpu", codec=r["codec"],
+                                                                        sharding=args.sharding).id,
+        "point": Point(store=r["store"], pipeline="gpu", codec=r["codec"], sharding=args.sharding).to_dict(),
+        "workload": f"gpu-read {r['element']}", "status": {"works": "ok", "fails": "failed"}.get(r["status"], r["status"]),
+        "error": r.get("error", ""), "values": [r["seconds"]] if "seconds" in r else [],
+        "dataset": {"name": args.dataset, "path": str(dataset_path), "fingerprint": datasets.fingerprint(dataset_path)},
+        "gpu_probe": json.loads(json.dumps(gpu.probe_dict())),
+    } for i, r in enumerate(rows)])
+    print(f"capability rows appended to {results.results_path(Path(args.results))}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import time
 
@@ -348,6 +394,14 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--force", action="store_true", help="compare even across different machines or stacks (said in the output)")
     cmp_.add_argument("--alpha", type=float, default=0.05, help="significance level")
     cmp_.set_defaults(func=cmd_compare)
+
+    gp = sub.add_parser("gpu", help="probe CUDA/kvikio and table which elements read onto the GPU, per codec (bit-for-bit checked)",
+                        description="Without CUDA it prints the probe's reason: every gpu/gds point is then 'unsupported'.")
+    gp.add_argument("--dataset", default="tiny", help="dataset to write and read back (default tiny)")
+    gp.add_argument("--codecs", default="zstd-0,blosc-lz4-bitshuffle,none", help="comma list of codecs")
+    gp.add_argument("--sharding", default="auto", help="sharding policy of the written stores")
+    gp.add_argument("--results", default="results", help="results directory the capability rows are appended to")
+    gp.set_defaults(func=cmd_gpu)
 
     eff = sub.add_parser("effects", help="within one results set: the effect of one axis (fsspec->obstore, asyncio->uvloop, consolidated off->on, pipelines) with Mann-Whitney tests")
     eff.add_argument("--results", default="results")

@@ -15,7 +15,7 @@ from .codecs import all_codec_names, parse_codec
 from .errors import HarnessError, InvalidPoint
 from .policies import parse_policy
 
-STORES = ("local", "fsspec", "obstore", "s3-fsspec", "s3-obstore", "http-fsspec", "http-obstore")
+STORES = ("local", "fsspec", "obstore", "s3-fsspec", "s3-obstore", "http-fsspec", "http-obstore", "gds")
 LOOPS = ("asyncio", "uvloop")
 PIPELINES = ("python", "fused", "zarrs", "gpu")
 CONSOLIDATED = ("on", "off")
@@ -24,7 +24,8 @@ BASELINES = ("anndata-default", "anndata-default+zarrs", "guide-example", "h5ad"
 #: What each axis means, for `harness matrix --help` and the README.
 AXES: dict[str, str] = {
     "store": "store backend: local (zarr LocalStore), fsspec (FsspecStore on local files), obstore (ObjectStore over obstore LocalStore), "
-             "s3-fsspec / s3-obstore (S3 on a loopback moto server), http-fsspec / http-obstore (nginx on loopback, read-only)",
+             "s3-fsspec / s3-obstore (S3 on a loopback server), http-fsspec / http-obstore (nginx on loopback, read-only), "
+             "gds (kvikio's GDSStore: GPUDirect Storage; needs CUDA and kvikio)",
     "loop": "event loop of zarr's I/O thread: asyncio or uvloop (installed before the first zarr call, verified)",
     "pipeline": "codec pipeline: python (zarr's BatchedCodecPipeline), fused (zarr's FusedCodecPipeline), zarrs (Rust), gpu",
     "codec": "compressor: none, zstd-<level>[-checksum], blosc-<lz4|zstd>-<shuffle|bitshuffle|noshuffle>",
@@ -200,7 +201,13 @@ def invalid_reason(point: Point) -> str | None:
 
 
 def static_unsupported_reason(point: Point) -> str | None:
-    """Combinations known not to do what they claim, whatever the machine (see FACTS: zarrs + fsspec)."""
+    """Combinations known not to do what they claim, whatever the machine (see FACTS: zarrs + fsspec),
+    and the gds store where CUDA or kvikio is missing."""
+    if point.store == "gds":
+        from .gpu import gds_unsupported_reason
+
+        if reason := gds_unsupported_reason():
+            return f"gds store: {reason}"
     if point.pipeline == "zarrs" and point.store in ("fsspec", "s3-fsspec") and point.api != "anndata":
         where = "local files" if point.store == "fsspec" else "S3"
         return (f"zarrs cannot drive an fsspec store on {where}: zarr silently falls back to the Python "

@@ -194,17 +194,21 @@ def build(results_dir: Path, out_dir: Path, recommended: str | None = None) -> P
     if not raw:
         raise HarnessError(f"{path} has no rows of schema {results.SCHEMA} ({skipped} rows of other schemas skipped); re-run the sweep")
     latest_raw = results.load(path)
+    gpu_rows = latest(latest_raw[latest_raw["workload"].str.startswith("gpu-read")]) if not latest_raw.empty else latest_raw
+    latest_raw = latest_raw[~latest_raw["workload"].str.startswith("gpu-read")]
     df = with_speedup(latest(latest_raw))
     out_dir.mkdir(parents=True, exist_ok=True)
     sections: list[tuple[str, str | None, str]] = []  # (title, image file, caption)
-    for workload in [w for w in WORKLOAD_ORDER if w in set(df["workload"])]:
-        name = f"heatmap-{workload}.png"
-        sections.append((f"{workload} by sharding and codec", name, plots.heatmaps(df, workload, out_dir / name) or ""))
-    for title, name, fn in (("Speedup vs anndata-default", "speedup.png", lambda p: plots.speedup_bars(df, p)),
-                            ("Size vs write time (Pareto front)", "pareto.png", lambda p: plots.pareto(df, p, recommended)),
-                            ("Files per store", "files.png", lambda p: plots.files_bars(df, p)),
-                            ("Remote stores x event loop", "remote.png", lambda p: plots.remote_loops(df, p))):
-        sections.append((title, name, fn(out_dir / name) or ""))
+    figures = (("Speedup vs anndata-default", "speedup.png", lambda p: plots.speedup_bars(df, p)),
+               ("Size vs write time (Pareto front)", "pareto.png", lambda p: plots.pareto(df, p, recommended)),
+               ("Files per store", "files.png", lambda p: plots.files_bars(df, p)),
+               ("Remote stores x event loop", "remote.png", lambda p: plots.remote_loops(df, p)))
+    if not df.empty:  # (a results file of GPU capability rows only has no timings to plot)
+        for workload in [w for w in WORKLOAD_ORDER if w in set(df["workload"])]:
+            name = f"heatmap-{workload}.png"
+            sections.append((f"{workload} by sharding and codec", name, plots.heatmaps(df, workload, out_dir / name) or ""))
+        for title, name, fn in figures:
+            sections.append((title, name, fn(out_dir / name) or ""))
     notes = _provenance_notes(raw) + unstable(df)
     if skipped:
         notes.append(f"{skipped} rows of an older or unknown schema were skipped")
@@ -219,6 +223,13 @@ def build(results_dir: Path, out_dir: Path, recommended: str | None = None) -> P
     for title, name, caption in sections:
         if caption:
             md += [f"## {title}", "", f"![{title}]({name})", "", caption, ""]
+    if not gpu_rows.empty:
+        md += ["## GPU capability (harness gpu)", "", "Each element read with zarr's GPU buffers and compared bit for bit "
+               "with the CPU read of the same store.", "", "| element | codec | store | result |", "|---|---|---|---|"]
+        for r in gpu_rows.itertuples():
+            result = f"works, {r.median:.3f}s" if r.status == "ok" else f"{r.status}: {r.error}"
+            md.append(f"| {r.workload.removeprefix('gpu-read ')} | {r.codec} | {r.store} | {result} |")
+        md.append("")
     remote = remote_lines(df)
     if remote:
         md += ["## Remote requests", "", "Counted from the servers' access logs, per timed run (median); repeated = same "

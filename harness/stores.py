@@ -43,6 +43,14 @@ def open_store(backend: str, target: Any, *, read_only: bool = False) -> Any:
     text = os.fspath(target) if isinstance(target, (str, os.PathLike)) else None
     if text is None:
         return target  # already a store
+    if backend == "gds":
+        from .gpu import gds_unsupported_reason, open_gds_store
+
+        if reason := gds_unsupported_reason():
+            from .errors import UnsupportedPoint
+
+            raise UnsupportedPoint(f"gds store: {reason}")
+        return open_gds_store(Path(text), read_only=read_only)
     client = client_of(backend)
     if client not in ("local", "fsspec", "obstore"):
         raise HarnessError(f"unknown store backend {backend!r}; valid: local, fsspec, obstore, {', '.join(REMOTE_STORES)}")
