@@ -35,11 +35,12 @@ AXES: dict[str, str] = {
     "cache": "read cache over the store: none, memory-<size> or disk-<size> (zarr's CacheStore; remote stores only)",
     "knobs": "pipeline knobs: default, or name=value joined by + (zarrs-workers, zarrs-chunk-min, zarrs-chunk-max, "
              "zarrs-checksums, zarrs-direct-io: zarrs only; batch-size: python only)",
+    "filters": "filter on sparse matrices before the compressor: none, delta (indices and indptr), shuffle (byte shuffle)",
 }
 
 #: Axis values that leave a point's id unchanged (ids predate these axes).
-QUIET_DEFAULTS = {"concurrency": "10", "cache": "none", "knobs": "default"}
-ID_PREFIXES = {"concurrency": "conc", "cache": "cache", "knobs": "knobs"}
+QUIET_DEFAULTS = {"concurrency": "10", "cache": "none", "knobs": "default", "filters": "none"}
+ID_PREFIXES = {"concurrency": "conc", "cache": "cache", "knobs": "knobs", "filters": "filters"}
 
 #: Values the default sweep uses when an axis is not given: small enough for minutes on 2 cores.
 DEFAULT_SWEEP: dict[str, tuple[str, ...]] = {
@@ -52,6 +53,7 @@ DEFAULT_SWEEP: dict[str, tuple[str, ...]] = {
     "concurrency": ("10",),
     "cache": ("none",),
     "knobs": ("default",),
+    "filters": ("none",),
 }
 
 
@@ -69,6 +71,7 @@ class Point:
     concurrency: str = "10"
     cache: str = "none"
     knobs: str = "default"
+    filters: str = "none"
 
     @property
     def id(self) -> str:
@@ -131,6 +134,10 @@ def _check_value(axis: str, value: str) -> str:
         from .cache import parse_cache
 
         value = parse_cache(value).name
+    elif axis == "filters":
+        from .filters import check_filter
+
+        value = check_filter(value)
     elif axis == "knobs":
         from .knobs import knobs_name, parse_knobs
 
@@ -188,8 +195,12 @@ def invalid_reason(point: Point) -> str | None:
     if point.baseline == "h5ad" and point.store != "local":
         return "h5ad is a single local file: it has no zarr store backend"
     if point.baseline and point != replace(baseline_point(point.baseline), store=point.store, loop=point.loop,
-                                           concurrency=point.concurrency, cache=point.cache, knobs=point.knobs):
+                                           concurrency=point.concurrency, cache=point.cache, knobs=point.knobs,
+                                           filters=point.filters):
         return f"baseline {point.baseline!r} fixes pipeline, codec and sharding"
+    if point.filters != "none" and parse_policy(point.sharding).sparse.kind in ("auto", "guide-example"):
+        return ("a sparse filter writes CSR/CSC itself, outside anndata's sparse writer: it needs an explicit sparse "
+                "policy (rows-RxK or none), not auto / guide-example")
     if point.knobs != "default" and point.api == "dispatched":
         from .knobs import unsupported_for
 

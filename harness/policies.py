@@ -167,11 +167,17 @@ def dataset_kwargs_for(policy: Policy, encoding_type: str, elem: Any, kwargs: Ma
     return {**kwargs, "chunks": chunks, "shards": shards}
 
 
-def make_callback(policy: Policy, compressors: Any, *, set_compressors: bool = True) -> Callable[..., None]:
-    """A `write_dispatched` callback applying the policy and codec to every leaf array."""
+def make_callback(policy: Policy, compressors: Any, *, set_compressors: bool = True, filters: str = "none") -> Callable[..., None]:
+    """A `write_dispatched` callback applying the policy and codec to every leaf array (and a sparse
+    filter, see harness.filters, to CSR/CSC matrices)."""
 
     def callback(func, group, key, elem, dataset_kwargs, iospec):  # signature fixed by anndata
         kwargs = dataset_kwargs_for(policy, iospec.encoding_type, elem, dataset_kwargs)
+        if filters != "none" and iospec.encoding_type in SPARSE_ENCODINGS:
+            from .filters import write_sparse
+
+            write_sparse(group, key, elem, iospec.encoding_type, kwargs, filters, compressors)
+            return
         if set_compressors and iospec.encoding_type in LEAF_ENCODINGS:
             kwargs["compressors"] = compressors
         func(group, key, elem, dataset_kwargs=kwargs)

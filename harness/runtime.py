@@ -23,6 +23,7 @@ from typing import Any
 
 from .cache import parse_cache
 from .codecs import parse_codec
+from .filters import check_filter
 from .knobs import knobs_name, parse_knobs, zarr_settings
 from .errors import HarnessError, UnsupportedPoint
 from .matrix import LOOPS, PIPELINES, STORES
@@ -45,6 +46,7 @@ class IOConfig:
     concurrency: int = 10  # zarr's async.concurrency
     cache: str = "none"  # read cache over the store: none, memory-<size>, disk-<size>
     knobs: str = "default"  # pipeline knobs (harness.knobs), e.g. zarrs-workers=2+zarrs-chunk-min=4
+    filters: str = "none"  # filter on sparse matrices before the compressor: none, delta, shuffle
 
     def __post_init__(self) -> None:
         for name, choices in (("store", STORES), ("loop", LOOPS), ("pipeline", PIPELINES)):
@@ -61,6 +63,7 @@ class IOConfig:
         object.__setattr__(self, "concurrency", concurrency)
         object.__setattr__(self, "cache", parse_cache(self.cache).name)
         object.__setattr__(self, "knobs", knobs_name(parse_knobs(self.knobs)))
+        check_filter(self.filters)
 
     # --- serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -104,7 +107,7 @@ class IOConfig:
     @property
     def write_callback(self):
         """A callback for `anndata.experimental.write_dispatched`, for users who call it themselves."""
-        return make_callback(parse_policy(self.sharding), parse_codec(self.codec).build())
+        return make_callback(parse_policy(self.sharding), parse_codec(self.codec).build(), filters=self.filters)
 
     def open_store(self, target: Any, *, read_only: bool = False) -> Any:
         """A zarr store for a path or URL (s3://, http(s)://) through this config's client library.

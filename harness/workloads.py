@@ -103,7 +103,7 @@ def runtime_config(point: Point, workload: str = "write") -> IOConfig:
     """The production config equal to a matrix point: the harness measures what the runtime applies."""
     return IOConfig(store=point.store, loop=point.loop, pipeline=pipeline_for(point, workload), codec=point.codec,
                     sharding=point.sharding, consolidated=point.consolidated == "on",
-                    concurrency=int(point.concurrency), cache=point.cache, knobs=point.knobs)
+                    concurrency=int(point.concurrency), cache=point.cache, knobs=point.knobs, filters=point.filters)
 
 
 def write_input(ctx: Context) -> Any:
