@@ -36,11 +36,14 @@ AXES: dict[str, str] = {
     "knobs": "pipeline knobs: default, or name=value joined by + (zarrs-workers, zarrs-chunk-min, zarrs-chunk-max, "
              "zarrs-checksums, zarrs-direct-io: zarrs only; batch-size: python only)",
     "filters": "filter on sparse matrices before the compressor: none, delta (indices and indptr), shuffle (byte shuffle)",
+    "input": "what the write is given: memory (numpy/scipy) or dask (X and layers as dask arrays of 1000-row chunks); "
+             "dask-aligned rechunks them to the policy's shards first",
 }
 
 #: Axis values that leave a point's id unchanged (ids predate these axes).
-QUIET_DEFAULTS = {"concurrency": "10", "cache": "none", "knobs": "default", "filters": "none"}
-ID_PREFIXES = {"concurrency": "conc", "cache": "cache", "knobs": "knobs", "filters": "filters"}
+QUIET_DEFAULTS = {"concurrency": "10", "cache": "none", "knobs": "default", "filters": "none", "input": "memory"}
+ID_PREFIXES = {"concurrency": "conc", "cache": "cache", "knobs": "knobs", "filters": "filters", "input": "input"}
+INPUTS = ("memory", "dask", "dask-aligned")
 
 #: Values the default sweep uses when an axis is not given: small enough for minutes on 2 cores.
 DEFAULT_SWEEP: dict[str, tuple[str, ...]] = {
@@ -54,6 +57,7 @@ DEFAULT_SWEEP: dict[str, tuple[str, ...]] = {
     "cache": ("none",),
     "knobs": ("default",),
     "filters": ("none",),
+    "input": ("memory",),
 }
 
 
@@ -72,6 +76,7 @@ class Point:
     cache: str = "none"
     knobs: str = "default"
     filters: str = "none"
+    input: str = "memory"
 
     @property
     def id(self) -> str:
@@ -122,7 +127,7 @@ def baseline_point(name: str) -> Point:
 
 
 def _check_value(axis: str, value: str) -> str:
-    choices = {"store": STORES, "loop": LOOPS, "pipeline": PIPELINES, "consolidated": CONSOLIDATED}
+    choices = {"store": STORES, "loop": LOOPS, "pipeline": PIPELINES, "consolidated": CONSOLIDATED, "input": INPUTS}
     if axis in choices:
         if value not in choices[axis]:
             raise HarnessError(f"unknown {axis} {value!r}; valid: {', '.join(choices[axis])}")
@@ -196,8 +201,10 @@ def invalid_reason(point: Point) -> str | None:
         return "h5ad is a single local file: it has no zarr store backend"
     if point.baseline and point != replace(baseline_point(point.baseline), store=point.store, loop=point.loop,
                                            concurrency=point.concurrency, cache=point.cache, knobs=point.knobs,
-                                           filters=point.filters):
+                                           filters=point.filters, input=point.input):
         return f"baseline {point.baseline!r} fixes pipeline, codec and sharding"
+    if point.input != "memory" and point.api != "dispatched":
+        return "dask-backed input is measured with write_dispatched points"
     if point.filters != "none" and parse_policy(point.sharding).sparse.kind in ("auto", "guide-example"):
         return ("a sparse filter writes CSR/CSC itself, outside anndata's sparse writer: it needs an explicit sparse "
                 "policy (rows-RxK or none), not auto / guide-example")

@@ -114,7 +114,7 @@ def _rows_shapes(rule: Rule, role: str, encoding_type: str, elem: Any) -> tuple[
     """Convert a `rows` rule into (chunks, shards) element counts; None for empty arrays."""
     if role == "sparse":
         major = elem.shape[0] if encoding_type == "csr_matrix" else elem.shape[1]
-        nnz = int(elem.nnz)
+        nnz = _nnz(elem)
         if nnz == 0 or major == 0:
             return None
         per_major = nnz / major
@@ -131,10 +131,20 @@ def _rows_shapes(rule: Rule, role: str, encoding_type: str, elem: Any) -> tuple[
     return (chunk, *rest), (chunk * per_shard, *rest)
 
 
+def _nnz(elem: Any) -> int:
+    """Non-zeros of a sparse matrix; for a dask array of sparse chunks, estimated from its first block
+    (the policy only needs the mean per row, and computing every block would read the input twice)."""
+    if hasattr(elem, "nnz"):
+        return int(elem.nnz)
+    first = elem.blocks[(0,) * elem.ndim].compute()
+    return round(first.nnz * elem.shape[0] / max(1, first.shape[0]))
+
+
 def _itemsize(elem: Any) -> int:
     dtype = getattr(elem, "dtype", None)
     size = getattr(dtype, "itemsize", 0) or 8  # object / string columns: count 8 bytes per entry
-    return max(size, 4) if hasattr(elem, "nnz") else size  # sparse: indices are at least 4 bytes
+    sparse = hasattr(elem, "nnz") or hasattr(getattr(elem, "_meta", None), "nnz")
+    return max(size, 4) if sparse else size  # sparse: indices are at least 4 bytes
 
 
 def _guard(chunk: int, per_shard: int, total: int, row_bytes: int) -> tuple[int, int]:

@@ -47,6 +47,7 @@ class IOConfig:
     cache: str = "none"  # read cache over the store: none, memory-<size>, disk-<size>
     knobs: str = "default"  # pipeline knobs (harness.knobs), e.g. zarrs-workers=2+zarrs-chunk-min=4
     filters: str = "none"  # filter on sparse matrices before the compressor: none, delta, shuffle
+    align_dask: bool = True  # rechunk dask-backed X/layers to whole shards before writing
 
     def __post_init__(self) -> None:
         for name, choices in (("store", STORES), ("loop", LOOPS), ("pipeline", PIPELINES)):
@@ -153,11 +154,16 @@ class IOConfig:
 
     # --- what users call -------------------------------------------------------------------
     def write(self, adata: Any, target: Any) -> None:
-        """write_dispatched with this config's sharding and codec, then consolidate if asked."""
+        """write_dispatched with this config's sharding and codec, then consolidate if asked. A dask-backed
+        AnnData (e.g. from read_lazy) is rechunked to whole shards first (`align_dask`)."""
         import anndata as ad
         import zarr
 
         self._check_zarrs_keys(element_keys(adata))
+        if self.align_dask:
+            from .daskinput import align
+
+            adata, _ = align(adata, self.sharding)  # dask chunks on shard boundaries: no shard rewritten
         with self.activate() as cfg:
             group = zarr.open_group(cfg.open_store(target), mode="w", zarr_format=3)
             ad.experimental.write_dispatched(group, "/", adata, callback=cfg.write_callback)

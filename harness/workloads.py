@@ -103,12 +103,17 @@ def runtime_config(point: Point, workload: str = "write") -> IOConfig:
     """The production config equal to a matrix point: the harness measures what the runtime applies."""
     return IOConfig(store=point.store, loop=point.loop, pipeline=pipeline_for(point, workload), codec=point.codec,
                     sharding=point.sharding, consolidated=point.consolidated == "on",
-                    concurrency=int(point.concurrency), cache=point.cache, knobs=point.knobs, filters=point.filters)
+                    concurrency=int(point.concurrency), cache=point.cache, knobs=point.knobs, filters=point.filters,
+                    align_dask=point.input == "dask-aligned")
 
 
 def write_input(ctx: Context) -> Any:
     """What the write call is given: a fresh copy for write_zarr/write_h5ad, which convert strings
     to categoricals in place (FACTS: trap); the source itself for write_dispatched. Untimed."""
+    if ctx.point.input != "memory":
+        from .daskinput import as_dask
+
+        return as_dask(ctx.source)  # building the dask graph is untimed; computing it is part of the write
     return ctx.source if ctx.point.api == "dispatched" else ctx.source.copy()
 
 
