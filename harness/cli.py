@@ -297,6 +297,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
                                     verify_networks=networks if remote else ("",))
     if remote:
         request.space = tune.remote_space(store)
+    if args.deep:
+        request.space = {**request.space, **tune.DEEP_AXES}
         if args.validate_search:
             raise HarnessError("--validate-search measures the local search space; drop --store or --validate-search")
     if args.validate_search:
@@ -356,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "or your own s3://bucket/prefix (AWS_* variables) or https://host/path (serving --workdir). Remote "
                          "tuning searches concurrency, a read cache and the layout, and verifies against the default remote "
                          "setup (same client, concurrency 10, no cache, anndata's layout)")
+    tn.add_argument("--deep", action="store_true",
+                    help="also search the deeper axes: sparse filters (none, delta) and zarrs knobs (chunk-versus-codec parallelism)")
     tn.add_argument("--client", choices=["obstore", "fsspec"], default="obstore", help="client for a --store URL (default obstore)")
     tn.add_argument("--verify-network", help="network conditions of a remote verification, comma list "
                                               "(default: none,latency=20ms; loopback servers only)")

@@ -48,6 +48,13 @@ DEFAULT_SPACE: dict[str, tuple[str, ...]] = {
     "sharding": ("auto", "rows-256x16", "rows-1024x16", "rows-4096x16", "rows-1024x64"),
     "consolidated": ("on",),
 }
+#: Deeper axes `--deep` adds to the space (invalid combinations, e.g. a zarrs knob with Fused, are
+#: dropped with their reason): sparse filters and zarrs' chunk-versus-codec parallelism.
+DEEP_AXES: dict[str, tuple[str, ...]] = {
+    "filters": ("none", "delta"),
+    "knobs": ("default", "zarrs-chunk-min=1", "zarrs-chunk-max=2"),
+}
+
 #: The remote search space: the levers that matter when each request costs a round trip (measured:
 #: concurrency, caching and layout), on the store and client the user has. Crossed with the pipelines.
 REMOTE_SPACE: dict[str, tuple[str, ...]] = {

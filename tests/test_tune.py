@@ -137,3 +137,11 @@ def test_subsample_creates_its_directory_and_keeps_rows(tiny_h5ad: Path, tmp_pat
     full = datasets.load(tiny_h5ad)
     assert adata.n_obs == 30 and set(adata.obs_names) <= set(full.obs_names)
     assert tune.subsample(tiny_h5ad, 10_000, tmp_path / "other") == tiny_h5ad  # asking for all rows: the dataset itself
+
+
+def test_deep_space_adds_filters_and_knobs_and_drops_what_cannot_combine() -> None:
+    pool, dropped = tune.candidates({**tune.DEFAULT_SPACE, **tune.DEEP_AXES}, tune.Constraints(pipelines=("fused", "zarrs")))
+    assert any(p.filters == "delta" for p in pool) and any(p.knobs != "default" for p in pool)
+    assert all(p.pipeline == "zarrs" for p in pool if p.knobs != "default")
+    assert all(p.sharding != "auto" for p in pool if p.filters != "none")
+    assert any("honoured only by the zarrs pipeline" in reason for reason in dropped.values())
