@@ -101,7 +101,9 @@ def compare(a_dir: Path, b_dir: Path, *, force: bool = False, alpha: float = ALP
 #: http-fsspec with http-obstore.
 EFFECTS: tuple[tuple[str, str, str], ...] = (
     ("store", "fsspec", "obstore"), ("loop", "asyncio", "uvloop"), ("consolidated", "off", "on"),
-    ("pipeline", "python", "zarrs"), ("pipeline", "fused", "zarrs"),
+    ("pipeline", "python", "zarrs"), ("pipeline", "fused", "zarrs"), ("filters", "none", "delta"),
+    ("filters", "none", "shuffle"), ("input", "dask", "dask-aligned"), ("input", "memory", "dask"),
+    ("cache", "none", "memory-512mb"), ("concurrency", "10", "64"),
 )
 
 
@@ -153,7 +155,8 @@ def axis_effects(df: Any, effects: tuple[tuple[str, str, str], ...] = EFFECTS, a
             p, word = verdict(va, vb, alpha)
             ma, mb = results.stats(va)["median"], results.stats(vb)["median"]
             hidden = f"{values[i].rpartition('-')[0]}-*" if axis == "store" else "*"
-            context = "/".join(v if k != axis else hidden for k, v in zip(axes, values, strict=True))
+            context = "/".join(v if k != axis else hidden for k, v in zip(axes, values, strict=True)
+                               if k == axis or k not in QUIET_DEFAULTS or v != QUIET_DEFAULTS[k])
             context = (f"{baseline}@" if baseline else "") + context + ("" if net == "none" else f" ({net})")
             out.append(Effect(context, workload, ma, mb, mb / ma, p, word, axis=f"{axis}: {a}->{b}"))
     return sorted(out, key=lambda e: (e.axis, e.workload, e.context))

@@ -147,3 +147,28 @@ def remote_loops(df: pd.DataFrame, path: Path) -> str | None:
         ax.tick_params(axis="y", labelsize=7)
     _save(fig, path)
     return "Median seconds per remote store, event loop and consolidated metadata, per network condition (shorter is faster)."
+
+
+def effect_bars(effects: list, axis: str, path: Path) -> str | None:
+    """B/A per workload for every pair of points differing only in `axis` (same run); bars left of 1 mean
+    B is faster, hatched bars are not significant (Mann-Whitney)."""
+    found = [e for e in effects if e.axis == axis]
+    if not found:
+        return None
+    labels = [f"{e.workload} | {e.context}"[:90] for e in found]
+    fig, ax = plt.subplots(figsize=(9, 0.28 * len(found) + 1.4))
+    significant = [e.verdict.startswith("B ") for e in found]
+    ax.barh(labels, [e.ratio for e in found], color=["tab:green" if e.ratio < 1 else "tab:red" for e in found],
+            hatch=None, alpha=1.0)
+    for bar, sig in zip(ax.patches, significant, strict=True):
+        if not sig:
+            bar.set_alpha(0.35)
+            bar.set_hatch("//")
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.set_xlabel(f"B/A median time for {axis} (<1: B faster; faded: not significant)")
+    ax.tick_params(axis="y", labelsize=7)
+    _save(fig, path)
+    faster = sum(1 for e, sig in zip(found, significant, strict=True) if sig and e.ratio < 1)
+    slower = sum(1 for e, sig in zip(found, significant, strict=True) if sig and e.ratio > 1)
+    return (f"{axis}: B significantly faster in {faster}, slower in {slower}, no significant difference in "
+            f"{len(found) - faster - slower} of {len(found)} pairs (Mann-Whitney on the raw repeats, p < 0.05).")

@@ -239,7 +239,16 @@ def build(results_dir: Path, out_dir: Path, recommended: str | None = None) -> P
                f"{x['rows_s']} | {x['first']} |" for x in remote] + [""]
     effects = effects_markdown(latest_raw)
     if effects:
-        md += ["## Effects of one axis (same run, Mann-Whitney on raw repeats)", ""] + effects + [""]
+        from .compare import axis_effects
+
+        found = axis_effects(latest_raw)
+        md += ["## Effects of one axis (same run, Mann-Whitney on raw repeats)", ""]
+        for axis in dict.fromkeys(e.axis for e in found):
+            name = "effect-" + "".join(c if c.isalnum() else "-" for c in axis) + ".png"
+            caption = plots.effect_bars(found, axis, out_dir / name)
+            if caption:
+                md += [f"![{axis}]({name})", "", caption, ""]
+        md += effects + [""]
     bad = problems(df)
     if not bad.empty:
         md += ["## Not measured", ""] + [f"- `{r.point_id}` {r.workload}: {r.status} – {r.error}" for r in bad.itertuples()]

@@ -74,13 +74,20 @@ def load(results_dir: Path | str) -> Any:
     """All rows of a results directory (or file) as a DataFrame, with median/IQR columns."""
     import pandas as pd
 
+    from .matrix import QUIET_DEFAULTS
+
     path = Path(results_dir)
     path = path if path.is_file() else results_path(path)
     rows = []
     for row in iter_rows(path):
         flat = {k: v for k, v in row.items() if k not in ("provenance", "point", "dataset")}
         flat.update({f"dataset_{k}": v for k, v in (row.get("dataset") or {}).items()})
-        flat.update(row.get("point") or {})
+        point = row.get("point") or {}
+        if "cache" in flat and "cache" not in point:  # rows from before the cache axis: their page-cache state
+            flat["page_cache"] = flat.pop("cache")
+        flat.update(point)
+        for axis, default in QUIET_DEFAULTS.items():  # axes added later, at their defaults
+            flat.setdefault(axis, default)
         flat.update(stats(row.get("values") or []))
         flat["net"] = (row.get("network") or {}).get("condition", "none")
         flat["point_raw"] = flat.get("point_id")

@@ -114,7 +114,7 @@ def measure(workload: Any, repeats: int, warmup: int) -> dict[str, Any]:
         "cpu_user": users,
         "cpu_sys": syss,
         "peak_rss_mb": round(peak, 1),
-        "cache": "n/a" if workload.writes else ("cold" if colds and all(colds) else "warm"),
+        "page_cache": "n/a" if workload.writes else ("cold" if colds and all(colds) else "warm"),
     }
 
 

@@ -34,7 +34,7 @@ def test_sweep_records_every_repeat_with_provenance(tiny_h5ad: Path, tmp_path: P
     assert write["status"] == "ok" and len(write["values"]) == 2 and all(0 < v < 60 for v in write["values"])
     assert write["event_loop"].startswith("uvloop")
     assert "zarrs" in write["pipeline_effective"] and write["files"] > 0 and write["bytes"] > 0
-    assert by[(points[1].id, "read")]["cache"] in ("cold", "warm")
+    assert by[(points[1].id, "read")]["page_cache"] in ("cold", "warm")
     assert by[(points[0].id, "write")]["pipeline_effective"] == ["fused"]
     assert "falls back" in by[(points[2].id, "write")]["error"]
     prov = write["provenance"]
