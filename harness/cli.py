@@ -182,7 +182,8 @@ def cmd_gpu(args: argparse.Namespace) -> int:
     width = max(len(r["element"]) for r in rows)
     print(f"{'element':<{width}}  codec                  store  result")
     for r in rows:
-        detail = f"works, {r['seconds']:.3f}s, bit-for-bit equal to the CPU read" if r["status"] == "works" else f"{r['status']}: {r.get('error', '')}"
+        detail = (f"works ({r.get('kind')}, via {r.get('via')}), {r['seconds']:.3f}s, bit-for-bit equal to the CPU read"
+                  if r["status"] == "works" else f"{r['status']}: {r.get('error', '')}")
         print(f"{r['element']:<{width}}  {r['codec']:<22} {r['store']:<6} {detail}")
     from . import provenance
 
