@@ -179,6 +179,8 @@ def cmd_gpu(args: argparse.Namespace) -> int:
             IOConfig(pipeline="fused", codec=codec, sharding=args.sharding).write(source, target)  # CPU write
             for store_kind in ("local", "gds"):
                 rows += gpu.capability_table(target, codec, store_kind=store_kind)
+            for r in gpu.gpu_write_interop(target, codec, Path(tmp) / "gpu-written"):
+                rows.append({**r, "element": f"{r['element']} (GPU write, CPU read)", "store": "local"})
     width = max(len(r["element"]) for r in rows)
     print(f"{'element':<{width}}  codec                  store  result")
     for r in rows:

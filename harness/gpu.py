@@ -202,3 +202,56 @@ def capability_table(store_path: Path, codec: str, *, store_kind: str = "local",
 
 def probe_dict() -> dict[str, Any]:
     return asdict(probe())
+
+
+def gpu_write_interop(store_path: Path, codec: str, out: Path, *, readers: tuple[str, ...] = ("python", "fused", "zarrs"),
+                      to_device: Callable[[Any], Any] | None = None) -> list[dict[str, Any]]:
+    """Write every leaf array of the elements from device memory (zarr with GPU buffers, the codec's
+    compressors) and read each back with the CPU pipelines: equal bit for bit, or the error. The
+    numcodecs#424 class of bug shows here; with no GPU codec in zarr yet, the encode runs on the host."""
+    import zarr
+
+    from .codecs import parse_codec
+    from .pipelines import PIPELINE_PATHS, unsupported_reason
+
+    reason = cuda_probe()
+    cpu = zarr.open_group(store_path, mode="r")
+    rows = []
+    on_device = to_device is None and not reason  # False when a test's host function stands in for the device
+    if on_device:
+        import cupy
+
+        to_device = cupy.asarray
+    for element, path in ELEMENTS.items():
+        if path not in cpu:
+            continue
+        row: dict[str, Any] = {"element": element, "path": path, "codec": codec, "direction": "GPU write -> CPU read"}
+        if reason and to_device is None:
+            rows.append({**row, "status": "unsupported", "error": reason})
+            continue
+        try:
+            leaves = [leaf for leaf in _arrays(cpu, path) if cpu[leaf].dtype.kind in "biuf"]  # numeric leaves
+            target = zarr.open_group(out / f"{codec}-{path.replace('/', '_')}", mode="w")
+            with zarr.config.enable_gpu() if on_device else _nothing():
+                for leaf in leaves:
+                    values = cpu[leaf][...]
+                    target.create_array(leaf.replace("/", "_"), data=to_device(values), compressors=parse_codec(codec).build())
+            bad = []
+            for reader in readers:
+                if unsupported_reason(reader):
+                    continue
+                with zarr.config.set({"codec_pipeline.path": PIPELINE_PATHS[reader]}):
+                    back = zarr.open_group(target.store, mode="r")
+                    bad += [f"{leaf} by {reader}" for leaf in leaves if not same_bits(back[leaf.replace("/", "_")][...], cpu[leaf][...])]
+            rows.append({**row, "status": "fails", "error": f"differs: {', '.join(bad)}"} if bad else {**row, "status": "works"})
+        except Exception as exc:  # noqa: BLE001
+            rows.append({**row, "status": "fails", "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]})
+    return rows
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None

@@ -23,7 +23,7 @@ def test_without_cuda_every_gpu_read_is_unsupported_with_the_probe_reason(tiny_h
     out = capsys.readouterr().out
     assert out.startswith("GPU: not available: ") and "Traceback" not in out
     rows = list(results.iter_rows(results.results_path(tmp_path)))
-    assert len(rows) == 2 * len(gpu.ELEMENTS) and {r["status"] for r in rows} == {"unsupported"}
+    assert len(rows) == 3 * len(gpu.ELEMENTS) and {r["status"] for r in rows} == {"unsupported"}
     assert all(r["error"] == cuda_probe() for r in rows)
     text = report.build(tmp_path, tmp_path / "rep").read_text()
     assert "## GPU capability" in text and "## Not measured" not in text
@@ -66,3 +66,15 @@ def test_same_bits_checks_dtype_and_shape() -> None:
     assert gpu.same_bits(a, a.copy())
     assert not gpu.same_bits(a.astype("int64"), a)
     assert not gpu.same_bits(a[:3], a)
+
+
+def test_write_interop_logic_reads_back_under_every_cpu_pipeline(tiny_adata, tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "s.zarr"
+    IOConfig(pipeline="fused", codec="zstd-0").write(tiny_adata, target)
+    if cuda_probe() is None:
+        pytest.skip("with CUDA the real device path runs in harness gpu")
+    rows = gpu.gpu_write_interop(target, "zstd-0", tmp_path / "out")
+    assert rows and {r["status"] for r in rows} == {"unsupported"}
+    monkeypatch.setattr(gpu, "cuda_probe", lambda: None)  # the host stands in for the device
+    rows = gpu.gpu_write_interop(target, "zstd-0", tmp_path / "out2", to_device=np.asarray)
+    assert {r["status"] for r in rows} == {"works"}, rows
