@@ -90,6 +90,8 @@ def prepare(workload: str, point_id: str, dataset: str | None = None, *, cold: b
     point = matrix.point_by_id(point_id)
     if status := static_status(point):
         raise UnsupportedPoint(f"{status[0]}: {status[1]}")
+    if reason := workloads.REGISTRY[workload].unsupported_reason(point):
+        raise UnsupportedPoint(reason)
     if point.api != "h5ad":
         loop_type = pipelines.install_event_loop(point.loop)
         if point.loop == "uvloop" and not loop_type.startswith("uvloop"):

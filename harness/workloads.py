@@ -28,6 +28,7 @@ S3_PREFIX_ENV = "HARNESS_S3_PREFIX"  # a user's prefix inside the bucket (`--sto
 WORKLOADS = ("write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene",
              "stream-sync", "stream-async", "stream-dask", "stream-sync-shuffled", "stream-async-shuffled", "stream-dask-shuffled")
 STREAM_BATCH_ROWS = 2048
+ASYNC_NEEDS_ZARR = "h5ad has no async API: stream-async needs a zarr store"
 STREAM_IN_FLIGHT = 8
 DEFAULT_WORKLOADS = ("write", "read", "lazy-rows", "lazy-random")
 
@@ -167,6 +168,11 @@ class Workload:
         self.ctx = ctx
         self.result: Any = None
         self.metrics: dict[str, float] = {}
+
+    @classmethod
+    def unsupported_reason(cls, point: Point) -> str | None:
+        """Why this workload cannot run for `point` at all (asv skips it in setup), or None."""
+        return None
 
     def config(self):
         return zarr_config(self.ctx.point, self.name)
@@ -310,6 +316,10 @@ class Stream(Workload):
     mode: ClassVar[str] = "dask"
     shuffled: ClassVar[bool] = False
 
+    @classmethod
+    def unsupported_reason(cls, point: Point) -> str | None:
+        return ASYNC_NEEDS_ZARR if cls.mode == "async" and point.api == "h5ad" else None
+
     def run(self) -> None:
         n = self.ctx.source.n_obs
         starts = batch_starts(n, STREAM_BATCH_ROWS, self.shuffled, self.ctx.seed)
@@ -374,7 +384,7 @@ def stream_async(ctx: Context, starts: list[int]):
     if ctx.point.api == "h5ad":
         from .errors import UnsupportedPoint
 
-        raise UnsupportedPoint("h5ad has no async API: stream-async needs a zarr store")
+        raise UnsupportedPoint(ASYNC_NEEDS_ZARR)
     out: queue.Queue = queue.Queue(maxsize=STREAM_IN_FLIGHT * 2)
     done = object()
 

@@ -23,7 +23,9 @@ class _Workload:
         self.bench = prepare(self.workload, point)
 
     def teardown(self, point):
-        self.bench.cleanup()
+        bench = getattr(self, "bench", None)  # asv tears down after a setup that skipped, too
+        if bench is not None:
+            bench.cleanup()
 
 
 class Write(_Workload):
