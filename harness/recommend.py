@@ -135,7 +135,9 @@ def run(request: TuneRequest, log=print) -> Path:
                 env, _ = _start_servers([Point(store=request.store)], workdir, servers_running, Network(), request.store_url)
             found = tune.search(dataset_path, request.objective, request.space, request.constraints, workdir=workdir,
                                 budget_s=request.budget_s, timeout=request.timeout, verify_repeats=request.repeats,
-                                on_rung=on_rung, env=env)
+                                on_rung=on_rung, env=env,
+                                verify_shape=(len(request.verify_workloads()), 1 + len(request.references()),
+                                              len(request.verify_networks)))
         log(f"search: {len(found.rungs)} rungs in {found.seconds:.0f}s; verifying the best of {len(found.ranked)}")
         winner, rows, readers, rejected = verify(request, found.ranked, dataset_path, workdir, out, log)
     table = _table(rows, winner, request.references(), request.verify_workloads())

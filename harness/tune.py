@@ -203,12 +203,15 @@ def _nothing_left(rejected: dict[str, str], rows: int, total: int) -> str:
             f"{worst}; relax it or widen --pipelines")
 
 
-def _verification_estimate(ref_rows: Mapping[str, Mapping[str, Any]], rows: int, n_obs: int, repeats: int) -> float:
-    """Seconds to verify 3 points on the full data, scaled from anndata-default's cost on the sample."""
+def _verification_estimate(ref_rows: Mapping[str, Mapping[str, Any]], rows: int, n_obs: int, repeats: int,
+                           shape: tuple[int, int, int] = (len(VERIFY_WORKLOADS), 3, 1)) -> float:
+    """Seconds to verify on the full data, scaled from anndata-default's cost on the sample.
+    `shape` = (workloads, points, sweeps): local 7 workloads x 3 points x 1; remote 5 x 2 x networks."""
+    workloads, points, sweeps = shape
     per_run = sum(results.stats(r.get("values") or [])["median"] or 0 for r in ref_rows.values())
     per_workload = per_run / max(1, len(ref_rows))
     startup = 5.0  # interpreter, imports and dataset load per isolated point (measured order of magnitude)
-    return 3 * (per_workload * len(VERIFY_WORKLOADS) * (n_obs / rows) * (repeats + 1) + startup)
+    return sweeps * points * (per_workload * workloads * (n_obs / rows) * (repeats + 1) + startup)
 
 
 def _measure_rung(points: list[Point], sample: Path, workloads: list[str], repeats: int, workdir: Path,
@@ -228,7 +231,8 @@ def _measure_rung(points: list[Point], sample: Path, workloads: list[str], repea
 
 def search(dataset_path: Path, objective: str, space: Mapping[str, tuple[str, ...]], constraints: Constraints,
            *, workdir: Path, budget_s: float, timeout: float = 1800, keep: int = 3, verify_repeats: int = 5,
-           on_rung: Callable[[Rung], None] | None = None, env: dict[str, str] | None = None) -> SearchResult:
+           on_rung: Callable[[Rung], None] | None = None, env: dict[str, str] | None = None,
+           verify_shape: tuple[int, int, int] = (len(VERIFY_WORKLOADS), 3, 1)) -> SearchResult:
     """Successive halving; returns candidates ranked best first (at least `keep` when possible).
 
     `env` points workers at running servers for remote stores; the reference is anndata-default on
@@ -272,7 +276,7 @@ def search(dataset_path: Path, objective: str, space: Mapping[str, tuple[str, ..
         if not ranked:
             raise HarnessError(_nothing_left(rejected, rows, len(pool)))
         if level == 0:
-            verify_s = _verification_estimate(measured.get(reference.id, {}), rows, n_obs, verify_repeats)
+            verify_s = _verification_estimate(measured.get(reference.id, {}), rows, n_obs, verify_repeats, verify_shape)
             result.verify_estimate_s = verify_s
             if verify_s > budget_s:
                 raise HarnessError(

@@ -145,3 +145,11 @@ def test_deep_space_adds_filters_and_knobs_and_drops_what_cannot_combine() -> No
     assert all(p.pipeline == "zarrs" for p in pool if p.knobs != "default")
     assert all(p.sharding != "auto" for p in pool if p.filters != "none")
     assert any("honoured only by the zarrs pipeline" in reason for reason in dropped.values())
+
+
+def test_verification_estimate_scales_with_what_the_verification_measures() -> None:
+    ref_rows = {"write": {"values": [0.2]}, "lazy-random": {"values": [0.2]}}
+    local = tune._verification_estimate(ref_rows, rows=500, n_obs=10_000, repeats=5)
+    remote = tune._verification_estimate(ref_rows, rows=500, n_obs=10_000, repeats=5, shape=(5, 2, 2))
+    assert local == pytest.approx(3 * (0.2 * 7 * 20 * 6 + 5))
+    assert remote == pytest.approx(4 * (0.2 * 5 * 20 * 6 + 5)) and remote < local
