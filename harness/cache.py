@@ -1,4 +1,4 @@
-"""Read caches for remote stores: zarr's CacheStore over the remote store, in memory or on local disk.
+"""Remote read knobs: zarr's request concurrency, and read caches for remote stores: zarr's CacheStore over the remote store, in memory or on local disk.
 
 Measured remotely, `read_lazy` plus a subset fetches the same small objects again and again (indptr,
 categorical codes); a cache with a size budget removes those round trips. A cache lives as long as the
@@ -53,6 +53,17 @@ def parse_cache(text: str) -> CacheSpec:
     if size <= 0:
         raise HarnessError(f"cache {text!r}: the size budget must be positive (e.g. {kind}-256mb)")
     return CacheSpec(kind, size)
+
+
+def parse_concurrency(value: Any) -> int:
+    """zarr's `async.concurrency`: a whole number of at least 1, given as int or text."""
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise HarnessError(f"concurrency {value!r} must be a whole number of at least 1 (zarr's default is 10)")
+    return number
 
 
 def cache_root() -> Path:

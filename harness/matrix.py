@@ -132,9 +132,9 @@ def _check_value(axis: str, value: str) -> str:
         if value not in choices[axis]:
             raise HarnessError(f"unknown {axis} {value!r}; valid: {', '.join(choices[axis])}")
     elif axis == "concurrency":
-        if not value.isdigit() or int(value) < 1:
-            raise HarnessError(f"concurrency {value!r} must be a whole number of at least 1 (zarr's default is 10)")
-        value = str(int(value))
+        from .cache import parse_concurrency
+
+        value = str(parse_concurrency(value))
     elif axis == "cache":
         from .cache import parse_cache
 

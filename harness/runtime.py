@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .cache import parse_cache
+from .cache import parse_cache, parse_concurrency
 from .codecs import parse_codec
 from .filters import check_filter
 from .knobs import knobs_name, parse_knobs, zarr_settings
@@ -55,13 +55,7 @@ class IOConfig:
                 raise HarnessError(f"IOConfig.{name}={getattr(self, name)!r} is not one of {', '.join(choices)}")
         parse_codec(self.codec)
         object.__setattr__(self, "sharding", parse_policy(self.sharding).name)
-        try:
-            concurrency = int(self.concurrency)
-        except (TypeError, ValueError):
-            concurrency = 0
-        if concurrency < 1:
-            raise HarnessError(f"IOConfig.concurrency={self.concurrency!r} must be a whole number of at least 1 (zarr's default is 10)")
-        object.__setattr__(self, "concurrency", concurrency)
+        object.__setattr__(self, "concurrency", parse_concurrency(self.concurrency))
         object.__setattr__(self, "cache", parse_cache(self.cache).name)
         object.__setattr__(self, "knobs", knobs_name(parse_knobs(self.knobs)))
         check_filter(self.filters)
@@ -120,6 +114,11 @@ class IOConfig:
         store = open_store(self.effective().store, target, read_only=read_only)
         return wrap(store, self.cache) if read_only else store
 
+    def zarr_settings(self) -> dict[str, Any]:
+        """The zarr config entries this config means: pipeline, concurrency and pipeline knobs."""
+        return {"codec_pipeline.path": PIPELINE_PATHS[self.pipeline], "async.concurrency": self.concurrency,
+                **zarr_settings(self.knobs)}
+
     @contextmanager
     def activate(self) -> Iterator[IOConfig]:
         """Set the event loop (if zarr has not started its loop yet), codec pipeline and anndata's
@@ -130,8 +129,7 @@ class IOConfig:
         cfg = self.effective()
         previous_policy = _install_loop(cfg.loop)
         with ExitStack() as stack:
-            stack.enter_context(zarr.config.set({"codec_pipeline.path": PIPELINE_PATHS[cfg.pipeline],
-                                                 "async.concurrency": cfg.concurrency, **zarr_settings(cfg.knobs)}))
+            stack.enter_context(zarr.config.set(cfg.zarr_settings()))
             if cfg.pipeline == "gpu":
                 stack.enter_context(zarr.config.enable_gpu())
             # zarr_write_format must be set before auto_shard_zarr_v3 (anndata#2341): two overrides

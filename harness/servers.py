@@ -45,7 +45,6 @@ class Server:
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
     access_log: Path | None = None
-    network: Network | None = None
     children: list[Server] = field(default_factory=list)
     engine: str = ""
 
@@ -327,7 +326,7 @@ http {{
 }}
 """)
     server = Server(kind, f"http://127.0.0.1:{port}", _spawn([nginx, "-c", str(conf), "-p", str(workdir)], workdir / "error.log"),
-                    workdir / "error.log", workdir, access_log=workdir / "access.log", network=network)
+                    workdir / "error.log", workdir, access_log=workdir / "access.log")
     _wait_healthy(server, server.url + "/")
     return server
 

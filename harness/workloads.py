@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from . import pipelines, stores, verify
+from . import stores, verify
 from .matrix import Point
 from .runtime import IOConfig
 
@@ -94,10 +94,7 @@ def zarr_config(point: Point, workload: str):
 
     if point.api == "h5ad":
         return nullcontext()
-    from .knobs import zarr_settings
-
-    return zarr.config.set({"codec_pipeline.path": pipelines.PIPELINE_PATHS[pipeline_for(point, workload)],
-                            "async.concurrency": int(point.concurrency), **zarr_settings(point.knobs)})
+    return zarr.config.set(runtime_config(point, workload).zarr_settings())
 
 
 def runtime_config(point: Point, workload: str = "write") -> IOConfig:
