@@ -5,10 +5,15 @@ categorical codes); a cache with a size budget removes those round trips. A cach
 store object it wraps (one `IOConfig.open_group`), so a store rewritten between two opens is never
 served stale. The disk backend writes under HARNESS_CACHE_DIR (default: the harness cache) and removes
 its directory when the store is garbage-collected.
+
+zarr's CacheStore checks the cache, then fetches: concurrent misses of one key (dask tasks of one
+`read_lazy` all wanting `X/indptr`, shard indexes read by every chunk request) each go to the server.
+`CoalescingCacheStore` lets the first miss fetch and the others await its result.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -89,7 +94,38 @@ def wrap(store: Any, spec: CacheSpec | str) -> Any:
         except OSError as exc:
             raise HarnessError(f"cache directory {root} is not writable ({exc.strerror}); set {CACHE_DIR_ENV} to a writable directory") from None
         backend = LocalStore(directory)
-    cached = CacheStore(store, cache_store=backend, max_size=spec.max_bytes)
+    cached = coalescing_cache_class()(store, cache_store=backend, max_size=spec.max_bytes)
     if directory is not None:
         weakref.finalize(cached, shutil.rmtree, directory, True)
     return cached
+
+
+def coalescing_cache_class() -> type:
+    """zarr's CacheStore with concurrent misses of one (key, byte range) sent to the store once
+    (zarr is imported only when a cache is used)."""
+    global _COALESCING
+    if _COALESCING is not None:
+        return _COALESCING
+    from zarr.experimental.cache_store import CacheStore
+
+    class CoalescingCacheStore(CacheStore):
+        async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
+            inflight = self.__dict__.setdefault("_inflight", {})
+            token = (key, repr(byte_range), asyncio.get_running_loop())
+            if (pending := inflight.get(token)) is not None:
+                return await asyncio.shield(pending)
+            task = asyncio.ensure_future(super().get(key, prototype, byte_range))
+            inflight[token] = task
+            try:
+                return await asyncio.shield(task)
+            finally:
+                if task.done():
+                    inflight.pop(token, None)
+                else:
+                    task.add_done_callback(lambda _: inflight.pop(token, None))
+
+    _COALESCING = CoalescingCacheStore
+    return CoalescingCacheStore
+
+
+_COALESCING: type | None = None

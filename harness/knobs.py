@@ -1,5 +1,7 @@
 """Pipeline knobs as one matrix axis: zarrs' threading and chunk-concurrency settings, its checksum and
-direct-I/O switches, and zarr's own batch size. Each knob is honoured by some pipelines only, and zarrs
+direct-I/O switches, zarr's own batch size, and the threads dask computes lazy arrays with (each
+`read_lazy` chunk is a chain of requests, so on a remote store the thread count is the number of
+round trips in flight). Each knob is honoured by some pipelines only, and zarrs
 reads its knobs once, when a pipeline is created: a setting needs its own process (the runner gives
 each point one; tune's screening batches points by knobs).
 
@@ -15,7 +17,7 @@ from .errors import HarnessError
 
 @dataclass(frozen=True)
 class Knob:
-    key: str  # zarr config key
+    key: str  # zarr config key, or "dask:<key>" for a dask config key
     kind: type
     pipelines: tuple[str, ...]  # pipelines that honour it
     why: str
@@ -29,7 +31,10 @@ KNOBS: dict[str, Knob] = {
     "zarrs-checksums": Knob("codec_pipeline.validate_checksums", bool, ("zarrs",), "validate crc32c checksums on read"),
     "zarrs-direct-io": Knob("codec_pipeline.direct_io", bool, ("zarrs",), "O_DIRECT for local files"),
     "batch-size": Knob("codec_pipeline.batch_size", int, ("python",), "chunks per batch in zarr's BatchedCodecPipeline"),
+    "dask-workers": Knob("dask:num_workers", int, ("python", "fused", "zarrs", "gpu"),
+                         "threads of dask's scheduler for read_lazy arrays (default: one per core)"),
 }
+DASK_PREFIX = "dask:"
 
 
 def parse_knobs(text: str) -> dict[str, int | bool]:
@@ -70,4 +75,10 @@ def unsupported_for(text: str, pipeline: str) -> str | None:
 
 def zarr_settings(text: str) -> dict[str, int | bool]:
     """The zarr config entries a knob setting means."""
-    return {KNOBS[name].key: value for name, value in parse_knobs(text).items()}
+    return {KNOBS[n].key: v for n, v in parse_knobs(text).items() if not KNOBS[n].key.startswith(DASK_PREFIX)}
+
+
+def dask_settings(text: str) -> dict[str, int | bool]:
+    """The dask config entries a knob setting means (e.g. `num_workers` of the threaded scheduler)."""
+    return {KNOBS[n].key.removeprefix(DASK_PREFIX): v for n, v in parse_knobs(text).items()
+            if KNOBS[n].key.startswith(DASK_PREFIX)}

@@ -34,7 +34,8 @@ AXES: dict[str, str] = {
     "concurrency": "zarr's async.concurrency: requests (and chunk tasks) in flight per call (default 10)",
     "cache": "read cache over the store: none, memory-<size> or disk-<size> (zarr's CacheStore; remote stores only)",
     "knobs": "pipeline knobs: default, or name=value joined by + (zarrs-workers, zarrs-chunk-min, zarrs-chunk-max, "
-             "zarrs-checksums, zarrs-direct-io: zarrs only; batch-size: python only)",
+             "zarrs-checksums, zarrs-direct-io: zarrs only; batch-size: python only; dask-workers: threads computing "
+             "read_lazy arrays, any pipeline)",
     "filters": "filter on sparse matrices before the compressor: none, delta (indices and indptr), shuffle (byte shuffle)",
     "input": "what the write is given: memory (numpy/scipy) or dask (X and layers as dask arrays of 1000-row chunks); "
              "dask-aligned rechunks them to the policy's shards first",

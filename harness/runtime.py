@@ -24,7 +24,7 @@ from typing import Any
 from .cache import parse_cache, parse_concurrency
 from .codecs import parse_codec
 from .filters import check_filter
-from .knobs import knobs_name, parse_knobs, zarr_settings
+from .knobs import dask_settings, knobs_name, parse_knobs, zarr_settings
 from .errors import HarnessError, UnsupportedPoint
 from .matrix import LOOPS, PIPELINES, STORES
 from .pipelines import PIPELINE_PATHS
@@ -119,6 +119,19 @@ class IOConfig:
         return {"codec_pipeline.path": PIPELINE_PATHS[self.pipeline], "async.concurrency": self.concurrency,
                 **zarr_settings(self.knobs)}
 
+    def settings(self) -> ExitStack:
+        """A context setting this config's zarr entries (`zarr_settings`) and dask entries (the
+        `dask-workers` knob: threads computing read_lazy arrays); no event loop, no anndata settings."""
+        import zarr
+
+        stack = ExitStack()
+        stack.enter_context(zarr.config.set(self.zarr_settings()))
+        if dask_entries := dask_settings(self.knobs):
+            import dask
+
+            stack.enter_context(dask.config.set(dask_entries))
+        return stack
+
     @contextmanager
     def activate(self) -> Iterator[IOConfig]:
         """Set the event loop (if zarr has not started its loop yet), codec pipeline and anndata's
@@ -129,7 +142,7 @@ class IOConfig:
         cfg = self.effective()
         previous_policy = _install_loop(cfg.loop)
         with ExitStack() as stack:
-            stack.enter_context(zarr.config.set(cfg.zarr_settings()))
+            stack.enter_context(cfg.settings())
             if cfg.pipeline == "gpu":
                 stack.enter_context(zarr.config.enable_gpu())
             # zarr_write_format must be set before auto_shard_zarr_v3 (anndata#2341): two overrides
@@ -184,11 +197,18 @@ class IOConfig:
             return ad.io.read_elem(self.open_group(target))
 
     def read_lazy(self, target: Any) -> Any:
-        """anndata.experimental.read_lazy with this config's store and pipeline."""
+        """anndata.experimental.read_lazy with this config's store, cache and pipeline. Concurrency and
+        knobs (e.g. dask-workers) apply where the lazy object is computed: use `to_memory`, or compute
+        inside `with cfg.activate():`."""
         import anndata as ad
 
         with self.activate():
             return ad.experimental.read_lazy(self.open_group(target))
+
+    def to_memory(self, lazy: Any) -> Any:
+        """`lazy.to_memory()` (a read_lazy AnnData or a subset of it) under this config's concurrency and knobs."""
+        with self.activate():
+            return lazy.to_memory()
 
 
 #: Found by the fuzzed round trips (tests/test_fuzz.py): zarrs over an obstore ObjectStore reads fill values,

@@ -57,9 +57,11 @@ DEEP_AXES: dict[str, tuple[str, ...]] = {
 
 #: The remote search space: the levers that matter when each request costs a round trip (measured:
 #: concurrency, caching and layout), on the store and client the user has. Crossed with the pipelines.
+#: zarr's concurrency bounds requests within one array read; dask's workers bound how many read_lazy
+#: chunk tasks (each a chain of requests) run at once: 2 by default here (one per core).
 REMOTE_SPACE: dict[str, tuple[str, ...]] = {
     "loop": ("asyncio",), "codec": ("zstd-0",), "sharding": ("auto", "rows-1024x16"), "consolidated": ("on",),
-    "concurrency": ("10", "64"), "cache": ("none", "memory-512mb"),
+    "concurrency": ("10", "64"), "cache": ("none", "memory-512mb"), "knobs": ("default", "dask-workers=32"),
 }
 #: What a remote verification measures: the reads a remote user does (writes over HTTP are not possible).
 REMOTE_VERIFY_WORKLOADS = ["read", "lazy-open", "lazy-rows", "lazy-random", "stream-async"]

@@ -90,11 +90,10 @@ def pipeline_for(point: Point, workload: str) -> str:
 
 
 def zarr_config(point: Point, workload: str):
-    import zarr
-
+    """The zarr (and dask) settings the point means, as a context (the runtime's own `settings`)."""
     if point.api == "h5ad":
         return nullcontext()
-    return zarr.config.set(runtime_config(point, workload).zarr_settings())
+    return runtime_config(point, workload).settings()
 
 
 def runtime_config(point: Point, workload: str = "write") -> IOConfig:

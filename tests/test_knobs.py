@@ -52,3 +52,31 @@ def test_a_sweep_over_knobs_measures_each_setting(tiny_h5ad: Path, tmp_path: Pat
     assert counts["ok"] == 6
     rows = list(results.iter_rows(results.results_path(tmp_path)))
     assert {r["point"]["knobs"] for r in rows} == {"default", "zarrs-workers=1", "zarrs-chunk-min=1+zarrs-workers=2"}
+
+
+def test_dask_workers_sets_the_threads_that_compute_lazy_arrays_with_every_pipeline(tiny_h5ad: Path, tmp_path: Path) -> None:
+    import anndata as ad
+    import dask
+    import zarr
+
+    assert invalid_reason(Point(pipeline="fused", knobs="dask-workers=32")) is None
+    assert knobs.zarr_settings("dask-workers=32+zarrs-workers=2") == {"threading.max_workers": 2}
+    before = dask.config.get("num_workers", None)
+    with workloads.zarr_config(Point(pipeline="fused", knobs="dask-workers=32"), "lazy-random"):
+        assert dask.config.get("num_workers") == 32 and zarr.config.get("async.concurrency") == 10
+    assert dask.config.get("num_workers", None) == before
+    # the runtime: the knob holds where the lazy object is computed (to_memory), and the result is right
+    cfg = IOConfig(pipeline="python", knobs="dask-workers=7")
+    source = ad.read_h5ad(tiny_h5ad)
+    cfg.write(source, tmp_path / "s.zarr")
+    seen: list[int] = []
+    lazy = cfg.read_lazy(tmp_path / "s.zarr")[:5]
+
+    class Probe:
+        def to_memory(self):
+            seen.append(dask.config.get("num_workers"))
+            return lazy.to_memory()
+
+    subset = cfg.to_memory(Probe())
+    assert seen == [7]
+    assert (subset.X != source[:5].X).nnz == 0
