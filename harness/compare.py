@@ -103,7 +103,8 @@ EFFECTS: tuple[tuple[str, str, str], ...] = (
     ("store", "fsspec", "obstore"), ("loop", "asyncio", "uvloop"), ("consolidated", "off", "on"),
     ("pipeline", "python", "zarrs"), ("pipeline", "fused", "zarrs"), ("filters", "none", "delta"),
     ("filters", "none", "shuffle"), ("input", "dask", "dask-aligned"), ("input", "memory", "dask"),
-    ("cache", "none", "memory-512mb"), ("concurrency", "10", "64"),
+    ("cache", "none", "memory-512mb"), ("concurrency", "10", "64"), ("knobs", "default", "dask-workers=32"),
+    ("client", "default", "s3fs-no-head"),
 )
 
 

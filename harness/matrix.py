@@ -39,11 +39,15 @@ AXES: dict[str, str] = {
     "filters": "filter on sparse matrices before the compressor: none, delta (indices and indptr), shuffle (byte shuffle)",
     "input": "what the write is given: memory (numpy/scipy) or dask (X and layers as dask arrays of 1000-row chunks); "
              "dask-aligned rechunks them to the policy's shards first",
+    "client": "client-library options that change requests: default, s3fs-no-head (s3-fsspec: one GET per whole object, "
+              "no HEAD before it)",
 }
 
 #: Axis values that leave a point's id unchanged (ids predate these axes).
-QUIET_DEFAULTS = {"concurrency": "10", "cache": "none", "knobs": "default", "filters": "none", "input": "memory"}
-ID_PREFIXES = {"concurrency": "conc", "cache": "cache", "knobs": "knobs", "filters": "filters", "input": "input"}
+QUIET_DEFAULTS = {"concurrency": "10", "cache": "none", "knobs": "default", "filters": "none", "input": "memory",
+                  "client": "default"}
+ID_PREFIXES = {"concurrency": "conc", "cache": "cache", "knobs": "knobs", "filters": "filters", "input": "input",
+               "client": "client"}
 INPUTS = ("memory", "dask", "dask-aligned")
 
 #: Values the default sweep uses when an axis is not given: small enough for minutes on 2 cores.
@@ -59,6 +63,7 @@ DEFAULT_SWEEP: dict[str, tuple[str, ...]] = {
     "knobs": ("default",),
     "filters": ("none",),
     "input": ("memory",),
+    "client": ("default",),
 }
 
 
@@ -78,6 +83,7 @@ class Point:
     knobs: str = "default"
     filters: str = "none"
     input: str = "memory"
+    client: str = "default"
 
     @property
     def id(self) -> str:
@@ -148,6 +154,10 @@ def _check_value(axis: str, value: str) -> str:
         from .knobs import knobs_name, parse_knobs
 
         value = knobs_name(parse_knobs(value))
+    elif axis == "client":
+        from .stores import check_client
+
+        value = check_client(value)
     elif axis == "codec":
         parse_codec(value)
     elif axis == "sharding":
@@ -202,7 +212,7 @@ def invalid_reason(point: Point) -> str | None:
         return "h5ad is a single local file: it has no zarr store backend"
     if point.baseline and point != replace(baseline_point(point.baseline), store=point.store, loop=point.loop,
                                            concurrency=point.concurrency, cache=point.cache, knobs=point.knobs,
-                                           filters=point.filters, input=point.input):
+                                           filters=point.filters, input=point.input, client=point.client):
         return f"baseline {point.baseline!r} fixes pipeline, codec and sharding"
     if point.input != "memory" and point.api != "dispatched":
         return "dask-backed input is measured with write_dispatched points"
@@ -213,6 +223,11 @@ def invalid_reason(point: Point) -> str | None:
         from .knobs import unsupported_for
 
         if reason := unsupported_for(point.knobs, point.pipeline):
+            return reason
+    if point.client != "default":
+        from .stores import client_invalid_reason
+
+        if reason := client_invalid_reason(point.client, point.store):
             return reason
     if point.cache != "none" and "-" not in point.store:
         return "a read cache only saves round trips to remote stores (s3-*, http-*); local reads go through the page cache"

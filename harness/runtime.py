@@ -29,6 +29,7 @@ from .errors import HarnessError, UnsupportedPoint
 from .matrix import LOOPS, PIPELINES, STORES
 from .pipelines import PIPELINE_PATHS
 from .policies import make_callback, parse_policy
+from .stores import client_invalid_reason
 
 ENV_PREFIX = "HARNESS_"
 
@@ -48,6 +49,7 @@ class IOConfig:
     knobs: str = "default"  # pipeline knobs (harness.knobs), e.g. zarrs-workers=2+zarrs-chunk-min=4
     filters: str = "none"  # filter on sparse matrices before the compressor: none, delta, shuffle
     align_dask: bool = True  # rechunk dask-backed X/layers to whole shards before writing
+    client: str = "default"  # client-library options (harness.stores.CLIENT_OPTIONS), e.g. s3fs-no-head
 
     def __post_init__(self) -> None:
         for name, choices in (("store", STORES), ("loop", LOOPS), ("pipeline", PIPELINES)):
@@ -59,6 +61,8 @@ class IOConfig:
         object.__setattr__(self, "cache", parse_cache(self.cache).name)
         object.__setattr__(self, "knobs", knobs_name(parse_knobs(self.knobs)))
         check_filter(self.filters)
+        if reason := client_invalid_reason(self.client, self.store):
+            raise HarnessError(f"IOConfig.client: {reason}")
 
     # --- serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -111,7 +115,7 @@ class IOConfig:
         from .cache import wrap
         from .stores import open_store
 
-        store = open_store(self.effective().store, target, read_only=read_only)
+        store = open_store(self.effective().store, target, read_only=read_only, client=self.client)
         return wrap(store, self.cache) if read_only else store
 
     def zarr_settings(self) -> dict[str, Any]:

@@ -24,6 +24,39 @@ RETRY: dict[str, Any] = {"max_retries": 3, "retry_timeout": timedelta(seconds=30
 READ_ONLY_PROTOCOLS = ("http", "https")
 
 
+@dataclass(frozen=True)
+class ClientOptions:
+    """Options given to a client library that change which requests it sends (matrix axis `client`)."""
+
+    stores: tuple[str, ...]  # store values it applies to
+    fsspec: dict[str, Any]  # storage_options for fsspec filesystems
+    why: str
+
+
+#: One definition of each client-options value (imported by the matrix, the runtime and tune).
+CLIENT_OPTIONS: dict[str, ClientOptions] = {
+    "default": ClientOptions(("local", "fsspec", "obstore", *REMOTE_STORES, "gds"), {}, "the client library's own defaults"),
+    # s3fs' _cat_file sends a HEAD for the size before every whole-object GET when max_concurrency > 1
+    # (default 10), to split objects bigger than its block size into concurrent range GETs
+    "s3fs-no-head": ClientOptions(("s3-fsspec",), {"max_concurrency": 1},
+                                  "s3fs fetches a whole object with one GET, without the HEAD it sends first by default"),
+}
+
+
+def check_client(value: str) -> str:
+    if value not in CLIENT_OPTIONS:
+        raise HarnessError(f"unknown client options {value!r}; valid: {', '.join(CLIENT_OPTIONS)}")
+    return value
+
+
+def client_invalid_reason(value: str, store: str) -> str | None:
+    """Why client options make no sense with a store value, or None."""
+    options = CLIENT_OPTIONS[check_client(value)]
+    if store not in options.stores:
+        return f"client options {value!r} apply to {', '.join(options.stores)} only ({options.why})"
+    return None
+
+
 def client_of(backend: str) -> str:
     """The client library a store value uses: local, fsspec or obstore."""
     return backend.rsplit("-", 1)[-1] if "-" in backend else backend
@@ -34,8 +67,9 @@ def protocol_of(backend: str) -> str:
     return backend.split("-", 1)[0] if "-" in backend else "file"
 
 
-def open_store(backend: str, target: Any, *, read_only: bool = False) -> Any:
-    """A zarr v3 store for a path or URL (file, s3://, http(s)://) through the named client.
+def open_store(backend: str, target: Any, *, read_only: bool = False, client: str = "default") -> Any:
+    """A zarr v3 store for a path or URL (file, s3://, http(s)://) through the named client library,
+    with `client` options (CLIENT_OPTIONS) given to it.
 
     S3 endpoints and credentials come from the standard AWS_* environment variables, so a user's own
     bucket and the harness's loopback server are opened the same way.
@@ -51,16 +85,16 @@ def open_store(backend: str, target: Any, *, read_only: bool = False) -> Any:
 
             raise UnsupportedPoint(f"gds store: {reason}")
         return open_gds_store(Path(text), read_only=read_only)
-    client = client_of(backend)
-    if client not in ("local", "fsspec", "obstore"):
+    library = client_of(backend)
+    if library not in ("local", "fsspec", "obstore"):
         raise HarnessError(f"unknown store backend {backend!r}; valid: local, fsspec, obstore, {', '.join(REMOTE_STORES)}")
     scheme = text.split("://", 1)[0] if "://" in text else "file"
     if scheme not in ("file", "s3", "http", "https"):
         raise HarnessError(f"unsupported store URL scheme {scheme!r} in {text!r}; use a path, s3://bucket/prefix or https://host/path")
     read_only = read_only or scheme in READ_ONLY_PROTOCOLS
     if scheme == "file":
-        return _open_local(client, Path(text.removeprefix("file://")), read_only)
-    if client == "obstore":
+        return _open_local(library, Path(text.removeprefix("file://")), read_only)
+    if library == "obstore":
         from obstore.store import from_url
         from zarr.storage import ObjectStore
 
@@ -68,13 +102,13 @@ def open_store(backend: str, target: Any, *, read_only: bool = False) -> Any:
         if scheme == "http":  # (client_options replace the AWS_ALLOW_HTTP the environment gives S3)
             options["client_options"] = {"allow_http": True}
         return ObjectStore(from_url(text, **options), read_only=read_only)
-    if client == "local":
+    if library == "local":
         raise HarnessError(f"zarr's LocalStore cannot open {text!r}; use the fsspec or obstore backend")
     from zarr.storage import FsspecStore
 
     # a fresh filesystem per open: fsspec's instance cache would hand an s3fs/aiohttp session bound to
     # another (maybe closed) event loop to code that runs zarr's async API on its own loop
-    options: dict[str, Any] = {"skip_instance_cache": True}
+    options: dict[str, Any] = {"skip_instance_cache": True, **CLIENT_OPTIONS[check_client(client)].fsspec}
     if scheme == "s3" and os.environ.get("AWS_ENDPOINT_URL"):
         options["endpoint_url"] = os.environ["AWS_ENDPOINT_URL"]
     return FsspecStore.from_url(text, read_only=read_only, storage_options=options)

@@ -68,7 +68,11 @@ REMOTE_VERIFY_WORKLOADS = ["read", "lazy-open", "lazy-rows", "lazy-random", "str
 
 
 def remote_space(store: str) -> dict[str, tuple[str, ...]]:
-    return {"store": (store,), **REMOTE_SPACE}
+    """REMOTE_SPACE on the user's store, with the client options that apply to its client library."""
+    from .stores import CLIENT_OPTIONS
+
+    clients = tuple(name for name, options in CLIENT_OPTIONS.items() if store in options.stores)
+    return {"store": (store,), **REMOTE_SPACE, "client": clients}
 
 
 #: A space small enough to measure fully, for --validate-search.

@@ -295,7 +295,7 @@ def cross_read(ctx: Any, readers: list[str]) -> dict[str, Any]:
         try:
             if reader == "read_zarr":  # anndata's own reader with zarr's default config, as users call it
                 with workloads.zarr_config(replace(ctx.point, pipeline="python"), "read"):
-                    got = ad.io.read_zarr(open_store(ctx.point.store, ctx.output, read_only=True))
+                    got = ad.io.read_zarr(open_store(ctx.point.store, ctx.output, read_only=True, client=ctx.point.client))
             else:
                 reader_ctx = replace(ctx, point=replace(ctx.point, pipeline=reader))
                 with workloads.zarr_config(reader_ctx.point, "read"):

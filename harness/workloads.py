@@ -101,7 +101,7 @@ def runtime_config(point: Point, workload: str = "write") -> IOConfig:
     return IOConfig(store=point.store, loop=point.loop, pipeline=pipeline_for(point, workload), codec=point.codec,
                     sharding=point.sharding, consolidated=point.consolidated == "on",
                     concurrency=int(point.concurrency), cache=point.cache, knobs=point.knobs, filters=point.filters,
-                    align_dask=point.input == "dask-aligned")
+                    align_dask=point.input == "dask-aligned", client=point.client)
 
 
 def write_input(ctx: Context) -> Any:
@@ -123,7 +123,7 @@ def write_store(ctx: Context, adata: Any) -> None:
     if point.api == "h5ad":
         adata.write_h5ad(target)
     elif point.api == "anndata":
-        ad.io.write_zarr(stores.open_store(backend, target), adata)
+        ad.io.write_zarr(stores.open_store(backend, target, client=point.client), adata)
     else:
         replace(runtime_config(point, "write"), store=backend).write(adata, target)
 
@@ -134,7 +134,7 @@ def read_store(ctx: Context):
     if ctx.point.api == "h5ad":
         return ad.io.read_h5ad(ctx.on_disk)
     if ctx.point.api == "anndata":
-        return ad.io.read_zarr(stores.open_store(ctx.point.store, ctx.output, read_only=True))
+        return ad.io.read_zarr(stores.open_store(ctx.point.store, ctx.output, read_only=True, client=ctx.point.client))
     # IOConfig.read uses read_elem: read_zarr without the pipeline switch anndata applies inside it (FACTS: trap)
     return runtime_config(ctx.point, "read").read(ctx.output)
 
@@ -149,7 +149,7 @@ def open_lazy(ctx: Context):
     if ctx.point.api == "anndata":
         import zarr
 
-        store = stores.open_store(ctx.point.store, ctx.output, read_only=True)
+        store = stores.open_store(ctx.point.store, ctx.output, read_only=True, client=ctx.point.client)
         return ad.experimental.read_lazy(zarr.open_group(store, mode="r"))
     return runtime_config(ctx.point, "lazy-open").read_lazy(ctx.output)
 

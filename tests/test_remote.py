@@ -386,3 +386,25 @@ def test_http_without_consolidated_metadata_is_unsupported_with_the_reason(tiny_
     rows = {r["workload"]: r for r in results.iter_rows(results.results_path(tmp_path))}
     assert rows["lazy-open"]["status"] == "unsupported" and "needs consolidated metadata" in rows["lazy-open"]["error"]
     assert rows["stream-async"]["status"] == "ok"  # opens X by path: no listing needed
+
+
+@needs_nginx
+def test_client_options_change_requests_and_are_checked(tiny_h5ad: Path, tmp_path: Path) -> None:
+    """s3fs sends a HEAD before each whole-object GET by default; `s3fs-no-head` sends the GET alone."""
+    from harness.matrix import invalid_reason, parse_axes, point_by_id
+    from harness.runtime import IOConfig
+
+    with pytest.raises(HarnessError, match="unknown client options"):
+        parse_axes(["client=s3fs-fast"])
+    assert "apply to s3-fsspec only" in invalid_reason(Point(store="s3-obstore", client="s3fs-no-head"))
+    with pytest.raises(HarnessError, match="apply to s3-fsspec only"):
+        IOConfig(store="http-fsspec", client="s3fs-no-head")
+    points = [Point(store="s3-fsspec", pipeline="fused", sharding="none", client=c) for c in ("default", "s3fs-no-head")]
+    assert points[1].id.endswith("/client-s3fs-no-head") and point_by_id(points[1].id) == points[1]
+    run_sweep(Sweep(dataset=str(tiny_h5ad), points=points, workloads=["read"], repeats=1, warmup=0,
+                    results_dir=tmp_path, workdir=tmp_path / "work", progress=False))
+    rows = {r["point_id"]: r for r in results.iter_rows(results.results_path(tmp_path)) if r["workload"] == "read"}
+    assert all(rows[p.id]["status"] == "ok" for p in points), [r.get("error") for r in rows.values()]  # verified reads
+    default, no_head = (rows[p.id]["requests"] for p in points)
+    assert default.get("HEAD", [0])[0] > 0 and no_head.get("HEAD", [0])[0] == 0
+    assert no_head["GET"][0] == default["GET"][0]  # same objects, one request each instead of two
