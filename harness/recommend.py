@@ -44,6 +44,13 @@ class TuneRequest:
     def remote(self) -> bool:
         return "-" in self.store
 
+    @property
+    def search_network(self) -> str:
+        """The condition the search runs under: the last verification condition (e.g. 20 ms added) on
+        the loopback servers, so levers against round trips (concurrency, cache, dask threads) can win
+        the search; none for a user's URL (the real network) and for local stores."""
+        return "" if self.store_url or not self.remote else self.verify_networks[-1]
+
     def references(self) -> list[Point]:
         """What the winner is verified beside: anndata's defaults, or the default remote setup on the
         user's store and client (concurrency 10, no cache, anndata's default layout)."""
@@ -132,7 +139,10 @@ def run(request: TuneRequest, log=print) -> Path:
                 from .runner import _start_servers
                 from .servers import Network
 
-                env, _ = _start_servers([Point(store=request.store)], workdir, servers_running, Network(), request.store_url)
+                network = Network.parse(request.search_network)
+                if network.label != "none":
+                    log(f"search under the network condition {network.label} (the last --verify-network)")
+                env, _ = _start_servers([Point(store=request.store)], workdir, servers_running, network, request.store_url)
             found = tune.search(dataset_path, request.objective, request.space, request.constraints, workdir=workdir,
                                 budget_s=request.budget_s, timeout=request.timeout, verify_repeats=request.repeats,
                                 on_rung=on_rung, env=env,

@@ -24,7 +24,10 @@ def test_remote_tune_verifies_against_the_default_remote_setup(tiny_h5ad: Path, 
     request = recommend.TuneRequest(dataset=str(tiny_h5ad), objective="lazy", repeats=2, out=tmp_path / "out",
                                     space=space, progress=False, store="http-obstore", verify_networks=("", "latency=5ms"),
                                     constraints=tune.Constraints(readable_by=("python",), pipelines=("fused",)))
-    out = recommend.run(request, log=lambda *_: None)
+    assert request.search_network == "latency=5ms"  # the search sees round trips, as the user's reads will
+    said: list[str] = []
+    out = recommend.run(request, log=said.append)
+    assert any("search under the network condition latency=5ms" in line for line in said)
     record = json.loads((out / "recommended.json").read_text())
     assert record["reference"] == "anndata-default@http-obstore/asyncio"
     assert {e["network"] for e in record["verification"]} == {"none", "latency=5ms"}
