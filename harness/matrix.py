@@ -246,6 +246,9 @@ def static_unsupported_reason(point: Point) -> str | None:
         where = "local files" if point.store == "fsspec" else "S3"
         return (f"zarrs cannot drive an fsspec store on {where}: zarr silently falls back to the Python "
                 "pipeline, so the point would time the wrong pipeline")
+    if point.pipeline == "zarrs" and point.cache != "none" and point.api != "anndata":
+        return ("zarrs cannot drive a wrapped store (zarr's CacheStore): every array falls back to the Python "
+                "pipeline, so the point would time the wrong pipeline")
     return None
 
 

@@ -59,8 +59,12 @@ DEEP_AXES: dict[str, tuple[str, ...]] = {
 #: concurrency, caching and layout), on the store and client the user has. Crossed with the pipelines.
 #: zarr's concurrency bounds requests within one array read; dask's workers bound how many read_lazy
 #: chunk tasks (each a chain of requests) run at once: 2 by default here (one per core).
+#: Layouts (per-role sharding): anndata's auto; 1,024-row inner chunks; 256-row inner chunks (fewer bytes
+#: per random row, same shard size); 1,024-row chunks with one-dimensional arrays (obs/var columns,
+#: categorical codes) unsharded, one object each. A rows-RxK sparse rule keeps indptr in one chunk.
+REMOTE_LAYOUTS = ("auto", "rows-1024x16", "rows-256x64", "sparse:rows-1024x16+dense:rows-1024x16+columns:none")
 REMOTE_SPACE: dict[str, tuple[str, ...]] = {
-    "loop": ("asyncio",), "codec": ("zstd-0",), "sharding": ("auto", "rows-1024x16"), "consolidated": ("on",),
+    "loop": ("asyncio",), "codec": ("zstd-0",), "sharding": REMOTE_LAYOUTS, "consolidated": ("on",),
     "concurrency": ("10", "64"), "cache": ("none", "memory-512mb"), "knobs": ("default", "dask-workers=32"),
 }
 #: What a remote verification measures: the reads a remote user does (writes over HTTP are not possible).

@@ -44,6 +44,9 @@ def test_new_axes_keep_old_ids_and_round_trip() -> None:
     point = Point(store="s3-obstore", concurrency="64", cache="memory-256mb")
     assert point.id.endswith("/cons-on/conc-64/cache-memory-256mb") and point_by_id(point.id) == point
     assert "remote stores" in invalid_reason(Point(cache="memory-1gb"))
+    from harness.matrix import static_unsupported_reason
+
+    assert "wrapped store" in static_unsupported_reason(Point(store="s3-obstore", pipeline="zarrs", cache="memory-1gb"))
 
 
 @pytest.mark.parametrize("spec", ["memory-64mb", "disk-64mb"])
