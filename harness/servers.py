@@ -140,8 +140,8 @@ class Network:
                 rate = int(number * scale)
             else:
                 raise HarnessError(f"--network condition {key!r} unknown; valid: latency=<ms>, rate=<bits per second>")
-        if latency and not lua_available():
-            raise HarnessError("added latency needs nginx's Lua module: apt-get install libnginx-mod-http-lua")
+        if latency:
+            require_lua("added latency")  # fail at parse time, before any server or point starts
         return cls(latency, rate)
 
     @property
@@ -239,6 +239,12 @@ def lua_available() -> bool:
     return all(Path(m).exists() for m in LUA_MODULES)
 
 
+def require_lua(what: str) -> None:
+    """One check, one message: `what` needs nginx's Lua module."""
+    if not lua_available():
+        raise HarnessError(f"{what} needs nginx's Lua module: apt-get install libnginx-mod-http-lua")
+
+
 def start_http(root: Path, latency_ms: float = 0.0, network: Network | None = None,
                faults: dict[str, int] | None = None) -> Server:
     """nginx serving `root` read-only (GET/HEAD with range requests) under a network condition.
@@ -248,8 +254,6 @@ def start_http(root: Path, latency_ms: float = 0.0, network: Network | None = No
     """
     network = network or Network(latency_ms=latency_ms)
     hangs = any(status == 0 for status in (faults or {}).values())
-    if hangs and not lua_available():
-        raise HarnessError("a hanging fault needs nginx's Lua module: apt-get install libnginx-mod-http-lua")
     extra = "".join(f"location ~ {pattern} {{ {'access_by_lua_block { ngx.sleep(3600) }' if not status else f'return {int(status)};'} }}\n        "
                     for pattern, status in (faults or {}).items())
     return _start_nginx("http", f"root {Path(root).absolute()}; limit_except GET HEAD {{ deny all; }}", network, extra=extra,
@@ -290,8 +294,8 @@ def _start_nginx(kind: str, location: str, network: Network, upstream: str | Non
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
         raise HarnessError("nginx not found: install the Debian package nginx-light (bash scripts/bootstrap.sh does)")
-    if network.latency_ms and not lua_available():
-        raise HarnessError("added latency needs nginx's Lua module: apt-get install libnginx-mod-http-lua")
+    if network.latency_ms or needs_lua:
+        require_lua("added latency" if network.latency_ms else "a hanging fault")
     workdir = Path(tempfile.mkdtemp(prefix=f"harness-nginx-{kind}-"))
     port = free_port()
     lua = ([f"ngx.sleep({network.latency_ms / 1000:.4f})"] if network.latency_ms else []) + ([S3RVER_FIXES_LUA] if upstream else [])

@@ -251,6 +251,8 @@ def _measure_workload(spec: WorkerSpec, ctx: Any, name: str) -> dict[str, Any]:
     from . import pipelines, workloads
 
     point = ctx.point
+    if reason := workloads.REGISTRY[name].unsupported_reason(point):
+        return {"status": "unsupported", "error": reason}
     work = workloads.REGISTRY[name](ctx)
     try:
         inject_fault(name)
@@ -262,9 +264,6 @@ def _measure_workload(spec: WorkerSpec, ctx: Any, name: str) -> dict[str, Any]:
     except UnsupportedPoint as exc:
         return {"status": "unsupported", "error": str(exc)}
     except Exception as exc:
-        if point.store.startswith("http") and point.consolidated == "off" and "403" in str(exc):
-            return {"status": "unsupported", "error": "HTTP cannot list directories (the server answers 403), so opening "
-                    "a group needs consolidated metadata: measured only with cons-on"}
         return _failure(exc)
     finally:
         work.result = None

@@ -29,6 +29,8 @@ WORKLOADS = ("write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs
              "stream-sync", "stream-async", "stream-dask", "stream-sync-shuffled", "stream-async-shuffled", "stream-dask-shuffled")
 STREAM_BATCH_ROWS = 2048
 ASYNC_NEEDS_ZARR = "h5ad has no async API: stream-async needs a zarr store"
+HTTP_NEEDS_CONSOLIDATED = ("HTTP cannot list directories (the server answers 403), so opening a group needs consolidated "
+                           "metadata: measured only with cons-on")
 STREAM_IN_FLIGHT = 8
 DEFAULT_WORKLOADS = ("write", "read", "lazy-rows", "lazy-random")
 
@@ -159,6 +161,7 @@ class Workload:
 
     name: ClassVar[str]
     writes: ClassVar[bool] = False
+    opens_group: ClassVar[bool] = True  # opens the root group: without consolidated metadata that lists the store
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -167,7 +170,11 @@ class Workload:
 
     @classmethod
     def unsupported_reason(cls, point: Point) -> str | None:
-        """Why this workload cannot run for `point` at all (asv skips it in setup), or None."""
+        """Why this workload cannot run for `point` at all (the worker records it as unsupported, asv skips
+        it in setup), or None."""
+        if (cls.opens_group and point.api != "h5ad" and point.consolidated == "off"
+                and stores.protocol_of(point.store) == "http"):
+            return HTTP_NEEDS_CONSOLIDATED
         return None
 
     def config(self):
@@ -188,6 +195,7 @@ class Workload:
 class Write(Workload):
     name = "write"
     writes = True
+    opens_group = False  # creates it (HTTP points write to the served directory)
 
     def reset(self) -> None:
         stores.remove(self.ctx.measured_at)
@@ -314,7 +322,9 @@ class Stream(Workload):
 
     @classmethod
     def unsupported_reason(cls, point: Point) -> str | None:
-        return ASYNC_NEEDS_ZARR if cls.mode == "async" and point.api == "h5ad" else None
+        if cls.mode == "async":  # opens the arrays by path: no listing needed
+            return ASYNC_NEEDS_ZARR if point.api == "h5ad" else None
+        return super().unsupported_reason(point)
 
     def run(self) -> None:
         n = self.ctx.source.n_obs

@@ -386,6 +386,11 @@ def test_http_without_consolidated_metadata_is_unsupported_with_the_reason(tiny_
     rows = {r["workload"]: r for r in results.iter_rows(results.results_path(tmp_path))}
     assert rows["lazy-open"]["status"] == "unsupported" and "needs consolidated metadata" in rows["lazy-open"]["error"]
     assert rows["stream-async"]["status"] == "ok"  # opens X by path: no listing needed
+    # declared by the workloads (the worker, asv and pytest-benchmark consult the same reason), not guessed from an error
+    assert workloads.REGISTRY["lazy-open"].unsupported_reason(points[0]) == rows["lazy-open"]["error"]
+    assert workloads.REGISTRY["lazy-open"].unsupported_reason(replace(points[0], consolidated="on")) is None
+    assert workloads.REGISTRY["stream-async"].unsupported_reason(points[0]) is None
+    assert workloads.REGISTRY["write"].unsupported_reason(points[0]) is None
 
 
 @needs_nginx
@@ -408,3 +413,13 @@ def test_client_options_change_requests_and_are_checked(tiny_h5ad: Path, tmp_pat
     default, no_head = (rows[p.id]["requests"] for p in points)
     assert default.get("HEAD", [0])[0] > 0 and no_head.get("HEAD", [0])[0] == 0
     assert no_head["GET"][0] == default["GET"][0]  # same objects, one request each instead of two
+
+
+def test_missing_lua_module_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(servers, "LUA_MODULES", (str(tmp_path / "no-such-module.so"),))
+    with pytest.raises(HarnessError, match="added latency needs nginx's Lua module"):
+        servers.Network.parse("latency=20ms")
+    if shutil.which("nginx") or Path("/usr/sbin/nginx").exists():
+        with pytest.raises(HarnessError, match="a hanging fault needs nginx's Lua module"):
+            servers.start_http(tmp_path, faults={"/X/": 0})
+    assert servers.Network.parse("rate=1gbit").rate_bytes_per_s == 125_000_000  # no Lua needed for a rate
