@@ -58,9 +58,13 @@ def point_lines(df: pd.DataFrame, workloads: list[str]) -> list[dict[str, Any]]:
     """One entry per point, fastest first: a cell per workload (text, or the status when not ok),
     files and MB of the written store, and the pipelines that ran. Shared by every table format."""
     lines = []
-    order = df.groupby("point_id")["median"].min().sort_values(na_position="last").index
+    label = df["point_id"].astype(str)
+    if "dataset_name" in df and df["dataset_name"].nunique() > 1:  # one results directory, several datasets
+        label = label + " [" + df["dataset_name"].astype(str) + "]"
+    df = df.assign(label=label)
+    order = df.groupby("label")["median"].min().sort_values(na_position="last").index
     for pid in order:
-        rows = df[df["point_id"] == pid].set_index("workload")
+        rows = df[df["label"] == pid].set_index("workload")
         cells: list[tuple[bool, str]] = []
         for w in workloads:
             if w not in rows.index:

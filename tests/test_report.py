@@ -145,3 +145,16 @@ def test_effects_need_enough_repeats_and_a_real_difference(tmp_path: Path) -> No
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     (found,) = compare.axis_effects(results.load(tmp_path))
     assert found.verdict == "too few repeats"
+
+
+def test_one_results_directory_with_several_datasets_shows_each(results_dir: Path) -> None:
+    """A scale run puts 10k, 100k and 1m in one directory: the table labels each point with its dataset."""
+    rows = [json.loads(line) for line in DATA.read_text().splitlines()]
+    other = [{**r, "key": r["key"] + "-big", "dataset": {**r["dataset"], "name": "big", "fingerprint": "f" * 16}} for r in rows]
+    with results.results_path(results_dir).open("a") as f:
+        f.writelines(json.dumps(r) + "\n" for r in other)
+    df = report.with_speedup(report.latest(results.load(results_dir)))
+    labels = [line["point"] for line in report.point_lines(df, ["write", "read"])]
+    assert len(labels) == 2 * len({r["point_id"] for r in rows})
+    assert any(label.endswith(" [big]") for label in labels) and any(label.endswith(" [pbmc68k]") for label in labels)
+    report.summary_table(results.load(results_dir))  # used to fail: several rows per (point, workload)

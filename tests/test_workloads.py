@@ -71,3 +71,40 @@ def test_changed_values_fail_verification(tiny_adata, tmp_path: Path) -> None:
         work.run()
     with pytest.raises(VerificationError, match="values differ"):
         work.verify()
+
+
+def test_baseline_writes_get_their_own_dataframes_not_a_second_copy_of_the_matrices(tmp_path: Path) -> None:
+    """write_zarr / write_h5ad turn string columns into categoricals in place: the baseline gets its own
+    obs/var (and raw.var) and shares X, layers and obsm with the source (no second copy at 1M cells)."""
+    import anndata as ad
+
+    from harness import datasets
+
+    source = datasets.load(datasets.resolve("pbmc68k"))
+    assert source.raw is not None
+    source.obs["label"] = np.array(["a", "b"] * (source.n_obs // 2) + ["a"] * (source.n_obs % 2), dtype=object)
+    before = source.obs["label"].dtype
+    given = workloads.dataframes_copied(source)
+    assert given.X is source.X and all(given.obsm[k] is source.obsm[k] for k in source.obsm)
+    ad.io.write_zarr(tmp_path / "s.zarr", given)
+    assert source.obs["label"].dtype == before != "category" and given.obs["label"].dtype == "category"  # source untouched
+    back = ad.io.read_zarr(tmp_path / "s.zarr")
+    assert back.raw is not None and back.raw.shape == source.raw.shape and list(back.obs["label"]) == list(source.obs["label"])
+
+
+def test_sparse_verification_compares_arrays_and_still_catches_one_changed_value() -> None:
+    import scipy.sparse as sp
+
+    from harness import verify
+
+    a = sp.random(50, 40, density=0.2, format="csr", random_state=0, dtype=np.float32)
+    verify.assert_matrix_equal(a.copy(), a, "same")
+    unsorted = a.copy()
+    unsorted.indices[unsorted.indptr[0]:unsorted.indptr[1]] = unsorted.indices[unsorted.indptr[0]:unsorted.indptr[1]][::-1]
+    unsorted.data[unsorted.indptr[0]:unsorted.indptr[1]] = unsorted.data[unsorted.indptr[0]:unsorted.indptr[1]][::-1]
+    verify.assert_matrix_equal(unsorted, a, "same values, other order")  # falls back to comparing by value
+    changed = a.copy()
+    changed.data[7] += 1
+    with pytest.raises(VerificationError, match="1 values differ"):
+        verify.assert_matrix_equal(changed, a, "one value")
+    verify.assert_matrix_equal(a.tocsc(), a, "other format")
