@@ -148,6 +148,8 @@ def run(request: TuneRequest, log=print) -> Path:
                                 on_rung=on_rung, env=env,
                                 verify_shape=(len(request.verify_workloads()), 1 + len(request.references()),
                                               len(request.verify_networks)))
+        if found.note:
+            log(found.note)
         log(f"search: {len(found.rungs)} rungs in {found.seconds:.0f}s; verifying the best of {len(found.ranked)}")
         winner, rows, readers, rejected = verify(request, found.ranked, dataset_path, workdir, out, log)
     table = _table(rows, winner, request.references(), request.verify_workloads())

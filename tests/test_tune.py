@@ -106,10 +106,13 @@ def test_impossible_constraints_name_the_one_that_removed_most(monkeypatch, tmp_
                     workdir=tmp_path, budget_s=1e9)
 
 
-def test_budget_too_small_for_the_baselines(monkeypatch, tmp_path: Path) -> None:
+def test_budget_too_small_for_the_baselines_stops_after_one_rung_and_keeps_it(monkeypatch, tmp_path: Path) -> None:
     _fake_rungs(monkeypatch, _cost)
-    with pytest.raises(HarnessError, match="budget 10s is too small"):
-        tune.search(tmp_path, "write", tune.VALIDATION_SPACE, tune.Constraints(), workdir=tmp_path, budget_s=10)
+    found = tune.search(tmp_path, "write", tune.VALIDATION_SPACE, tune.Constraints(), workdir=tmp_path, budget_s=10)
+    assert len(found.rungs) == 1 and found.ranked  # what was measured is verified, not thrown away
+    assert "budget 10s is too small for more rungs" in found.note and "--budget" in found.note
+    roomy = tune.search(tmp_path, "write", tune.VALIDATION_SPACE, tune.Constraints(), workdir=tmp_path, budget_s=1e9)
+    assert len(roomy.rungs) > 1 and not roomy.note
 
 
 def test_generated_module_imports_and_round_trips(tmp_path: Path, tiny_adata) -> None:
