@@ -20,6 +20,7 @@ from . import datasets, matrix, provenance, results, tune
 from .errors import HarnessError
 from .matrix import Point
 from .runner import Sweep, run_batch, run_sweep
+from .compare import mann_whitney
 from .workloads import runtime_config
 
 REFERENCES = ("anndata-default", "anndata-default+zarrs")
@@ -73,12 +74,16 @@ def _table(rows: list[dict[str, Any]], point: Point, references: list[Point], wo
             for name, pid in (("tuned", point.id), *((ref.id, ref.id) for ref in references)):
                 row = by.get((net, pid, workload), {})
                 st = results.stats(row.get("values") or []) if row.get("status") == "ok" else {"median": None, "iqr": None}
+                counted = row.get("requests") or {}
                 entry[name] = {"median": st["median"], "iqr": st["iqr"], "status": row.get("status"),
                                "files": row.get("files"), "bytes": row.get("bytes"),
-                               "requests": results.stats((row.get("requests") or {}).get("requests") or [])["median"]}
+                               "requests": results.stats(counted.get("requests") or [])["median"],
+                               "transferred": results.stats(counted.get("bytes") or [])["median"],
+                               "values": row.get("values") if row.get("status") == "ok" else None}
             for ref in references:
                 a, b = entry[ref.id]["median"], entry["tuned"]["median"]
                 entry[f"speedup_vs_{ref.id}"] = a / b if a and b else None
+                entry[f"p_vs_{ref.id}"] = mann_whitney(entry[ref.id]["values"] or [], entry["tuned"]["values"] or [])
             table.append(entry)
     return table
 
@@ -221,7 +226,9 @@ def recommended_config(**overrides) -> IOConfig:
 def _cell(entry: dict[str, Any]) -> str:
     if entry.get("median") is None:
         return str(entry.get("status"))
-    return f"{entry['median']:.3f} ±{entry['iqr']:.3f}"
+    counted = (f" [{entry['requests']:.0f} req, {entry['transferred'] / 1e6:.0f} MB]"
+               if entry.get("requests") is not None and entry.get("transferred") is not None else "")
+    return f"{entry['median']:.3f} ±{entry['iqr']:.3f}{counted}"
 
 
 def summary_text(record: dict[str, Any]) -> str:
@@ -241,9 +248,10 @@ def summary_text(record: dict[str, Any]) -> str:
                   "| workload | tuned | " + " | ".join(refs) + " | " + " | ".join(f"speedup vs {r}" for r in refs) + " |",
                   "|---" * (2 + 2 * len(refs)) + "|"]
         for e in (e for e in record["verification"] if e.get("network", "none") == net):
-            speedups = [e.get(f"speedup_vs_{r}") for r in refs]
+            speedups = [(e.get(f"speedup_vs_{r}"), e.get(f"p_vs_{r}")) for r in refs]
             lines.append(f"| {e['workload']} | {_cell(e['tuned'])} | " + " | ".join(_cell(e[r]) for r in refs) + " | "
-                         + " | ".join(f"{s:.2f}x" if s else "–" for s in speedups) + " |")
+                         + " | ".join(f"{s:.2f}x" + (f" (p={p:.3f})" if p is not None else "") if s else "–"
+                                      for s, p in speedups) + " |")
         lines.append("")
     write = next((e for e in record["verification"] if e["workload"] == "write"), None)
     if write and write["tuned"].get("bytes") and write[refs[0]].get("bytes"):
@@ -256,5 +264,7 @@ def summary_text(record: dict[str, Any]) -> str:
         rejected.update(rung["rejected"])
     if rejected:
         lines += ["", "## Rejected", ""] + [f"- `{k}`: {v}" for k, v in list(rejected.items())[:30]]
-    lines += ["", f"Speedup = {refs[0]} median / tuned median (>1 is faster). Local reads are cold (page cache evicted)."]
+    lines += ["", f"Speedup = {refs[0]} median / tuned median (>1 is faster), p = Mann-Whitney on the raw repeats "
+              "(with 5 repeats the smallest possible is 0.008). Remote cells: [median requests per run, MB transferred], "
+              "counted at the server's proxy. Local reads are cold (page cache evicted)."]
     return "\n".join(lines) + "\n"

@@ -21,7 +21,7 @@ def test_remote_tune_verifies_against_the_default_remote_setup(tiny_h5ad: Path, 
         pytest.skip("added latency needs nginx's Lua module")
     space = {"store": ("http-obstore",), "loop": ("asyncio",), "codec": ("zstd-0",), "sharding": ("auto",),
              "consolidated": ("on",), "concurrency": ("10", "64"), "cache": ("none", "memory-64mb")}
-    request = recommend.TuneRequest(dataset=str(tiny_h5ad), objective="lazy", repeats=2, out=tmp_path / "out",
+    request = recommend.TuneRequest(dataset=str(tiny_h5ad), objective="lazy", repeats=3, out=tmp_path / "out",
                                     space=space, progress=False, store="http-obstore", verify_networks=("", "latency=5ms"),
                                     constraints=tune.Constraints(readable_by=("python",), pipelines=("fused",)))
     assert request.search_network == "latency=5ms"  # the search sees round trips, as the user's reads will
@@ -46,4 +46,6 @@ def test_remote_tune_verifies_against_the_default_remote_setup(tiny_h5ad: Path, 
         sys.path.remove(str(out))
         sys.modules.pop("io_config", None)
     assert (cfg.store, cfg.concurrency, cfg.cache) == ("http-obstore", record["config"]["concurrency"], record["config"]["cache"])
-    assert "latency=5ms" in (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text()
+    assert "latency=5ms" in summary and " req, " in summary and "(p=" in summary  # requests, bytes and significance
+    assert all(e["tuned"]["transferred"] > 0 for e in record["verification"])
