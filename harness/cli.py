@@ -318,7 +318,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print("    from io_config import recommended_config")
     where = store_url or ("s3://bucket/data.zarr" if store.startswith("s3") else "https://host/data.zarr" if remote else "out.zarr")
     if remote:
-        print(f'    cfg = recommended_config(); lazy = cfg.read_lazy("{where}")  # its store client, concurrency and cache')
+        print(f'    cfg = recommended_config(); lazy = cfg.read_lazy("{where}")  # its store client, options and cache')
+        print("    subset = cfg.to_memory(lazy[rows])  # computed under its concurrency and dask threads")
     else:
         print(f'    cfg = recommended_config(); cfg.write(adata, "{where}"); lazy = cfg.read_lazy("{where}")')
     return 0
