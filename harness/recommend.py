@@ -207,7 +207,8 @@ Generated {record["provenance"]["date"]}; regenerate with: harness tune --datase
 Usage:
     from io_config import recommended_config
     cfg = recommended_config()
-    cfg.write(adata, "out.zarr"); adata = cfg.read_lazy("out.zarr")
+    cfg.write(adata, "out.zarr"); lazy = cfg.read_lazy("out.zarr")
+    subset = cfg.to_memory(lazy[rows])  # computed under the tuned concurrency and dask threads
 """
 
 from harness.runtime import IOConfig, layered
