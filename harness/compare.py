@@ -104,7 +104,8 @@ EFFECTS: tuple[tuple[str, str, str], ...] = (
     ("pipeline", "python", "zarrs"), ("pipeline", "fused", "zarrs"), ("filters", "none", "delta"),
     ("filters", "none", "shuffle"), ("input", "dask", "dask-aligned"), ("input", "memory", "dask"),
     ("cache", "none", "memory-512mb"), ("concurrency", "10", "64"), ("knobs", "default", "dask-workers=32"),
-    ("client", "default", "s3fs-no-head"),
+    ("client", "default", "s3fs-no-head"), ("knobs", "default", "zarrs-chunk-min=1"), ("knobs", "default", "zarrs-chunk-max=1"),
+    ("knobs", "default", "zarrs-chunk-max=2"), ("knobs", "default", "zarrs-workers=1"),
 )
 
 

@@ -21,7 +21,7 @@ BASELINE = "anndata-default"
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # long labels are never cut
     plt.close(fig)
     return path
 
