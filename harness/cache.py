@@ -14,6 +14,7 @@ zarr's CacheStore checks the cache, then fetches: concurrent misses of one key (
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import shutil
@@ -80,7 +81,6 @@ def wrap(store: Any, spec: CacheSpec | str) -> Any:
     spec = parse_cache(spec) if isinstance(spec, str) else spec
     if spec.kind == "none":
         return store
-    from zarr.experimental.cache_store import CacheStore
     from zarr.storage import LocalStore, MemoryStore
 
     if spec.kind == "memory":
@@ -100,32 +100,19 @@ def wrap(store: Any, spec: CacheSpec | str) -> Any:
     return cached
 
 
+@functools.cache
 def coalescing_cache_class() -> type:
     """zarr's CacheStore with concurrent misses of one (key, byte range) sent to the store once
-    (zarr is imported only when a cache is used)."""
-    global _COALESCING
-    if _COALESCING is not None:
-        return _COALESCING
+    (built on first use: zarr is imported only when a cache is used)."""
     from zarr.experimental.cache_store import CacheStore
 
     class CoalescingCacheStore(CacheStore):
         async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
             inflight = self.__dict__.setdefault("_inflight", {})
             token = (key, repr(byte_range), asyncio.get_running_loop())
-            if (pending := inflight.get(token)) is not None:
-                return await asyncio.shield(pending)
-            task = asyncio.ensure_future(super().get(key, prototype, byte_range))
-            inflight[token] = task
-            try:
-                return await asyncio.shield(task)
-            finally:
-                if task.done():
-                    inflight.pop(token, None)
-                else:
-                    task.add_done_callback(lambda _: inflight.pop(token, None))
+            if (task := inflight.get(token)) is None:
+                task = inflight[token] = asyncio.ensure_future(super().get(key, prototype, byte_range))
+                task.add_done_callback(lambda _: inflight.pop(token, None))
+            return await asyncio.shield(task)  # a cancelled caller does not cancel the others' fetch
 
-    _COALESCING = CoalescingCacheStore
     return CoalescingCacheStore
-
-
-_COALESCING: type | None = None

@@ -170,11 +170,8 @@ def remote_lines(df: pd.DataFrame) -> list[dict[str, str]]:
     return lines
 
 
-def effects_markdown(df: pd.DataFrame) -> list[str]:
-    """The within-run axis effects (Mann-Whitney on raw repeats) as a markdown table."""
-    from .compare import axis_effects
-
-    found = axis_effects(df)
+def effects_markdown(found: list) -> list[str]:
+    """The within-run axis effects (`compare.axis_effects`: Mann-Whitney on raw repeats) as a markdown table."""
     if not found:
         return []
     md = ["| effect | workload | other axes (network) | A s | B s | B/A | p | verdict |", "|---" * 8 + "|"]
@@ -241,11 +238,11 @@ def build(results_dir: Path, out_dir: Path, recommended: str | None = None) -> P
                "| point | workload | s ±IQR | requests | repeated | MB sent | rows/s | first batch s |", "|---" * 8 + "|"]
         md += [f"| `{x['point']}` | {x['workload']} | {x['time']} | {x['requests']} | {x['repeated']} | {x['mb']} | "
                f"{x['rows_s']} | {x['first']} |" for x in remote] + [""]
-    effects = effects_markdown(latest_raw)
-    if effects:
-        from .compare import axis_effects
+    from .compare import axis_effects
 
-        found = axis_effects(latest_raw)
+    found = axis_effects(latest_raw)
+    effects = effects_markdown(found)
+    if effects:
         md += ["## Effects of one axis (same run, Mann-Whitney on raw repeats)", ""]
         for axis in dict.fromkeys(e.axis for e in found):
             name = "effect-" + "".join(c if c.isalnum() else "-" for c in axis) + ".png"
