@@ -161,6 +161,7 @@ def cmd_gpu(args: argparse.Namespace) -> int:
     import json
     import tempfile
     import time
+    from dataclasses import asdict
 
     from . import datasets, gpu, results
     from .matrix import Point
@@ -191,16 +192,16 @@ def cmd_gpu(args: argparse.Namespace) -> int:
 
     run_id = time.strftime("%Y%m%dT%H%M%S")
     prov = provenance.collect(Path(args.results))
-    stack = provenance.stack_key(prov)
-    results.append(Path(args.results), [{"provenance": prov, "stack_key": stack,
-        "key": f"gpu-{run_id}-{i}", "run_id": run_id, "point_id": Point(store=r["store"], pipeline="gpu", codec=r["codec"],
-                                                                        sharding=args.sharding).id,
-        "point": Point(store=r["store"], pipeline="gpu", codec=r["codec"], sharding=args.sharding).to_dict(),
-        "workload": f"gpu-read {r['element']}", "status": {"works": "ok", "fails": "failed"}.get(r["status"], r["status"]),
-        "error": r.get("error", ""), "values": [r["seconds"]] if "seconds" in r else [],
-        "dataset": {"name": args.dataset, "path": str(dataset_path), "fingerprint": datasets.fingerprint(dataset_path)},
-        "gpu_probe": json.loads(json.dumps(gpu.probe_dict())),
-    } for i, r in enumerate(rows)])
+    common = {"provenance": prov, "stack_key": provenance.stack_key(prov), "run_id": run_id,
+              "dataset": {"name": args.dataset, "path": str(dataset_path), "fingerprint": datasets.fingerprint(dataset_path)},
+              "gpu_probe": json.loads(json.dumps(asdict(found)))}  # the probe above, once for every row
+    out = []
+    for i, r in enumerate(rows):
+        point = Point(store=r["store"], pipeline="gpu", codec=r["codec"], sharding=args.sharding)
+        out.append({**common, "key": f"gpu-{run_id}-{i}", "point_id": point.id, "point": point.to_dict(),
+                    "workload": f"gpu-read {r['element']}", "status": {"works": "ok", "fails": "failed"}.get(r["status"], r["status"]),
+                    "error": r.get("error", ""), "values": [r["seconds"]] if "seconds" in r else []})
+    results.append(Path(args.results), out)
     print(f"capability rows appended to {results.results_path(Path(args.results))}")
     return 0
 

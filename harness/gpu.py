@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -198,10 +198,6 @@ def capability_table(store_path: Path, codec: str, *, store_kind: str = "local",
         except Exception as exc:  # noqa: BLE001 - out of memory, unsupported dtype...: a row, never a crash
             rows.append({**row, "status": "fails", "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]})
     return rows
-
-
-def probe_dict() -> dict[str, Any]:
-    return asdict(probe())
 
 
 def gpu_write_interop(store_path: Path, codec: str, out: Path, *, readers: tuple[str, ...] = ("python", "fused", "zarrs"),
