@@ -1,18 +1,14 @@
-"""One error hierarchy, so the CLI can print one line and asv/pytest can skip cleanly."""
+"""One error hierarchy, so the CLI can print one line and asv/pytest can skip cleanly.
+
+The runtime's errors are defined in `harness.runtime.errors` (production code meets them without the
+rest of the harness); the measurement-only ones are defined here.
+"""
 
 from __future__ import annotations
 
+from .runtime.errors import HarnessError, UnsupportedPoint, one_line
 
-class HarnessError(Exception):
-    """A problem the user can fix; the CLI prints it as one line."""
-
-
-class UnsupportedPoint(HarnessError, NotImplementedError):
-    """This combination cannot run on this machine or stack (asv treats NotImplementedError as skip)."""
-
-
-class InvalidPoint(HarnessError, ValueError):
-    """This combination makes no sense (e.g. h5ad on an object store)."""
+__all__ = ["HarnessError", "UnsupportedPoint", "VerificationError", "one_line"]
 
 
 class VerificationError(HarnessError):

@@ -1,27 +1,45 @@
 """The matrix: every axis as data, one frozen `Point` per combination, and the validity rules.
 
-This is the single definition imported by the CLI, the runner, asv suites and tune. Rules that
-depend on the machine (is zarrs installed, is there CUDA) are answered by `harness.pipelines`
-capability probes, so listing the matrix never imports zarr.
+A `Point` is an `IOConfig` (what production applies) plus the settings only a measurement has: the
+named baseline recipe it follows, if any, and the kind of input the write is given. Axis values are
+text at the boundary (CLI, point ids, result rows) and typed inside (`IOConfig`'s parsers). This is
+the single definition imported by the CLI, the runner, asv suites and tune. Rules that depend on the
+machine (is zarrs installed, is there CUDA) are answered without importing zarr.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from typing import Any
 
-from .codecs import all_codec_names, parse_codec
-from .errors import HarnessError, InvalidPoint
-from .policies import parse_policy
+from .errors import HarnessError
+from .runtime import IOConfig, Pipeline, Protocol, Store
+from .runtime.codecs import all_codec_names
+from .runtime.config import text_of
+from .runtime.pipelines import unavailable_reason
 
-STORES = ("local", "fsspec", "obstore", "s3-fsspec", "s3-obstore", "http-fsspec", "http-obstore", "gds")
-LOOPS = ("asyncio", "uvloop")
-PIPELINES = ("python", "fused", "zarrs", "gpu")
-CONSOLIDATED = ("on", "off")
+
+class Input(StrEnum):
+    """What a write is given: numpy/scipy in memory, or dask arrays (misaligned, or aligned to shards)."""
+
+    MEMORY = "memory"
+    DASK = "dask"
+    DASK_ALIGNED = "dask-aligned"
+
+    @classmethod
+    def parse(cls, text: Any) -> Input:
+        try:
+            return cls(str(text))
+        except ValueError:
+            raise HarnessError(f"unknown input {text!r}; valid: {', '.join(cls)}") from None
+
+
 BASELINES = ("anndata-default", "anndata-default+zarrs", "guide-example", "h5ad")
 
-#: What each axis means, for `harness matrix --help` and the README.
+#: What each axis means, for `harness matrix --help` and the README. The order is the order of point ids.
 AXES: dict[str, str] = {
     "store": "store backend: local (zarr LocalStore), fsspec (FsspecStore on local files), obstore (ObjectStore over obstore LocalStore), "
              "s3-fsspec / s3-obstore (S3 on a loopback server), http-fsspec / http-obstore (nginx on loopback, read-only), "
@@ -42,13 +60,13 @@ AXES: dict[str, str] = {
     "client": "client-library options that change requests: default, s3fs-no-head (s3-fsspec: one GET per whole object, "
               "no HEAD before it)",
 }
+CONFIG_AXES = tuple(a for a in AXES if a != "input")
 
 #: Axis values that leave a point's id unchanged (ids predate these axes).
 QUIET_DEFAULTS = {"concurrency": "10", "cache": "none", "knobs": "default", "filters": "none", "input": "memory",
                   "client": "default"}
 ID_PREFIXES = {"concurrency": "conc", "cache": "cache", "knobs": "knobs", "filters": "filters", "input": "input",
                "client": "client"}
-INPUTS = ("memory", "dask", "dask-aligned")
 
 #: Values the default sweep uses when an axis is not given: small enough for minutes on 2 cores.
 DEFAULT_SWEEP: dict[str, tuple[str, ...]] = {
@@ -67,33 +85,54 @@ DEFAULT_SWEEP: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Point:
-    """One combination of axis values. `baseline` marks a named reference recipe (see BASELINES)."""
+    """A configuration under measurement: an `IOConfig`, the baseline recipe it follows ("" for a
+    matrix point, see BASELINES) and the input kind of its write."""
 
-    store: str = "local"
-    loop: str = "asyncio"
-    pipeline: str = "zarrs"
-    codec: str = "zstd-0"
-    sharding: str = "auto"
-    consolidated: str = "on"
+    config: IOConfig = field(default_factory=IOConfig)
     baseline: str = ""
-    concurrency: str = "10"
-    cache: str = "none"
-    knobs: str = "default"
-    filters: str = "none"
-    input: str = "memory"
-    client: str = "default"
+    input: Input = Input.MEMORY
+
+    def __post_init__(self) -> None:
+        if self.baseline and self.baseline not in BASELINES:
+            raise HarnessError(f"unknown baseline {self.baseline!r}; valid: {', '.join(BASELINES)}")
+        kind = Input.parse(self.input)
+        object.__setattr__(self, "input", kind)
+        # the measured config keeps the runtime's guard (dask input aligned to shards) unless the point
+        # measures misaligned dask input on purpose
+        if self.config.align_dask != (kind is not Input.DASK):
+            object.__setattr__(self, "config", replace(self.config, align_dask=kind is not Input.DASK, check=False))
+
+    @classmethod
+    def of(cls, *, baseline: str = "", input: Any = Input.MEMORY, **axes: Any) -> Point:
+        """A point from axis values given as text (as in ids and result rows) or typed values."""
+        if unknown := set(axes) - set(CONFIG_AXES):
+            raise HarnessError(f"unknown axis {sorted(unknown)[0]!r}; valid: {', '.join(AXES)}")
+        return cls(IOConfig(**axes, check=False), baseline, input)
+
+    def with_axes(self, **axes: Any) -> Point:
+        """This point with some axis values changed (text or typed)."""
+        return Point.from_dict({**self.to_dict(), **axes})
+
+    def axis(self, name: str) -> str:
+        """An axis value as text: what ids, rows and the CLI use."""
+        if name == "input":
+            return str(self.input)
+        value = getattr(self.config, name)
+        if name == "consolidated":
+            return "on" if value else "off"
+        return str(text_of(value))
 
     @property
     def id(self) -> str:
         """Stable, readable identity: the baseline name, or the axis values joined by '/'."""
+        store, loop = self.config.store, self.config.loop
         if self.baseline:
-            where = "" if (self.store, self.loop) == ("local", "asyncio") else f"@{self.store}/{self.loop}"
+            where = "" if (store, loop) == ("local", "asyncio") else f"@{store}/{loop}"
             return self.baseline + where
-        base = "/".join((self.store, self.loop, self.pipeline, self.codec, self.sharding, f"cons-{self.consolidated}"))
-        extra = [f"{prefix}-{getattr(self, axis)}" for axis, prefix in ID_PREFIXES.items()
-                 if getattr(self, axis) != QUIET_DEFAULTS[axis]]
+        base = "/".join([*(self.axis(a) for a in ("store", "loop", "pipeline", "codec", "sharding")), f"cons-{self.axis('consolidated')}"])
+        extra = [f"{prefix}-{self.axis(axis)}" for axis, prefix in ID_PREFIXES.items() if self.axis(axis) != QUIET_DEFAULTS[axis]]
         return "/".join([base, *extra])
 
     @property
@@ -106,11 +145,13 @@ class Point:
         return "dispatched"
 
     def to_dict(self) -> dict[str, str]:
-        return asdict(self)
+        return {**{a: self.axis(a) for a in AXES}, "baseline": self.baseline}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, str]) -> Point:
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+    def from_dict(cls, data: Mapping[str, Any]) -> Point:
+        """From a result row's `point` (axes added later take their defaults)."""
+        values = {k: v for k, v in data.items() if k in AXES or k == "baseline"}
+        return cls.of(**values)
 
 
 def baseline_point(name: str) -> Point:
@@ -122,49 +163,22 @@ def baseline_point(name: str) -> Point:
     - guide-example: write_dispatched with the zarr-v3 guide's callback on the Python pipeline.
     - h5ad: write_h5ad / read_h5ad.
     """
-    if name == "anndata-default":
-        return Point(pipeline="fused", codec="zstd-0", sharding="auto", baseline=name)
-    if name == "anndata-default+zarrs":
-        return Point(pipeline="zarrs", codec="zstd-0", sharding="auto", baseline=name)
-    if name == "guide-example":
-        return Point(pipeline="python", codec="zstd-0", sharding="guide-example", baseline=name)
-    if name == "h5ad":
-        return Point(pipeline="python", codec="none", sharding="none", baseline=name)
-    raise HarnessError(f"unknown baseline {name!r}; valid: {', '.join(BASELINES)}")
+    recipes = {
+        "anndata-default": IOConfig(),
+        "anndata-default+zarrs": IOConfig(pipeline="zarrs"),
+        "guide-example": IOConfig(pipeline="python", sharding="guide-example"),
+        "h5ad": IOConfig(pipeline="python", codec="none", sharding="none"),
+    }
+    if name not in recipes:
+        raise HarnessError(f"unknown baseline {name!r}; valid: {', '.join(BASELINES)}")
+    return Point(recipes[name], baseline=name)
 
 
-def _check_value(axis: str, value: str) -> str:
-    choices = {"store": STORES, "loop": LOOPS, "pipeline": PIPELINES, "consolidated": CONSOLIDATED, "input": INPUTS}
-    if axis in choices:
-        if value not in choices[axis]:
-            raise HarnessError(f"unknown {axis} {value!r}; valid: {', '.join(choices[axis])}")
-    elif axis == "concurrency":
-        from .cache import parse_concurrency
-
-        value = str(parse_concurrency(value))
-    elif axis == "cache":
-        from .cache import parse_cache
-
-        value = parse_cache(value).name
-    elif axis == "filters":
-        from .filters import check_filter
-
-        value = check_filter(value)
-    elif axis == "knobs":
-        from .knobs import knobs_name, parse_knobs
-
-        value = knobs_name(parse_knobs(value))
-    elif axis == "client":
-        from .stores import check_client
-
-        value = check_client(value)
-    elif axis == "codec":
-        parse_codec(value)
-    elif axis == "sharding":
-        value = parse_policy(value).name  # canonical spelling keeps ids stable
-    else:
+def canonical(axis: str, text: str) -> str:
+    """An axis value in its canonical spelling (keeps ids stable); raises on an unknown value."""
+    if axis not in AXES:
         raise HarnessError(f"unknown axis {axis!r}; valid: {', '.join(AXES)}")
-    return value
+    return Point.of(**{axis: text}).axis(axis)
 
 
 def parse_axes(specs: Iterable[str]) -> dict[str, tuple[str, ...]]:
@@ -180,7 +194,7 @@ def parse_axes(specs: Iterable[str]) -> dict[str, tuple[str, ...]]:
         raw = [v.strip() for v in values.split(",") if v.strip()]
         if name == "codec" and raw == ["all"]:
             raw = all_codec_names()
-        axes[name] = tuple(dict.fromkeys(_check_value(name, v) for v in raw))
+        axes[name] = tuple(dict.fromkeys(canonical(name, v) for v in raw))
     return axes
 
 
@@ -188,19 +202,19 @@ def expand(axes: Mapping[str, Iterable[str]] | None = None, defaults: Mapping[st
     """The cartesian product of the given axes, other axes at their default-sweep values."""
     chosen = {**defaults, **(axes or {})}
     names = list(AXES)
-    return [Point(**dict(zip(names, combo, strict=True))) for combo in itertools.product(*(chosen[n] for n in names))]
+    return [Point.of(**dict(zip(names, combo, strict=True))) for combo in itertools.product(*(chosen[n] for n in names))]
 
 
 def baselines_for(names: Iterable[str], points: Iterable[Point]) -> list[Point]:
     """The named baselines on every store and loop the sweep's points use, so each remote point has a
     reference measured on the same store (h5ad only locally: it is a single local file)."""
-    where = sorted({(p.store, p.loop) for p in points}) or [("local", "asyncio")]
+    where = sorted({(p.config.store, p.config.loop) for p in points}) or [(Store.LOCAL, "asyncio")]
     out: list[Point] = []
     for name in names:
         for store, loop in where:
             if name == "h5ad" and store != "local":
                 continue
-            out.append(replace(baseline_point(name), store=store, loop=loop))
+            out.append(baseline_point(name).with_axes(store=store, loop=loop))
     if "h5ad" in names and not any(p.baseline == "h5ad" for p in out):
         out.append(baseline_point("h5ad"))
     return list(dict.fromkeys(out))
@@ -208,28 +222,20 @@ def baselines_for(names: Iterable[str], points: Iterable[Point]) -> list[Point]:
 
 def invalid_reason(point: Point) -> str | None:
     """Why a combination makes no sense at all (independent of the machine), or None."""
-    if point.baseline == "h5ad" and point.store != "local":
+    cfg = point.config
+    if point.baseline == "h5ad" and cfg.store != "local":
         return "h5ad is a single local file: it has no zarr store backend"
-    if point.baseline and point != replace(baseline_point(point.baseline), store=point.store, loop=point.loop,
-                                           concurrency=point.concurrency, cache=point.cache, knobs=point.knobs,
-                                           filters=point.filters, input=point.input, client=point.client):
-        return f"baseline {point.baseline!r} fixes pipeline, codec and sharding"
-    if point.input != "memory" and point.api != "dispatched":
+    if point.baseline:
+        recipe = baseline_point(point.baseline).config
+        if (cfg.pipeline, cfg.codec, cfg.sharding) != (recipe.pipeline, recipe.codec, recipe.sharding):
+            return f"baseline {point.baseline!r} fixes pipeline, codec and sharding"
+    if point.input is not Input.MEMORY and point.api != "dispatched":
         return "dask-backed input is measured with write_dispatched points"
-    if point.filters != "none" and parse_policy(point.sharding).sparse.kind in ("auto", "guide-example"):
-        return ("a sparse filter writes CSR/CSC itself, outside anndata's sparse writer: it needs an explicit sparse "
-                "policy (rows-RxK or none), not auto / guide-example")
-    if point.knobs != "default" and point.api == "dispatched":
-        from .knobs import unsupported_for
-
-        if reason := unsupported_for(point.knobs, point.pipeline):
-            return reason
-    if point.client != "default":
-        from .stores import client_invalid_reason
-
-        if reason := client_invalid_reason(point.client, point.store):
-            return reason
-    if point.cache != "none" and "-" not in point.store:
+    if reason := cfg.invalid_reason():
+        return reason
+    if point.api == "dispatched" and (reason := cfg.knobs.invalid_reason(cfg.pipeline)):
+        return reason
+    if cfg.cache.kind != "none" and not cfg.store.remote:
         return "a read cache only saves round trips to remote stores (s3-*, http-*); local reads go through the page cache"
     return None
 
@@ -237,39 +243,49 @@ def invalid_reason(point: Point) -> str | None:
 def static_unsupported_reason(point: Point) -> str | None:
     """Combinations known not to do what they claim, whatever the machine (see FACTS: zarrs + fsspec),
     and the gds store where CUDA or kvikio is missing."""
-    if point.store == "gds":
-        from .gpu import gds_unsupported_reason
+    cfg = point.config
+    if cfg.store is Store.GDS:
+        from .runtime.gpu import gds_unsupported_reason
 
         if reason := gds_unsupported_reason():
             return f"gds store: {reason}"
-    if point.pipeline == "zarrs" and point.store in ("fsspec", "s3-fsspec") and point.api != "anndata":
-        where = "local files" if point.store == "fsspec" else "S3"
+    zarrs_point = cfg.pipeline is Pipeline.ZARRS and point.api != "anndata"
+    if zarrs_point and cfg.store.client == "fsspec" and cfg.store.protocol in (Protocol.FILE, Protocol.S3):
+        where = "local files" if cfg.store.protocol is Protocol.FILE else "S3"
         return (f"zarrs cannot drive an fsspec store on {where}: zarr silently falls back to the Python "
                 "pipeline, so the point would time the wrong pipeline")
-    if point.pipeline == "zarrs" and point.cache != "none" and point.api != "anndata":
+    if zarrs_point and cfg.cache.kind != "none":
         return ("zarrs cannot drive a wrapped store (zarr's CacheStore): every array falls back to the Python "
                 "pipeline, so the point would time the wrong pipeline")
     return None
 
 
+def static_status(point: Point) -> tuple[str, str] | None:
+    """(invalid | unsupported, reason) for a point that cannot be measured here, or None."""
+    if reason := invalid_reason(point):
+        return "invalid", reason
+    if reason := static_unsupported_reason(point):
+        return "unsupported", reason
+    if point.api != "h5ad" and (reason := unavailable_reason(point.config.pipeline, point.config.loop)):
+        return "unsupported", reason
+    return None
+
+
 def point_by_id(point_id: str) -> Point:
     """Inverse of `Point.id` (baseline names included)."""
-    if point_id in BASELINES:
-        return baseline_point(point_id)
     name, at, where = point_id.partition("@")
-    if at and name in BASELINES:
+    if name in BASELINES:
         store, _, loop = where.partition("/")
-        return replace(baseline_point(name), store=_check_value("store", store), loop=_check_value("loop", loop or "asyncio"))
+        return baseline_point(name).with_axes(store=store or "local", loop=loop or "asyncio") if at else baseline_point(name)
     parts = point_id.split("/")
     if len(parts) < 6 or not parts[5].startswith("cons-"):
         raise HarnessError(f"not a point id: {point_id!r} (expected store/loop/pipeline/codec/sharding/cons-on|off[/conc-N][/cache-X] or a baseline)")
-    names = list(AXES)[:6]
-    values = [*parts[:5], parts[5].removeprefix("cons-")]
-    extra = {}
+    values = dict(zip(("store", "loop", "pipeline", "codec", "sharding"), parts[:5], strict=True))
+    values["consolidated"] = parts[5].removeprefix("cons-")
+    axis_of = {v: k for k, v in ID_PREFIXES.items()}
     for part in parts[6:]:
         prefix, _, value = part.partition("-")
-        axis = {v: k for k, v in ID_PREFIXES.items()}.get(prefix)
-        if axis is None:
+        if prefix not in axis_of:
             raise HarnessError(f"not a point id: {point_id!r} (unknown part {part!r})")
-        extra[axis] = _check_value(axis, value)
-    return Point(**{n: _check_value(n, v) for n, v in zip(names, values, strict=True)}, **extra)
+        values[axis_of[prefix]] = value
+    return Point.of(**values)

@@ -37,7 +37,7 @@ if [ ! -x .venv/bin/python ] || ! ok .venv/bin/python; then
   "$(find_python)" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[test]"
+.venv/bin/python -m pip install --quiet -e ".[all,test]"
 # s3rver (npm) is the loopback S3 server: ~10x moto's rate on range GETs. Without Node.js, moto is used.
 if command -v npm >/dev/null 2>&1; then
   .venv/bin/python -c "from harness.servers import s3rver_path; s3rver_path()" \

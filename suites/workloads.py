@@ -6,7 +6,7 @@ repeated writes over the same path (zarr clears it); `harness run` is the strict
 reads, fresh paths, isolated processes), these suites track a stack over time.
 """
 
-from harness.bench import point_ids, prepare
+from harness.measure.bench import point_ids, prepare
 
 POINTS = point_ids()
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import datasets
+from harness.measure import datasets
 
 TINY = datasets.SyntheticSize(cells=80, genes=300, median_genes=30)
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import cache, results, workloads
+from harness.analysis import results
+from harness.runtime import cache
 from harness.errors import HarnessError
 from harness.matrix import Point, invalid_reason, parse_axes, point_by_id
-from harness.runner import Sweep, run_sweep
+from harness.measure.runner import Sweep, run_sweep
 from harness.runtime import IOConfig
 
 
@@ -40,13 +41,13 @@ def test_unwritable_disk_cache_directory_is_a_clear_error(tmp_path: Path, monkey
 
 
 def test_new_axes_keep_old_ids_and_round_trip() -> None:
-    assert Point().id == "local/asyncio/zarrs/zstd-0/auto/cons-on"
-    point = Point(store="s3-obstore", concurrency="64", cache="memory-256mb")
+    assert Point.of(pipeline="zarrs").id == "local/asyncio/zarrs/zstd-0/auto/cons-on"
+    point = Point.of(store="s3-obstore", concurrency="64", cache="memory-256mb")
     assert point.id.endswith("/cons-on/conc-64/cache-memory-256mb") and point_by_id(point.id) == point
-    assert "remote stores" in invalid_reason(Point(cache="memory-1gb"))
+    assert "remote stores" in invalid_reason(Point.of(cache="memory-1gb"))
     from harness.matrix import static_unsupported_reason
 
-    assert "wrapped store" in static_unsupported_reason(Point(store="s3-obstore", pipeline="zarrs", cache="memory-1gb"))
+    assert "wrapped store" in static_unsupported_reason(Point.of(store="s3-obstore", pipeline="zarrs", cache="memory-1gb"))
 
 
 @pytest.mark.parametrize("spec", ["memory-64mb", "disk-64mb"])
@@ -66,11 +67,11 @@ def test_cache_never_serves_a_store_rewritten_between_opens(spec: str, tiny_adat
 
 @pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(), reason="nginx is not installed")
 def test_a_memory_cache_saves_repeated_requests(tiny_h5ad: Path, tmp_path: Path) -> None:
-    points = [Point(store="http-obstore", pipeline="fused", sharding="rows-16x2"),
-              Point(store="http-obstore", pipeline="fused", sharding="rows-16x2", cache="memory-64mb", concurrency="32")]
+    points = [Point.of(store="http-obstore", pipeline="fused", sharding="rows-16x2"),
+              Point.of(store="http-obstore", pipeline="fused", sharding="rows-16x2", cache="memory-64mb", concurrency="32")]
     run_sweep(Sweep(dataset=str(tiny_h5ad), points=points, workloads=["lazy-random"], repeats=1, warmup=0,
                     results_dir=tmp_path, workdir=tmp_path / "work", progress=False))
-    rows = {r["point_id"]: r for r in results.iter_rows(results.results_path(tmp_path))}
+    rows = {r["point_id"]: r for r in results.iter_rows(results.results_file(tmp_path))}
     plain, cached = (rows[p.id]["requests"] for p in points)
     assert all(rows[p.id]["status"] == "ok" for p in points)
     # concurrent misses of one key are coalesced: what is left are re-reads of evicted or uncached ranges
@@ -94,7 +95,7 @@ def test_concurrent_misses_of_one_key_reach_the_store_once(tmp_path: Path) -> No
             return await super().get(key, prototype, byte_range)
 
     (tmp_path / "k").write_bytes(bytes(range(100)))
-    store = cache.wrap(Counting(LocalStore(tmp_path, read_only=True)), "memory-1mb")
+    store = cache.wrap(Counting(LocalStore(tmp_path, read_only=True)), cache.parse_cache("memory-1mb"))
     proto = default_buffer_prototype()
 
     async def many():

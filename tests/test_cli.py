@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, results
+from harness import cli
+from harness.analysis import results
+from harness.analysis.results import Row
 
 
 def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
@@ -63,7 +65,7 @@ def test_unknown_workload(capsys, tiny_h5ad: Path, tmp_path: Path) -> None:
 
 
 def test_locked_results_dir(capsys, tiny_h5ad: Path, tmp_path: Path) -> None:
-    results.append(tmp_path, [{"key": "kept", "status": "ok"}])
+    results.append(tmp_path, [Row("p", "write", "ok", data={"key": "kept"})])
     with results.locked(tmp_path):
         assert "locked" in _error(capsys, ["run", "--dataset", str(tiny_h5ad), "--results", str(tmp_path)])
     assert results.done_keys(tmp_path) == {"kept"}
@@ -87,7 +89,7 @@ def test_show_without_results(capsys, tmp_path: Path) -> None:
 
 def test_failed_points_make_the_run_exit_non_zero_with_a_summary(capsys, tiny_h5ad: Path, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.worker import INJECT_FAULT_ENV
+    from harness.measure.worker import INJECT_FAULT_ENV
 
     monkeypatch.setenv(INJECT_FAULT_ENV, "raise:read")
     argv = ["run", "--dataset", str(tiny_h5ad), "--results", str(tmp_path), "--baselines", "none", "--axis", "pipeline=fused",

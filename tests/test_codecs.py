@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.codecs import all_codec_names, parse_codec
+from harness.runtime.codecs import all_codec_names, parse_codec
 from harness.errors import HarnessError
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import consolidated, workloads
+from harness.measure import context
+from harness.runtime import consolidated
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.matrix import baseline_point
@@ -16,9 +17,9 @@ from harness.matrix import baseline_point
 @pytest.fixture
 def written(tiny_adata, tmp_path: Path) -> Path:
     point = baseline_point("anndata-default")
-    ctx = workloads.Context(point, tiny_adata, tmp_path)
-    with workloads.zarr_config(point, "write"):
-        workloads.write_store(ctx, workloads.write_input(ctx))
+    ctx = context.Context(point, tiny_adata, tmp_path)
+    with context.zarr_config(point, "write"):
+        context.write_store(ctx, context.write_input(ctx))
     return ctx.on_disk
 
 

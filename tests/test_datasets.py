@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import datasets
+from harness.measure import datasets
 
 
 def test_synthetic_data_looks_like_10x_counts(tiny_adata) -> None:

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import workloads
+from harness.measure import context
+from harness.measure import servers
+from harness.measure import workloads
 from harness.errors import VerificationError
 from harness.matrix import Point
-from harness.runner import run_batch
+from harness.measure.runner import run_batch
 
 
 @pytest.fixture
@@ -29,22 +31,23 @@ def small_disk(tmp_path: Path):
 
 
 def test_disk_full_during_write_is_a_failed_row(small_disk: Path, tiny_h5ad: Path) -> None:
-    point = Point(pipeline="python", codec="none", sharding="none")  # many small files, no compression
-    got = run_batch([point], tiny_h5ad, ["write", "read"], repeats=1, warmup=0, workdir=small_disk / "w", timeout=120)
+    point = Point.of(pipeline="python", codec="none", sharding="none")  # many small files, no compression
+    got = {k: r.to_json() for k, r in run_batch([point], tiny_h5ad, ["write", "read"], repeats=1, warmup=0,
+                                                 workdir=small_disk / "w", timeout=120).items()}
     write, read = got[(point.id, "write")], got[(point.id, "read")]
     assert write["status"] == "failed" and read["status"] == "failed"
     assert "No space left on device" in write.get("error", "") + write.get("stderr_tail", "")
 
 
-def _written(tiny_adata, tmp_path: Path) -> workloads.Context:
-    point = Point(pipeline="fused", sharding="rows-16x2")
-    ctx = workloads.Context(point, tiny_adata, tmp_path)
-    with workloads.zarr_config(point, "write"):
-        workloads.write_store(ctx, workloads.write_input(ctx))
+def _written(tiny_adata, tmp_path: Path) -> context.Context:
+    point = Point.of(pipeline="fused", sharding="rows-16x2")
+    ctx = context.Context(point, tiny_adata, tmp_path)
+    with context.zarr_config(point, "write"):
+        context.write_store(ctx, context.write_input(ctx))
     return ctx
 
 
-def _read_and_verify(ctx: workloads.Context) -> None:
+def _read_and_verify(ctx: context.Context) -> None:
     work = workloads.Read(ctx)
     with work.config():
         work.run()
@@ -78,15 +81,14 @@ def test_deleted_metadata_fails_the_read(tiny_adata, tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(), reason="nginx is not installed")
 def test_a_store_that_blocks_times_out_and_is_recorded(tiny_h5ad: Path, tmp_path: Path) -> None:
-    from harness import servers
 
     if not servers.lua_available():
         pytest.skip("a hanging request needs nginx's Lua module")
-    point = Point(store="http-obstore", pipeline="fused")
+    point = Point.of(store="http-obstore", pipeline="fused")
     with servers.start_http(tmp_path, faults={"/X/data/": 0}) as http:  # every request for X's values hangs
-        env = {workloads.HTTP_ROOT_ENV: str(tmp_path), workloads.HTTP_URL_ENV: http.url}
-        got = run_batch([point], tiny_h5ad, ["lazy-open", "read"], repeats=1, warmup=0, workdir=tmp_path / "w",
-                        timeout=20, env=env)
+        env = {context.HTTP_ROOT_ENV: str(tmp_path), context.HTTP_URL_ENV: http.url}
+        got = {k: r.to_json() for k, r in run_batch([point], tiny_h5ad, ["lazy-open", "read"], repeats=1, warmup=0,
+                                                     workdir=tmp_path / "w", timeout=20, env=env).items()}
     assert got[(point.id, "lazy-open")]["status"] == "ok"  # metadata only: finished before the hang, and kept
     read = got[(point.id, "read")]
     assert read["status"] == "timeout" and "timeout of 20s" in read["error"]

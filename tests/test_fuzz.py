@@ -17,12 +17,14 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from harness import pipelines, verify, workloads
+from harness.measure import context
+from harness.measure import verify
+import harness.runtime.pipelines as rpipelines
 from harness.errors import UnsupportedPoint
 from harness.matrix import Point, invalid_reason
 from harness.runtime import element_keys, zarrs_obstore_unsafe
 
-READERS = [p for p in ("python", "fused", "zarrs") if not pipelines.unsupported_reason(p)]
+READERS = [p for p in ("python", "fused", "zarrs") if not rpipelines.unavailable_reason(p)]
 COLUMN_KINDS = ("categorical", "string", "nullable-int", "bool", "float")
 # control characters are refused loudly by obstore (tested below), so names here are printable unicode
 names = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"), exclude_characters="/"),
@@ -64,7 +66,7 @@ def anndatas(draw: st.DrawFn):
     return ad.AnnData(X=X, obs=obs, var=var, uns=uns)
 
 
-configs = st.builds(Point, store=st.sampled_from(["local", "obstore"]), pipeline=st.sampled_from(READERS),
+configs = st.builds(Point.of, store=st.sampled_from(["local", "obstore"]), pipeline=st.sampled_from(READERS),
                     codec=st.sampled_from(["zstd-0", "blosc-lz4-bitshuffle", "none"]),
                     sharding=st.sampled_from(["none", "auto", "rows-4x2"]), consolidated=st.sampled_from(["on", "off"]),
                     filters=st.sampled_from(["none", "none", "delta", "shuffle"]))
@@ -74,26 +76,26 @@ def round_trip(adata, point: Point, workdir: Path) -> None:
     """Write with the point, read back with every reader; equal, or a loud exception (never a wrong value)."""
     import anndata as ad
 
-    ctx = workloads.Context(point, adata, workdir)
-    refused = bool(zarrs_obstore_unsafe(element_keys(adata))) and point.store == "obstore"  # the runtime's guard
+    ctx = context.Context(point, adata, workdir)
+    refused = bool(zarrs_obstore_unsafe(element_keys(adata))) and point.axis("store") == "obstore"  # the runtime's guard
     try:
-        with workloads.zarr_config(point, "write"):
-            workloads.write_store(ctx, adata.copy())
+        with context.zarr_config(point, "write"):
+            context.write_store(ctx, adata.copy())
     except UnsupportedPoint:
-        assert refused and point.pipeline == "zarrs"
+        assert refused and point.axis("pipeline") == "zarrs"
         return
     for reader in READERS:
-        reader_ctx = replace(ctx, point=replace(point, pipeline=reader))
+        reader_ctx = replace(ctx, point=point.with_axes(pipeline=reader))
         if refused and reader == "zarrs":  # would read fill values: must be refused, loudly
-            with pytest.raises(UnsupportedPoint, match="silently reads fill values"), workloads.zarr_config(reader_ctx.point, "read"):
-                workloads.read_store(reader_ctx)
+            with pytest.raises(UnsupportedPoint, match="silently reads fill values"), context.zarr_config(reader_ctx.point, "read"):
+                context.read_store(reader_ctx)
             continue
-        with workloads.zarr_config(reader_ctx.point, "read"):
-            got = workloads.read_store(reader_ctx)
+        with context.zarr_config(reader_ctx.point, "read"):
+            got = context.read_store(reader_ctx)
         verify.assert_anndata_equal(got, adata, f"read by {reader}")
         assert type(got.X) is type(adata.X), f"read by {reader}: {type(got.X).__name__} for {type(adata.X).__name__}"
         assert set(got.uns) == set(adata.uns) and all(got.uns[k].shape == adata.uns[k].shape for k in adata.uns)
-    with workloads.zarr_config(replace(point, pipeline="python"), "read"):
+    with context.zarr_config(point.with_axes(pipeline="python"), "read"):
         verify.assert_anndata_equal(ad.io.read_zarr(ctx.on_disk), adata, "read_zarr")
 
 
@@ -120,13 +122,13 @@ def test_edge_cases_round_trip(case: str, tmp_path: Path) -> None:
     adata.obs_names = adata.obs_names.astype(str)
     adata.var_names = adata.var_names.astype(str)
     store = "obstore" if case.startswith("found") else "local"
-    round_trip(adata, Point(store=store, pipeline="fused", sharding="rows-4x2"), tmp_path)
+    round_trip(adata, Point.of(store=store, pipeline="fused", sharding="rows-4x2"), tmp_path)
 
 
 def test_control_characters_in_names_fail_loudly_on_obstore(tmp_path: Path) -> None:
     import anndata as ad
 
     adata = ad.AnnData(X=np.ones((2, 1), dtype="float32"), obs=pd.DataFrame({"\x1f_0": [1.0, 2.0]}, index=["a", "b"]))
-    point = Point(store="obstore", pipeline="fused")
-    with pytest.raises(ValueError, match="illegal character"), workloads.zarr_config(point, "write"):
-        workloads.write_store(workloads.Context(point, adata, tmp_path), adata.copy())
+    point = Point.of(store="obstore", pipeline="fused")
+    with pytest.raises(ValueError, match="illegal character"), context.zarr_config(point, "write"):
+        context.write_store(context.Context(point, adata, tmp_path), adata.copy())

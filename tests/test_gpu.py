@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import gpu, report, results
+from harness.analysis import report
+from harness.analysis import results
+from harness.measure import gpu
 from harness.cli import main
 from harness.matrix import Point, static_unsupported_reason
-from harness.pipelines import cuda_probe
+from harness.runtime.gpu import cuda_probe
 from harness.runtime import IOConfig
 
 needs_no_cuda = pytest.mark.skipif(cuda_probe() is None, reason="CUDA is available: the CPU-only behaviour does not apply")
@@ -22,7 +24,7 @@ def test_without_cuda_every_gpu_read_is_unsupported_with_the_probe_reason(tiny_h
     assert main(["gpu", "--dataset", str(tiny_h5ad), "--codecs", "zstd-0", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("GPU: not available: ") and "Traceback" not in out
-    rows = list(results.iter_rows(results.results_path(tmp_path)))
+    rows = list(results.iter_rows(results.results_file(tmp_path)))
     assert len(rows) == 3 * len(gpu.ELEMENTS) and {r["status"] for r in rows} == {"unsupported"}
     assert all(r["error"] == cuda_probe() for r in rows)
     text = report.build(tmp_path, tmp_path / "rep").read_text()
@@ -31,7 +33,7 @@ def test_without_cuda_every_gpu_read_is_unsupported_with_the_probe_reason(tiny_h
 
 @needs_no_cuda
 def test_gds_store_points_are_unsupported_without_cuda() -> None:
-    assert static_unsupported_reason(Point(store="gds", pipeline="gpu")).startswith("gds store: ")
+    assert static_unsupported_reason(Point.of(store="gds", pipeline="gpu")).startswith("gds store: ")
 
 
 def test_capability_logic_is_bit_for_bit(tiny_adata, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,19 +6,21 @@ from pathlib import Path
 
 import pytest
 
-from harness import knobs, results, workloads
+from harness.analysis import results
+from harness.measure import context
+from harness.runtime import knobs
 from harness.errors import HarnessError
 from harness.matrix import Point, invalid_reason, parse_axes, point_by_id
-from harness.runner import Sweep, run_sweep
+from harness.measure.runner import Sweep, run_sweep
 from harness.runtime import IOConfig
 
 
 def test_knobs_parse_canonically_and_round_trip_through_ids() -> None:
-    assert knobs.knobs_name(knobs.parse_knobs("zarrs-chunk-min=4+zarrs-workers=2")) == "zarrs-chunk-min=4+zarrs-workers=2"
+    assert knobs.parse_knobs("zarrs-chunk-min=4+zarrs-workers=2").name == "zarrs-chunk-min=4+zarrs-workers=2"
     (value,) = parse_axes(["knobs=zarrs-workers=2+zarrs-checksums=false"])["knobs"]
-    point = Point(pipeline="zarrs", knobs=value)
+    point = Point.of(pipeline="zarrs", knobs=value)
     assert point.id.endswith("/knobs-zarrs-checksums=false+zarrs-workers=2") and point_by_id(point.id) == point
-    assert Point().id == "local/asyncio/zarrs/zstd-0/auto/cons-on"
+    assert Point.of(pipeline="zarrs").id == "local/asyncio/zarrs/zstd-0/auto/cons-on"
 
 
 @pytest.mark.parametrize("bad, match", [("threads=2", "not understood"), ("zarrs-workers=0", "at least 1"),
@@ -29,16 +31,16 @@ def test_bad_knobs_are_clear_errors(bad: str, match: str) -> None:
 
 
 def test_a_knob_is_valid_only_with_the_pipeline_that_honours_it() -> None:
-    assert "only by the zarrs pipeline" in invalid_reason(Point(pipeline="fused", knobs="zarrs-workers=2"))
-    assert "only by the python pipeline" in invalid_reason(Point(pipeline="zarrs", knobs="batch-size=8"))
-    assert invalid_reason(Point(pipeline="python", knobs="batch-size=8")) is None
+    assert "only by the zarrs pipeline" in invalid_reason(Point.of(pipeline="fused", knobs="zarrs-workers=2"))
+    assert "only by the python pipeline" in invalid_reason(Point.of(pipeline="zarrs", knobs="batch-size=8"))
+    assert invalid_reason(Point.of(pipeline="python", knobs="batch-size=8")) is None
 
 
 def test_knobs_reach_zarr_config_in_workloads_and_runtime() -> None:
     import zarr
 
-    point = Point(pipeline="zarrs", knobs="zarrs-workers=3+zarrs-chunk-max=5")
-    with workloads.zarr_config(point, "read"):
+    point = Point.of(pipeline="zarrs", knobs="zarrs-workers=3+zarrs-chunk-max=5")
+    with context.zarr_config(point, "read"):
         assert zarr.config.get("threading.max_workers") == 3
         assert zarr.config.get("codec_pipeline.chunk_concurrent_maximum") == 5
     with IOConfig(pipeline="python", knobs="batch-size=4").activate():
@@ -46,11 +48,11 @@ def test_knobs_reach_zarr_config_in_workloads_and_runtime() -> None:
 
 
 def test_a_sweep_over_knobs_measures_each_setting(tiny_h5ad: Path, tmp_path: Path) -> None:
-    points = [Point(pipeline="zarrs", knobs=k) for k in ("default", "zarrs-workers=1", "zarrs-chunk-min=1+zarrs-workers=2")]
+    points = [Point.of(pipeline="zarrs", knobs=k) for k in ("default", "zarrs-workers=1", "zarrs-chunk-min=1+zarrs-workers=2")]
     counts = run_sweep(Sweep(dataset=str(tiny_h5ad), points=points, workloads=["write", "read"], repeats=1, warmup=0,
                              results_dir=tmp_path, workdir=tmp_path / "work", progress=False))
     assert counts["ok"] == 6
-    rows = list(results.iter_rows(results.results_path(tmp_path)))
+    rows = list(results.iter_rows(results.results_file(tmp_path)))
     assert {r["point"]["knobs"] for r in rows} == {"default", "zarrs-workers=1", "zarrs-chunk-min=1+zarrs-workers=2"}
 
 
@@ -59,10 +61,10 @@ def test_dask_workers_sets_the_threads_that_compute_lazy_arrays_with_every_pipel
     import dask
     import zarr
 
-    assert invalid_reason(Point(pipeline="fused", knobs="dask-workers=32")) is None
-    assert knobs.zarr_settings("dask-workers=32+zarrs-workers=2") == {"threading.max_workers": 2}
+    assert invalid_reason(Point.of(pipeline="fused", knobs="dask-workers=32")) is None
+    assert knobs.parse_knobs("dask-workers=32+zarrs-workers=2").zarr == {"threading.max_workers": 2}
     before = dask.config.get("num_workers", None)
-    with workloads.zarr_config(Point(pipeline="fused", knobs="dask-workers=32"), "lazy-random"):
+    with context.zarr_config(Point.of(pipeline="fused", knobs="dask-workers=32"), "lazy-random"):
         assert dask.config.get("num_workers") == 32 and zarr.config.get("async.concurrency") == 10
     assert dask.config.get("num_workers", None) == before
     # the runtime: the knob holds where the lazy object is computed (to_memory), and the result is right

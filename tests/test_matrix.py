@@ -8,7 +8,7 @@ from harness.matrix import Point
 
 
 def test_point_id_is_stable_and_readable() -> None:
-    point = Point(store="obstore", loop="uvloop", pipeline="zarrs", codec="blosc-lz4-bitshuffle",
+    point = Point.of(store="obstore", loop="uvloop", pipeline="zarrs", codec="blosc-lz4-bitshuffle",
                   sharding="rows-4096x16", consolidated="off")
     assert point.id == "obstore/uvloop/zarrs/blosc-lz4-bitshuffle/rows-4096x16/cons-off"
     assert matrix.point_by_id(point.id) == point
@@ -26,7 +26,7 @@ def test_baselines_use_the_documented_apis() -> None:
     assert matrix.baseline_point("anndata-default").api == "anndata"
     assert matrix.baseline_point("anndata-default+zarrs").api == "anndata"
     assert matrix.baseline_point("guide-example").api == "dispatched"
-    assert matrix.baseline_point("guide-example").sharding == "guide-example"
+    assert matrix.baseline_point("guide-example").axis("sharding") == "guide-example"
     assert matrix.baseline_point("h5ad").api == "h5ad"
 
 
@@ -61,17 +61,17 @@ def test_bad_axis_values_name_the_problem(spec: str, message: str) -> None:
 
 
 def test_zarrs_on_fsspec_is_unsupported_with_reason() -> None:
-    reason = matrix.static_unsupported_reason(Point(store="fsspec", pipeline="zarrs"))
+    reason = matrix.static_unsupported_reason(Point.of(store="fsspec", pipeline="zarrs"))
     assert reason is not None and "falls back" in reason
-    assert matrix.static_unsupported_reason(Point(store="obstore", pipeline="zarrs")) is None
-    assert matrix.static_unsupported_reason(Point(store="fsspec", pipeline="fused")) is None
+    assert matrix.static_unsupported_reason(Point.of(store="obstore", pipeline="zarrs")) is None
+    assert matrix.static_unsupported_reason(Point.of(store="fsspec", pipeline="fused")) is None
 
 
 def test_h5ad_on_a_zarr_store_backend_is_invalid() -> None:
     from dataclasses import replace
 
-    assert "local file" in matrix.invalid_reason(replace(matrix.baseline_point("h5ad"), store="obstore"))
-    assert "fixes" in matrix.invalid_reason(replace(matrix.baseline_point("guide-example"), codec="none"))
+    assert "local file" in matrix.invalid_reason(matrix.baseline_point("h5ad").with_axes(store="obstore"))
+    assert "fixes" in matrix.invalid_reason(matrix.baseline_point("guide-example").with_axes(codec="none"))
 
 
 def test_sharding_values_are_canonicalised() -> None:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.errors import HarnessError
-from harness.policies import dataset_kwargs_for, parse_policy
+from harness.runtime.sharding import dataset_kwargs_for, parse_policy
 
 
 def _csr(n_rows: int, n_cols: int, per_row: int) -> sp.csr_matrix:
@@ -89,16 +89,16 @@ def test_edge_shapes_empty_rows_one_row_and_arrays_smaller_than_a_chunk() -> Non
 
 
 def test_guard_rails_bound_shard_memory_and_file_count() -> None:
-    from harness import policies
+    from harness.runtime import sharding
 
     wide = np.zeros((3, 1), dtype=np.float64)
     huge = type("Huge", (), {"shape": (10_000_000, 50_000), "dtype": np.dtype("float32")})()
     kwargs = dataset_kwargs_for(parse_policy("rows-100000x64"), "array", huge, {})
     shard_bytes = kwargs["shards"][0] * 50_000 * 4
-    assert shard_bytes <= policies.MAX_SHARD_BYTES
+    assert shard_bytes <= sharding.MAX_SHARD_BYTES
     column = type("Col", (), {"shape": (10_000_000,), "dtype": np.dtype("int32")})()
     kwargs = dataset_kwargs_for(parse_policy("rows-10x1"), "array", column, {})
-    assert math.ceil(10_000_000 / kwargs["shards"][0]) <= policies.MAX_SHARDS_PER_ARRAY
+    assert math.ceil(10_000_000 / kwargs["shards"][0]) <= sharding.MAX_SHARDS_PER_ARRAY
     assert kwargs["shards"][0] % kwargs["chunks"][0] == 0
     # never a shard larger than the array needs: 3 rows in chunks of 2 -> 2 chunks per shard at most
     assert dataset_kwargs_for(parse_policy("rows-2x8"), "array", wide, {}) == {"chunks": (2, 1), "shards": (4, 1)}

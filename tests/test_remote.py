@@ -11,10 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from harness import results, servers, stores, verify, workloads
+from harness.analysis import results
+from harness.measure import context
+from harness.measure import requests
+from harness.measure import servers
+from harness.measure import storefiles
+from harness.measure import verify
+from harness.measure import worker
+from harness.measure import workloads
+from harness.runtime import consolidated
+from harness.runtime import stores
 from harness.errors import HarnessError
 from harness.matrix import Point
-from harness.runner import Sweep, run_sweep
+from harness.runtime import Store
+from harness.measure.runner import Sweep, run_sweep
 
 needs_nginx = pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
                                  reason="nginx is not installed (bootstrap installs nginx-light)")
@@ -28,7 +38,7 @@ def s3():
 
 @pytest.fixture
 def s3_env(s3, monkeypatch: pytest.MonkeyPatch):
-    for key, value in {**s3.env, workloads.S3_BUCKET_ENV: servers.S3_BUCKET}.items():
+    for key, value in {**s3.env, context.S3_BUCKET_ENV: servers.S3_BUCKET}.items():
         monkeypatch.setenv(key, value)
     return s3
 
@@ -73,16 +83,16 @@ def test_nginx_serves_ranges_and_adds_measured_latency(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("store", ["s3-fsspec", "s3-obstore"])
 def test_s3_stores_round_trip(store: str, s3_env, tiny_adata, tmp_path: Path) -> None:
-    point = Point(store=store, pipeline="fused")
-    ctx = workloads.Context(point, tiny_adata, tmp_path / "p0")
+    point = Point.of(store=store, pipeline="fused")
+    ctx = context.Context(point, tiny_adata, tmp_path / "p0")
     assert str(ctx.output).startswith("s3://harness/")
-    with workloads.zarr_config(point, "write"):
-        workloads.write_store(ctx, workloads.write_input(ctx))
-    assert stores.footprint(ctx.measured_at).files > 10
-    with workloads.zarr_config(point, "read"):
-        verify.assert_anndata_equal(workloads.read_store(ctx), tiny_adata)
-    stores.remove(ctx.measured_at)
-    assert stores.footprint(ctx.measured_at).files == 0
+    with context.zarr_config(point, "write"):
+        context.write_store(ctx, context.write_input(ctx))
+    assert storefiles.footprint(ctx.measured_at).files > 10
+    with context.zarr_config(point, "read"):
+        verify.assert_anndata_equal(context.read_store(ctx), tiny_adata)
+    storefiles.remove(ctx.measured_at)
+    assert storefiles.footprint(ctx.measured_at).files == 0
 
 
 @needs_nginx
@@ -90,30 +100,30 @@ def test_s3_stores_round_trip(store: str, s3_env, tiny_adata, tmp_path: Path) ->
 def test_http_stores_read_what_was_written_to_the_served_directory(store: str, tiny_adata, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     with servers.start_http(tmp_path) as http:
-        monkeypatch.setenv(workloads.HTTP_ROOT_ENV, str(tmp_path))
-        monkeypatch.setenv(workloads.HTTP_URL_ENV, http.url)
-        point = Point(store=store, pipeline="zarrs" if store.endswith("obstore") else "fused")
-        ctx = workloads.Context(point, tiny_adata, tmp_path / "point-0001")
-        with workloads.zarr_config(point, "write"):
-            workloads.write_store(ctx, workloads.write_input(ctx))
+        monkeypatch.setenv(context.HTTP_ROOT_ENV, str(tmp_path))
+        monkeypatch.setenv(context.HTTP_URL_ENV, http.url)
+        point = Point.of(store=store, pipeline="zarrs" if store.endswith("obstore") else "fused")
+        ctx = context.Context(point, tiny_adata, tmp_path / "point-0001")
+        with context.zarr_config(point, "write"):
+            context.write_store(ctx, context.write_input(ctx))
         assert str(ctx.output).startswith(http.url)
-        with workloads.zarr_config(point, "read"):
-            verify.assert_anndata_equal(workloads.read_store(ctx), tiny_adata)
-            lazy = workloads.open_lazy(ctx)
+        with context.zarr_config(point, "read"):
+            verify.assert_anndata_equal(context.read_store(ctx), tiny_adata)
+            lazy = context.open_lazy(ctx)
             verify.assert_anndata_equal(lazy[5:20].to_memory(), tiny_adata[5:20])
 
 
 def test_s3_server_killed_mid_read_fails_loudly(tiny_adata, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     server = servers.start_s3()
     try:
-        for key, value in {**server.env, workloads.S3_BUCKET_ENV: servers.S3_BUCKET}.items():
+        for key, value in {**server.env, context.S3_BUCKET_ENV: servers.S3_BUCKET}.items():
             monkeypatch.setenv(key, value)
-        point = Point(store="s3-obstore", pipeline="fused")
-        ctx = workloads.Context(point, tiny_adata, tmp_path / "p0")
-        with workloads.zarr_config(point, "write"):
-            workloads.write_store(ctx, workloads.write_input(ctx))
-        with workloads.zarr_config(point, "read"):
-            lazy = workloads.open_lazy(ctx)
+        point = Point.of(store="s3-obstore", pipeline="fused")
+        ctx = context.Context(point, tiny_adata, tmp_path / "p0")
+        with context.zarr_config(point, "write"):
+            context.write_store(ctx, context.write_input(ctx))
+        with context.zarr_config(point, "read"):
+            lazy = context.open_lazy(ctx)
             server.stop()  # the server dies between open and the data reads
             with pytest.raises(Exception) as info:
                 lazy[:40].to_memory()
@@ -128,10 +138,10 @@ def test_unknown_url_scheme_is_a_clear_error() -> None:
 
 
 def test_remote_sweep_starts_servers_verifies_loops_and_stops_them(tiny_h5ad: Path, tmp_path: Path) -> None:
-    points = [Point(store="s3-obstore", loop="uvloop", pipeline="zarrs"), Point(store="s3-fsspec", pipeline="zarrs")]
+    points = [Point.of(store="s3-obstore", loop="uvloop", pipeline="zarrs"), Point.of(store="s3-fsspec", pipeline="zarrs")]
     counts = run_sweep(Sweep(dataset=str(tiny_h5ad), points=points, workloads=["write", "read"], repeats=1, warmup=0,
                              results_dir=tmp_path, workdir=tmp_path / "work", progress=False))
-    rows = {(r["point_id"], r["workload"]): r for r in results.iter_rows(results.results_path(tmp_path))}
+    rows = {(r["point_id"], r["workload"]): r for r in results.iter_rows(results.results_file(tmp_path))}
     ok = rows[(points[0].id, "read")]
     assert ok["status"] == "ok" and ok["event_loop"].startswith("uvloop") and "zarrs" in ok["pipeline_effective"]
     assert ok["servers"]["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
@@ -160,13 +170,13 @@ def test_serve_command_stops_its_server_on_sigterm() -> None:
 def test_network_latency_is_applied_measured_and_requests_are_counted(tiny_h5ad: Path, tmp_path: Path) -> None:
     if not servers.lua_available():
         pytest.skip("nginx's Lua module is not installed: latency cannot be added")
-    points = [Point(store="s3-obstore", pipeline="fused"), Point(store="http-fsspec", pipeline="fused")]
+    points = [Point.of(store="s3-obstore", pipeline="fused"), Point.of(store="http-fsspec", pipeline="fused")]
     run_sweep(Sweep(dataset=str(tiny_h5ad), points=points, workloads=["lazy-rows"], repeats=2, warmup=0,
                     results_dir=tmp_path, workdir=tmp_path / "work", progress=False, network="latency=15ms"))
-    rows = list(results.iter_rows(results.results_path(tmp_path)))
+    rows = list(results.iter_rows(results.results_file(tmp_path)))
     assert len(rows) == 2 and all(r["status"] == "ok" for r in rows), [r.get("error") for r in rows]
     for row in rows:
-        protocol = stores.protocol_of(row["point"]["store"])
+        protocol = Store(row["point"]["store"]).protocol
         assert row["network"]["condition"] == "latency=15ms"
         assert row["network"]["measured_rtt_ms"][protocol] >= 14  # the condition is measured, not assumed
         counted = row["requests"]
@@ -182,7 +192,7 @@ def test_network_latency_is_applied_measured_and_requests_are_counted(tiny_h5ad:
 def test_request_counter_reads_only_new_log_lines(tmp_path: Path) -> None:
     log = tmp_path / "access.log"
     log.write_text("GET\t/a\t-\t200\t10\t0.001\n")
-    counter = servers.RequestCounter([log])
+    counter = requests.RequestCounter([log])
     counter.start()
     with open(log, "a") as fh:
         fh.write("GET\t/b\tbytes=0-9\t206\t10\t0.001\nGET\t/b\tbytes=0-9\t206\t10\t0.001\nHEAD\t/c\t-\t404\t0\t0.001\n")
@@ -201,29 +211,29 @@ def test_network_spec_is_parsed_or_rejected_clearly() -> None:
 def test_user_s3_url_replaces_the_loopback_server(tiny_h5ad: Path, tmp_path: Path, s3, monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in s3.env.items():  # the "user's" endpoint and credentials, from the environment
         monkeypatch.setenv(key, value)
-    point = Point(store="s3-obstore", pipeline="fused")
+    point = Point.of(store="s3-obstore", pipeline="fused")
     counts = run_sweep(Sweep(dataset=str(tiny_h5ad), points=[point], workloads=["write", "lazy-rows"], repeats=1, warmup=0,
                              results_dir=tmp_path, workdir=tmp_path / "work", progress=False,
                              store_url=f"s3://{servers.S3_BUCKET}/user-prefix"))
     assert counts["ok"] == 2
-    rows = list(results.iter_rows(results.results_path(tmp_path)))
-    assert rows[0]["servers"][workloads.S3_PREFIX_ENV] == "user-prefix" and "AWS_ENDPOINT_URL" not in rows[0]["servers"]
+    rows = list(results.iter_rows(results.results_file(tmp_path)))
+    assert rows[0]["servers"][context.S3_PREFIX_ENV] == "user-prefix" and "AWS_ENDPOINT_URL" not in rows[0]["servers"]
     assert "requests" not in rows[0]  # no access log of a server we did not start
     with pytest.raises(HarnessError, match="not to --store URLs"):
         run_sweep(Sweep(dataset=str(tiny_h5ad), points=[point], workloads=["write"], results_dir=tmp_path / "b",
                         progress=False, network="latency=5ms", store_url="s3://harness/x"))
     with pytest.raises(HarnessError, match="not used by any point"):
-        run_sweep(Sweep(dataset=str(tiny_h5ad), points=[Point()], workloads=["write"], results_dir=tmp_path / "c",
+        run_sweep(Sweep(dataset=str(tiny_h5ad), points=[Point.of()], workloads=["write"], results_dir=tmp_path / "c",
                         progress=False, store_url="s3://harness/x"))
 
 
 def test_remote_baselines_are_measured_on_the_same_store() -> None:
     from harness import matrix
 
-    points = [Point(store="s3-obstore", loop="uvloop"), Point(store="local")]
+    points = [Point.of(store="s3-obstore", loop="uvloop"), Point.of(store="local")]
     ids = {p.id for p in matrix.baselines_for(["anndata-default", "h5ad"], points)}
     assert ids == {"anndata-default@s3-obstore/uvloop", "anndata-default", "h5ad"}
-    assert matrix.point_by_id("anndata-default@s3-obstore/uvloop") == Point(store="s3-obstore", loop="uvloop", pipeline="fused",
+    assert matrix.point_by_id("anndata-default@s3-obstore/uvloop") == Point.of(store="s3-obstore", loop="uvloop", pipeline="fused",
                                                                           baseline="anndata-default")
 
 
@@ -231,12 +241,12 @@ def test_check_store_finds_stale_consolidated_metadata_on_s3(s3_env, tiny_adata,
     from obstore import delete
     from obstore.store import from_url
 
-    from harness import consolidated, matrix
+    from harness import matrix
 
-    point = replace(matrix.baseline_point("anndata-default"), store="s3-obstore")
-    ctx = workloads.Context(point, tiny_adata, tmp_path / "p0")
-    with workloads.zarr_config(point, "write"):
-        workloads.write_store(ctx, workloads.write_input(ctx))
+    point = matrix.baseline_point("anndata-default").with_axes(store="s3-obstore")
+    ctx = context.Context(point, tiny_adata, tmp_path / "p0")
+    with context.zarr_config(point, "write"):
+        context.write_store(ctx, context.write_input(ctx))
     url = str(ctx.output)
     assert not consolidated.check(url).stale
     key = url.removeprefix(f"s3://{servers.S3_BUCKET}/") + "/obs/total_counts/zarr.json"
@@ -274,12 +284,11 @@ def test_s3_server_honours_conditional_create_and_suffix_ranges(engine: str) -> 
 @pytest.mark.parametrize("store", ["s3-fsspec", "s3-obstore"])
 def test_async_stream_repeats_on_s3(store: str, s3_env, tiny_adata, tmp_path: Path) -> None:
     """Each repeat runs zarr's async API on a new loop: a cached s3fs session of a closed loop once broke it."""
-    from harness import worker
 
-    point = Point(store=store, pipeline="fused")
-    ctx = workloads.Context(point, tiny_adata, tmp_path / "p0")
-    with workloads.zarr_config(point, "write"):
-        workloads.write_store(ctx, workloads.write_input(ctx))
+    point = Point.of(store=store, pipeline="fused")
+    ctx = context.Context(point, tiny_adata, tmp_path / "p0")
+    with context.zarr_config(point, "write"):
+        context.write_store(ctx, context.write_input(ctx))
     work = workloads.REGISTRY["stream-async"](ctx)
     with work.config():
         stats = worker.measure(work, repeats=2, warmup=0)
@@ -289,7 +298,7 @@ def test_async_stream_repeats_on_s3(store: str, s3_env, tiny_adata, tmp_path: Pa
 
 def test_user_store_problems_are_one_line_errors(tiny_h5ad: Path, tmp_path: Path, s3, monkeypatch: pytest.MonkeyPatch) -> None:
     def sweep(url: str) -> Sweep:
-        return Sweep(dataset=str(tiny_h5ad), points=[Point(store="s3-obstore", pipeline="fused")], workloads=["write"],
+        return Sweep(dataset=str(tiny_h5ad), points=[Point.of(store="s3-obstore", pipeline="fused")], workloads=["write"],
                      results_dir=tmp_path, progress=False, store_url=url)
 
     for key, value in s3.env.items():
@@ -305,7 +314,7 @@ def test_user_store_problems_are_one_line_errors(tiny_h5ad: Path, tmp_path: Path
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{servers.free_port()}")  # nothing listens there
     with pytest.raises(HarnessError, match="cannot use s3://harness/x: .*(sending request|onnect)"):
         run_sweep(sweep("s3://harness/x"))
-    assert not results.results_path(tmp_path).exists() or not list(results.iter_rows(results.results_path(tmp_path)))
+    assert not results.results_file(tmp_path).exists() or not list(results.iter_rows(results.results_file(tmp_path)))
 
 
 def test_unknown_store_url_scheme_on_the_command_line(capsys: pytest.CaptureFixture) -> None:
@@ -321,20 +330,20 @@ def test_http_errors_fail_reads_and_missing_chunks_fail_verification(store: str,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from harness.errors import VerificationError
 
-    point = Point(store=store, pipeline="fused", sharding="rows-16x2")
-    ctx = workloads.Context(point, tiny_adata, tmp_path / "p0")
-    with workloads.zarr_config(point, "write"):
-        workloads.write_store(ctx, workloads.write_input(ctx))
-    monkeypatch.setenv(workloads.HTTP_ROOT_ENV, str(tmp_path))
+    point = Point.of(store=store, pipeline="fused", sharding="rows-16x2")
+    ctx = context.Context(point, tiny_adata, tmp_path / "p0")
+    with context.zarr_config(point, "write"):
+        context.write_store(ctx, context.write_input(ctx))
+    monkeypatch.setenv(context.HTTP_ROOT_ENV, str(tmp_path))
     with servers.start_http(tmp_path, faults={"/X/data/": 500}) as http:  # the server errors on X's values
-        monkeypatch.setenv(workloads.HTTP_URL_ENV, http.url)
-        with workloads.zarr_config(point, "read"), pytest.raises(Exception) as info:
-            workloads.read_store(ctx)
+        monkeypatch.setenv(context.HTTP_URL_ENV, http.url)
+        with context.zarr_config(point, "read"), pytest.raises(Exception) as info:
+            context.read_store(ctx)
         assert not isinstance(info.value, (AssertionError, VerificationError))
     shard = sorted((ctx.on_disk / "X" / "data" / "c").iterdir())[0]
     shard.unlink()  # a 404: zarr reads a missing chunk as fill values, so only verification can tell
     with servers.start_http(tmp_path) as http:
-        monkeypatch.setenv(workloads.HTTP_URL_ENV, http.url)
+        monkeypatch.setenv(context.HTTP_URL_ENV, http.url)
         work = workloads.Read(ctx)
         with work.config():
             work.run()
@@ -347,7 +356,7 @@ def test_server_killed_mid_read_is_a_recorded_failure_and_the_batch_goes_on(tiny
     import threading
     import time
 
-    from harness.runner import run_batch
+    from harness.measure.runner import run_batch
 
     server = servers.start_s3()
     killed, done = threading.Event(), threading.Event()
@@ -364,11 +373,11 @@ def test_server_killed_mid_read_is_a_recorded_failure_and_the_batch_goes_on(tiny
 
     watcher = threading.Thread(target=kill_at_first_data_read, daemon=True)
     try:
-        env = {**server.env, workloads.S3_BUCKET_ENV: servers.S3_BUCKET, servers.ACCESS_LOGS_ENV: str(server.access_log)}
+        env = {**server.env, context.S3_BUCKET_ENV: servers.S3_BUCKET, requests.ACCESS_LOGS_ENV: str(server.access_log)}
         watcher.start()
-        point = Point(store="s3-obstore", pipeline="fused")
-        got = run_batch([point], tiny_h5ad, ["read", "lazy-rows"], repeats=2, warmup=0, workdir=tmp_path / "w",
-                        timeout=300, env=env)
+        point = Point.of(store="s3-obstore", pipeline="fused")
+        got = {k: r.to_json() for k, r in run_batch([point], tiny_h5ad, ["read", "lazy-rows"], repeats=2, warmup=0,
+                                                     workdir=tmp_path / "w", timeout=300, env=env).items()}
     finally:
         done.set()
         server.stop()
@@ -380,15 +389,15 @@ def test_server_killed_mid_read_is_a_recorded_failure_and_the_batch_goes_on(tiny
 
 @needs_nginx
 def test_http_without_consolidated_metadata_is_unsupported_with_the_reason(tiny_h5ad: Path, tmp_path: Path) -> None:
-    points = [Point(store="http-obstore", pipeline="fused", consolidated="off")]
+    points = [Point.of(store="http-obstore", pipeline="fused", consolidated="off")]
     run_sweep(Sweep(dataset=str(tiny_h5ad), points=points, workloads=["lazy-open", "stream-async"], repeats=1, warmup=0,
                     results_dir=tmp_path, workdir=tmp_path / "work", progress=False))
-    rows = {r["workload"]: r for r in results.iter_rows(results.results_path(tmp_path))}
+    rows = {r["workload"]: r for r in results.iter_rows(results.results_file(tmp_path))}
     assert rows["lazy-open"]["status"] == "unsupported" and "needs consolidated metadata" in rows["lazy-open"]["error"]
     assert rows["stream-async"]["status"] == "ok"  # opens X by path: no listing needed
     # declared by the workloads (the worker, asv and pytest-benchmark consult the same reason), not guessed from an error
     assert workloads.REGISTRY["lazy-open"].unsupported_reason(points[0]) == rows["lazy-open"]["error"]
-    assert workloads.REGISTRY["lazy-open"].unsupported_reason(replace(points[0], consolidated="on")) is None
+    assert workloads.REGISTRY["lazy-open"].unsupported_reason(points[0].with_axes(consolidated="on")) is None
     assert workloads.REGISTRY["stream-async"].unsupported_reason(points[0]) is None
     assert workloads.REGISTRY["write"].unsupported_reason(points[0]) is None
 
@@ -401,14 +410,14 @@ def test_client_options_change_requests_and_are_checked(tiny_h5ad: Path, tmp_pat
 
     with pytest.raises(HarnessError, match="unknown client options"):
         parse_axes(["client=s3fs-fast"])
-    assert "apply to s3-fsspec only" in invalid_reason(Point(store="s3-obstore", client="s3fs-no-head"))
+    assert "apply to s3-fsspec only" in invalid_reason(Point.of(store="s3-obstore", client="s3fs-no-head"))
     with pytest.raises(HarnessError, match="apply to s3-fsspec only"):
         IOConfig(store="http-fsspec", client="s3fs-no-head")
-    points = [Point(store="s3-fsspec", pipeline="fused", sharding="none", client=c) for c in ("default", "s3fs-no-head")]
+    points = [Point.of(store="s3-fsspec", pipeline="fused", sharding="none", client=c) for c in ("default", "s3fs-no-head")]
     assert points[1].id.endswith("/client-s3fs-no-head") and point_by_id(points[1].id) == points[1]
     run_sweep(Sweep(dataset=str(tiny_h5ad), points=points, workloads=["read"], repeats=1, warmup=0,
                     results_dir=tmp_path, workdir=tmp_path / "work", progress=False))
-    rows = {r["point_id"]: r for r in results.iter_rows(results.results_path(tmp_path)) if r["workload"] == "read"}
+    rows = {r["point_id"]: r for r in results.iter_rows(results.results_file(tmp_path)) if r["workload"] == "read"}
     assert all(rows[p.id]["status"] == "ok" for p in points), [r.get("error") for r in rows.values()]  # verified reads
     default, no_head = (rows[p.id]["requests"] for p in points)
     assert default.get("HEAD", [0])[0] > 0 and no_head.get("HEAD", [0])[0] == 0

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import compare, report, results
+from harness.analysis import compare
+from harness.analysis import report
+from harness.analysis import results
+from harness.analysis import tables
 from harness.errors import HarnessError
 
 DATA = Path(__file__).parent / "data" / "results-pbmc68k.jsonl"
@@ -17,7 +20,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture
 def results_dir(tmp_path: Path) -> Path:
-    shutil.copy(DATA, results.results_path(tmp_path))
+    shutil.copy(DATA, results.results_file(tmp_path))
     return tmp_path
 
 
@@ -35,7 +38,7 @@ def test_report_renders_table_and_valid_figures(results_dir: Path, tmp_path: Pat
 
 
 def test_old_schema_rows_are_skipped_and_said(results_dir: Path, tmp_path: Path) -> None:
-    with open(results.results_path(results_dir), "a") as fh:
+    with open(results.results_file(results_dir), "a") as fh:
         fh.write(json.dumps({"schema": 0, "point_id": "x"}) + "\n")
     text = report.build(results_dir, tmp_path / "rep").read_text()
     assert "1 rows of an older or unknown schema were skipped" in text
@@ -44,7 +47,7 @@ def test_old_schema_rows_are_skipped_and_said(results_dir: Path, tmp_path: Path)
 def test_missing_or_empty_results_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="no results file"):
         report.build(tmp_path / "nothing", tmp_path / "rep")
-    results.results_path(tmp_path).write_text("")
+    results.results_file(tmp_path).write_text("")
     with pytest.raises(HarnessError, match="has no rows of schema"):
         report.build(tmp_path, tmp_path / "rep")
 
@@ -52,17 +55,22 @@ def test_missing_or_empty_results_are_clear_errors(tmp_path: Path) -> None:
 def test_mixed_provenance_is_reported(results_dir: Path, tmp_path: Path) -> None:
     rows = [json.loads(line) for line in DATA.read_text().splitlines()]
     rows[0]["provenance"]["cpu"] = "Another CPU"
-    results.results_path(results_dir).write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    results.results_file(results_dir).write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     assert "different machines" in report.build(results_dir, tmp_path / "rep").read_text()
 
 
 def test_significance_on_constructed_samples() -> None:
     same = [1.0, 1.01, 0.99, 1.02, 0.98]
-    assert compare.verdict(same, [1.0, 0.99, 1.01, 1.0, 1.02])[1] == "not significant"
-    p, word = compare.verdict(same, [2.0, 2.02, 1.98, 2.01, 1.99])
-    assert p < 0.05 and word == "B 2.00x slower"
-    assert compare.verdict(same, [0.5, 0.51, 0.49, 0.5, 0.5])[1] == "B 2.00x faster"
-    assert compare.verdict([1.0, 1.1], [2.0, 2.1])[1] == "too few repeats"
+    def verdict(a, b):
+        return compare.compared("p", "w", a, b)
+
+    assert verdict(same, [1.0, 0.99, 1.01, 1.0, 1.02]).verdict == "not significant"
+    slower = verdict(same, [2.0, 2.02, 1.98, 2.01, 1.99])
+    assert slower.p_value < 0.05 and slower.significant and slower.verdict == "B 2.00x slower"
+    faster = verdict(same, [0.5, 0.51, 0.49, 0.5, 0.5])
+    assert faster.significant and faster.ratio < 1 and faster.verdict == "B 2.00x faster"
+    few = verdict([1.0, 1.1], [2.0, 2.1])
+    assert few.p_value is None and not few.significant and few.verdict == "too few repeats"
 
 
 def test_compare_refuses_other_machines_unless_forced(results_dir: Path, tmp_path: Path) -> None:
@@ -71,7 +79,7 @@ def test_compare_refuses_other_machines_unless_forced(results_dir: Path, tmp_pat
     rows = [json.loads(line) for line in DATA.read_text().splitlines()]
     for r in rows:
         r["provenance"]["cpu"] = "Another CPU"
-    results.results_path(other).write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    results.results_file(other).write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     with pytest.raises(HarnessError, match="different machines"):
         compare.compare(results_dir, other)
     pairs, warnings = compare.compare(results_dir, other, force=True)
@@ -93,12 +101,12 @@ def test_unstable_measurements_are_flagged_with_advice(results_dir: Path) -> Non
     import pandas as pd
 
     df = results.load(results_dir)
-    flagged = report.unstable(df)
-    latest = report.latest(df)
+    flagged = tables.unstable(df)
+    latest = tables.latest(df)
     ok = latest[latest["status"] == "ok"]
     assert len(flagged) == int((ok["iqr"] > 0.10 * ok["median"]).sum())
     wild = pd.concat([df, df.iloc[[0]].assign(run_id="zzz", values=[[1.0, 2.0, 3.0, 4.0]], median=2.5, iqr=1.5)])
-    assert any("more --repeats" in w and "60%" in w for w in report.unstable(wild))
+    assert any("more --repeats" in w and "60%" in w for w in tables.unstable(wild))
 
 
 def _remote_rows() -> list[dict]:
@@ -121,7 +129,7 @@ def _remote_rows() -> list[dict]:
 
 
 def test_remote_report_shows_requests_effects_and_a_remote_reference(tmp_path: Path) -> None:
-    path = results.results_path(tmp_path)
+    path = results.results_file(tmp_path)
     path.write_text("".join(json.dumps(r) + "\n" for r in _remote_rows()))
     text = report.build(tmp_path, tmp_path / "rep").read_text()
     assert "## Remote requests" in text and "| 100 | 7 | 5.0 | 1,000 | 0.050 |" in text
@@ -137,7 +145,7 @@ def test_remote_report_shows_requests_effects_and_a_remote_reference(tmp_path: P
 def test_effects_need_enough_repeats_and_a_real_difference(tmp_path: Path) -> None:
     rows = _remote_rows()[:2]
     rows[1]["values"] = [2.0 * (1 + 0.01 * i) for i in range(5)][::-1]  # obstore now as fast as fsspec
-    path = results.results_path(tmp_path)
+    path = results.results_file(tmp_path)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     (found,) = compare.axis_effects(results.load(tmp_path))
     assert found.verdict == "not significant" and found.p_value > 0.5
@@ -151,10 +159,10 @@ def test_one_results_directory_with_several_datasets_shows_each(results_dir: Pat
     """A scale run puts 10k, 100k and 1m in one directory: the table labels each point with its dataset."""
     rows = [json.loads(line) for line in DATA.read_text().splitlines()]
     other = [{**r, "key": r["key"] + "-big", "dataset": {**r["dataset"], "name": "big", "fingerprint": "f" * 16}} for r in rows]
-    with results.results_path(results_dir).open("a") as f:
+    with results.results_file(results_dir).open("a") as f:
         f.writelines(json.dumps(r) + "\n" for r in other)
-    df = report.with_speedup(report.latest(results.load(results_dir)))
-    labels = [line["point"] for line in report.point_lines(df, ["write", "read"])]
+    df = tables.with_speedup(tables.latest(results.load(results_dir)))
+    labels = [line["point"] for line in tables.point_lines(df, ["write", "read"])]
     assert len(labels) == 2 * len({r["point_id"] for r in rows})
     assert any(label.endswith(" [big]") for label in labels) and any(label.endswith(" [pbmc68k]") for label in labels)
-    report.summary_table(results.load(results_dir))  # used to fail: several rows per (point, workload)
+    tables.summary_table(results.load(results_dir))  # used to fail: several rows per (point, workload)

@@ -10,9 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import matrix, pipelines, stores, verify, workloads
-from harness.codecs import all_codec_names
+from harness import matrix
+from harness.runtime.codecs import all_codec_names
 from harness.matrix import Point
+from harness.runtime import Pipeline, Protocol, Store
+from harness.measure import context
+from harness.measure import verify
+import harness.runtime.pipelines as rpipelines
 
 
 class RoundTripTests:
@@ -22,17 +26,17 @@ class RoundTripTests:
 
     def test_write_then_read_is_equal(self, point: Point, tiny_adata, tmp_path: Path) -> None:
         reason = matrix.invalid_reason(point) or matrix.static_unsupported_reason(point) or (
-            point.api != "h5ad" and pipelines.unsupported_reason(point.pipeline, "asyncio"))
+            point.api != "h5ad" and rpipelines.unavailable_reason(point.config.pipeline, "asyncio"))
         if reason:
             pytest.skip(reason)
-        ctx = workloads.Context(point, tiny_adata, tmp_path)
-        with workloads.zarr_config(point, "write"):
-            workloads.write_store(ctx, workloads.write_input(ctx))
-        with workloads.zarr_config(point, "read"):
-            verify.assert_anndata_equal(workloads.read_store(ctx), tiny_adata)
+        ctx = context.Context(point, tiny_adata, tmp_path)
+        with context.zarr_config(point, "write"):
+            context.write_store(ctx, context.write_input(ctx))
+        with context.zarr_config(point, "read"):
+            verify.assert_anndata_equal(context.read_store(ctx), tiny_adata)
         # and with zarr's plain Python pipeline, the reader every user has
-        with workloads.zarr_config(Point(pipeline="python"), "read"):
-            verify.assert_anndata_equal(workloads.read_store(ctx), tiny_adata)
+        with context.zarr_config(Point.of(pipeline="python"), "read"):
+            verify.assert_anndata_equal(context.read_store(ctx), tiny_adata)
 
 
 
@@ -41,22 +45,22 @@ def _parametrize(points: list[Point]):
 
 
 # Remote stores need their servers: their round trips live in test_remote.py.
-@_parametrize([Point(store=s, pipeline=p) for s in matrix.STORES if stores.protocol_of(s) == "file" for p in matrix.PIPELINES])
+@_parametrize([Point.of(store=s, pipeline=p) for s in Store if s.protocol is Protocol.FILE for p in Pipeline])
 class TestStoresAndPipelines(RoundTripTests):
     pass
 
 
-@_parametrize([Point(pipeline="zarrs", codec=c) for c in all_codec_names()])
+@_parametrize([Point.of(pipeline="zarrs", codec=c) for c in all_codec_names()])
 class TestCodecs(RoundTripTests):
     pass
 
 
-@_parametrize([Point(pipeline=p, sharding=s) for p in ("python", "zarrs")
+@_parametrize([Point.of(pipeline=p, sharding=s) for p in ("python", "zarrs")
                for s in ("none", "auto", "guide-example", "rows-8x4", "sparse:rows-16x2+dense:none+columns:rows-40x1")])
 class TestShardingPolicies(RoundTripTests):
     pass
 
 
-@_parametrize([matrix.baseline_point(b) for b in matrix.BASELINES] + [Point(consolidated="off")])
+@_parametrize([matrix.baseline_point(b) for b in matrix.BASELINES] + [Point.of(consolidated="off")])
 class TestBaselines(RoundTripTests):
     pass

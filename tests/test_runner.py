@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import matrix, results
+from harness import matrix
 from harness.errors import HarnessError
 from harness.matrix import Point
-from harness.runner import Sweep, run_sweep
+from harness.measure.runner import Sweep, run_sweep
+from harness.analysis import results
+from harness.analysis.results import Row
 
 
 def _sweep(dataset: Path, results_dir: Path, points: list[Point], workloads=("write", "read"), **kw) -> Sweep:
@@ -24,10 +26,10 @@ def _sweep(dataset: Path, results_dir: Path, points: list[Point], workloads=("wr
 
 
 def test_sweep_records_every_repeat_with_provenance(tiny_h5ad: Path, tmp_path: Path) -> None:
-    points = [matrix.baseline_point("anndata-default"), Point(loop="uvloop", pipeline="zarrs", sharding="rows-16x2"),
-              Point(store="fsspec", pipeline="zarrs")]
+    points = [matrix.baseline_point("anndata-default"), Point.of(loop="uvloop", pipeline="zarrs", sharding="rows-16x2"),
+              Point.of(store="fsspec", pipeline="zarrs")]
     counts = run_sweep(_sweep(tiny_h5ad, tmp_path, points, workloads=("write", "read", "lazy-random")))
-    rows = list(results.iter_rows(results.results_path(tmp_path)))
+    rows = list(results.iter_rows(results.results_file(tmp_path)))
     assert len(rows) == 9 and counts["ok"] == 6 and counts["unsupported"] == 3
     by = {(r["point_id"], r["workload"]): r for r in rows}
     write = by[(points[1].id, "write")]
@@ -45,31 +47,31 @@ def test_sweep_records_every_repeat_with_provenance(tiny_h5ad: Path, tmp_path: P
 
 
 def test_resume_skips_points_already_measured(tiny_h5ad: Path, tmp_path: Path) -> None:
-    sweep = _sweep(tiny_h5ad, tmp_path, [Point(pipeline="fused")], workloads=("write",))
+    sweep = _sweep(tiny_h5ad, tmp_path, [Point.of(pipeline="fused")], workloads=("write",))
     assert run_sweep(sweep)["ok"] == 1
     again = run_sweep(sweep)
     assert again["resumed"] == 1 and again["ok"] == 0
-    assert len(list(results.iter_rows(results.results_path(tmp_path)))) == 1
+    assert len(list(results.iter_rows(results.results_file(tmp_path)))) == 1
 
 
 def test_timeout_kills_the_point_and_keeps_going(tiny_h5ad: Path, tmp_path: Path) -> None:
-    points = [Point(pipeline="python"), Point(pipeline="fused")]
+    points = [Point.of(pipeline="python"), Point.of(pipeline="fused")]
     counts = run_sweep(_sweep(tiny_h5ad, tmp_path, points, workloads=("write",), timeout=0.5))
     assert counts["timeout"] == 2
-    rows = list(results.iter_rows(results.results_path(tmp_path)))
+    rows = list(results.iter_rows(results.results_file(tmp_path)))
     assert {r["status"] for r in rows} == {"timeout"} and "timeout of 0.5s" in rows[0]["error"]
 
 
 def test_a_second_sweep_on_the_same_results_dir_is_refused(tiny_h5ad: Path, tmp_path: Path) -> None:
     with results.locked(tmp_path), pytest.raises(HarnessError, match="locked by another running sweep"):
-        run_sweep(_sweep(tiny_h5ad, tmp_path, [Point()]))
+        run_sweep(_sweep(tiny_h5ad, tmp_path, [Point.of()]))
 
 
 def test_truncated_last_line_is_ignored(tmp_path: Path) -> None:
-    results.append(tmp_path, [{"key": "a", "status": "ok", "values": [1.0]}])
-    with open(results.results_path(tmp_path), "a") as fh:
+    results.append(tmp_path, [Row("p", "write", "ok", data={"key": "a", "values": [1.0]})])
+    with open(results.results_file(tmp_path), "a") as fh:
         fh.write('{"schema": 1, "key": "b", "sta')
-    assert [r["key"] for r in results.iter_rows(results.results_path(tmp_path))] == ["a"]
+    assert [r["key"] for r in results.iter_rows(results.results_file(tmp_path))] == ["a"]
     assert results.done_keys(tmp_path) == {"a"}
 
 
@@ -91,7 +93,7 @@ def test_killed_sweep_resumes_with_each_point_exactly_once(tiny_h5ad: Path, tmp_
     cmd = [sys.executable, "-m", "harness.cli", "run", "--dataset", str(tiny_h5ad), "--results", str(out), "--workdir", str(tmp_path / "work"),
            "--baselines", "none", "--axis", "store=local,s3-obstore", "--axis", "pipeline=python,fused", "--axis", "codec=zstd-0",
            "--axis", "sharding=auto", "--workloads", "write,read", "--repeats", "1", "--warmup", "0", "--no-progress"]
-    path = results.results_path(out)
+    path = results.results_file(out)
     rng = random.Random(7)
     (tmp_path / "tmp").mkdir()
     env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}  # worker specs and server dirs: found by path below
@@ -122,12 +124,12 @@ def test_killed_sweep_resumes_with_each_point_exactly_once(tiny_h5ad: Path, tmp_
 ])
 def test_crashes_and_hangs_become_rows_and_the_sweep_goes_on(kind: str, status: str, evidence: str, tiny_h5ad: Path,
                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.worker import INJECT_FAULT_ENV
+    from harness.measure.worker import INJECT_FAULT_ENV
 
     monkeypatch.setenv(INJECT_FAULT_ENV, f"{kind}:read")
-    points = [Point(pipeline="python"), Point(pipeline="fused")]
+    points = [Point.of(pipeline="python"), Point.of(pipeline="fused")]
     counts = run_sweep(_sweep(tiny_h5ad, tmp_path, points, workloads=("write", "read"), timeout=15))
-    rows = {(r["point_id"], r["workload"]): r for r in results.iter_rows(results.results_path(tmp_path))}
+    rows = {(r["point_id"], r["workload"]): r for r in results.iter_rows(results.results_file(tmp_path))}
     assert len(rows) == 4 and counts[status] == 2
     for point in points:  # the write before the fault was kept; the faulty read is recorded with its cause
         assert rows[(point.id, "write")]["status"] == "ok"

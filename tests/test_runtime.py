@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import runtime, verify
+from harness import runtime
 from harness.errors import HarnessError
 from harness.runtime import IOConfig
+from harness.measure import verify
 
 
 def test_layering_defaults_tuned_env_arguments(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -10,10 +10,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness import report, results, servers
+from harness.analysis import report
+from harness.analysis import results
+from harness.measure import servers
 from harness.cli import main
 from harness.matrix import Point
-from harness.runner import Sweep, run_sweep
+from harness.measure.runner import Sweep, run_sweep
 
 DATA = Path(__file__).parent / "data" / "results-pbmc68k.jsonl"
 
@@ -35,7 +37,7 @@ def test_secrets_in_the_environment_never_reach_results_or_reports(tiny_h5ad: Pa
     marker = "very-secret-4f1c"
     for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "HARNESS_TOKEN"):
         monkeypatch.setenv(name, marker)
-    run_sweep(Sweep(dataset=str(tiny_h5ad), points=[Point(pipeline="fused")], workloads=["write"], repeats=1, warmup=0,
+    run_sweep(Sweep(dataset=str(tiny_h5ad), points=[Point.of(pipeline="fused")], workloads=["write"], repeats=1, warmup=0,
                     results_dir=tmp_path / "res", workdir=tmp_path / "work", progress=False))
     report.build(tmp_path / "res", tmp_path / "rep")
     written = [p for p in (tmp_path / "res").rglob("*") if p.is_file()] + [p for p in (tmp_path / "rep").rglob("*") if p.is_file()]
@@ -47,7 +49,7 @@ def test_text_from_result_files_is_escaped_and_never_executed(tmp_path: Path) ->
     row = json.loads(DATA.read_text().splitlines()[0])
     row.update(point_id="<script>alert(1)</script>", status="failed", error=f"$(touch {pwned}); `touch {pwned}`",
                dataset={**row["dataset"], "path": f"; touch {pwned}"})
-    results.results_path(tmp_path).write_text(json.dumps(row) + "\n")
+    results.results_file(tmp_path).write_text(json.dumps(row) + "\n")
     report.build(tmp_path, tmp_path / "rep")
     assert main(["show", "--results", str(tmp_path)]) == 0
     html = (tmp_path / "rep" / "index.html").read_text()

@@ -7,18 +7,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import matrix, workloads
+from harness import matrix
+from harness.measure import context, datasets, streams, verify, workloads
 from harness.errors import UnsupportedPoint, VerificationError
 from harness.matrix import Point
 
 
 @pytest.mark.parametrize("name", workloads.WORKLOADS)
-@pytest.mark.parametrize("point", [Point(pipeline="zarrs", sharding="rows-16x2"), matrix.baseline_point("h5ad"),
+@pytest.mark.parametrize("point", [Point.of(pipeline="zarrs", sharding="rows-16x2"), matrix.baseline_point("h5ad"),
                                    matrix.baseline_point("anndata-default")], ids=lambda p: p.id)
 def test_each_workload_runs_and_verifies(name: str, point: Point, tiny_adata, tmp_path: Path) -> None:
-    ctx = workloads.Context(point, tiny_adata, tmp_path, cold=True)
-    with workloads.zarr_config(point, "write"):
-        workloads.write_store(ctx, workloads.write_input(ctx))
+    ctx = context.Context(point, tiny_adata, tmp_path, cold=True)
+    with context.zarr_config(point, "write"):
+        context.write_store(ctx, context.write_input(ctx))
     work = workloads.REGISTRY[name](ctx)
     if point.api == "h5ad" and name.startswith("stream-async"):
         with pytest.raises(UnsupportedPoint, match="no async API"), work.config():
@@ -34,12 +35,12 @@ def test_each_workload_runs_and_verifies(name: str, point: Point, tiny_adata, tm
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_stream_returns_every_row_exactly_once(name: str, loop: str, tiny_adata, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workloads, "STREAM_BATCH_ROWS", 16)
-    monkeypatch.setattr(workloads, "STREAM_IN_FLIGHT", 3)
-    point = Point(store="obstore", loop=loop, pipeline="fused", sharding="rows-16x2")
-    ctx = workloads.Context(point, tiny_adata, tmp_path)
-    with workloads.zarr_config(point, "write"):
-        workloads.write_store(ctx, workloads.write_input(ctx))
+    monkeypatch.setattr(streams, "STREAM_BATCH_ROWS", 16)
+    monkeypatch.setattr(streams, "STREAM_IN_FLIGHT", 3)
+    point = Point.of(store="obstore", loop=loop, pipeline="fused", sharding="rows-16x2")
+    ctx = context.Context(point, tiny_adata, tmp_path)
+    with context.zarr_config(point, "write"):
+        context.write_store(ctx, context.write_input(ctx))
     work = workloads.REGISTRY[name](ctx)
     with work.config():
         work.run()
@@ -58,10 +59,10 @@ def test_stream_returns_every_row_exactly_once(name: str, loop: str, tiny_adata,
 
 
 def test_changed_values_fail_verification(tiny_adata, tmp_path: Path) -> None:
-    point = Point(pipeline="python", codec="none", sharding="none")
-    ctx = workloads.Context(point, tiny_adata, tmp_path)
-    with workloads.zarr_config(point, "write"):
-        workloads.write_store(ctx, workloads.write_input(ctx))
+    point = Point.of(pipeline="python", codec="none", sharding="none")
+    ctx = context.Context(point, tiny_adata, tmp_path)
+    with context.zarr_config(point, "write"):
+        context.write_store(ctx, context.write_input(ctx))
     import zarr
 
     data = zarr.open_array(ctx.output / "X" / "data", mode="r+")
@@ -78,13 +79,11 @@ def test_baseline_writes_get_their_own_dataframes_not_a_second_copy_of_the_matri
     obs/var (and raw.var) and shares X, layers and obsm with the source (no second copy at 1M cells)."""
     import anndata as ad
 
-    from harness import datasets
-
     source = datasets.load(datasets.resolve("pbmc68k"))
     assert source.raw is not None
     source.obs["label"] = np.array(["a", "b"] * (source.n_obs // 2) + ["a"] * (source.n_obs % 2), dtype=object)
     before = source.obs["label"].dtype
-    given = workloads.dataframes_copied(source)
+    given = context.dataframes_copied(source)
     assert given.X is source.X and all(given.obsm[k] is source.obsm[k] for k in source.obsm)
     ad.io.write_zarr(tmp_path / "s.zarr", given)
     assert source.obs["label"].dtype == before != "category" and given.obs["label"].dtype == "category"  # source untouched
@@ -95,7 +94,6 @@ def test_baseline_writes_get_their_own_dataframes_not_a_second_copy_of_the_matri
 def test_sparse_verification_compares_arrays_and_still_catches_one_changed_value() -> None:
     import scipy.sparse as sp
 
-    from harness import verify
 
     a = sp.random(50, 40, density=0.2, format="csr", random_state=0, dtype=np.float32)
     verify.assert_matrix_equal(a.copy(), a, "same")

@@ -9,6 +9,6 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     """Provenance of the stack under test, next to pytest-benchmark's own machine info."""
     from pathlib import Path
 
-    from harness import provenance
+    from harness.measure import provenance
 
     machine_info["harness"] = provenance.collect(Path.cwd())

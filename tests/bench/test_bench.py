@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.bench import point_ids, prepare
+from harness.measure.bench import point_ids, prepare
 from harness.errors import UnsupportedPoint
 from harness.matrix import point_by_id
 

@@ -1,0 +1,175 @@
+"""Tables from result rows: speedups against anndata-default, one line per point, problems and unstable
+measurements, remote request counts, axis effects; as rich tables for the terminal and as markdown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ..runtime import Store
+from .stats import median
+
+BASELINE = "anndata-default"
+#: Column order of tables; mirrors harness.workloads.WORKLOADS (not imported: reports never import the stack).
+WORKLOAD_ORDER = ("write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene",
+                  "stream-sync", "stream-async", "stream-dask", "stream-sync-shuffled", "stream-async-shuffled", "stream-dask-shuffled")
+
+
+def with_speedup(df: pd.DataFrame) -> pd.DataFrame:
+    """Add `speedup` = anndata-default median / this median, per dataset and workload.
+
+    The reference is the latest ok anndata-default row on the same dataset fingerprint, stack, store,
+    loop and network condition (falling back to the same store on any loop, then to the same protocol,
+    e.g. s3-obstore's for s3-fsspec, then to the local one),
+    which in a normal sweep is measured in the same run (baselines run on every store of a sweep).
+    """
+    df = df.copy()
+    df["speedup"] = float("nan")
+    for col, default in (("store", "local"), ("loop", "asyncio"), ("net", "none"), ("baseline", "")):
+        if col not in df:
+            df[col] = default
+    ok = df[(df["status"] == "ok") & df["median"].notna()]
+    base = ok[ok["baseline"] == BASELINE].sort_values("run_id")
+    keys = ["dataset_fingerprint", "stack_key", "workload"]
+    exact = base.groupby([*keys, "store", "loop", "net"])["median"].last()
+    same_store = base.groupby([*keys, "store", "net"])["median"].last()
+    protocols = base["store"].map(_protocol)
+    same_protocol = base.assign(protocol=protocols).groupby([*keys, "protocol", "net"])["median"].last()
+    local = base[base["store"] == "local"].groupby(keys)["median"].last()
+    for idx, row in ok.iterrows():
+        k = tuple(row[c] for c in keys)
+        ref = exact.get((*k, row["store"], row["loop"], row["net"]))
+        ref = ref if ref is not None else same_store.get((*k, row["store"], row["net"]))
+        if ref is None and _protocol(row["store"]) != "file":
+            ref = same_protocol.get((*k, _protocol(row["store"]), row["net"]))
+        ref = ref if ref is not None else local.get(k)
+        if ref is not None and row["median"]:
+            df.at[idx, "speedup"] = ref / row["median"]
+    return df
+
+
+def _protocol(store: Any) -> str:
+    return str(Store.parse(store).protocol)
+
+
+def latest(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, point, workload): the most recent measurement."""
+    if df.empty:
+        return df
+    ordered = df.sort_values("run_id", kind="stable")
+    return ordered.drop_duplicates(["dataset_fingerprint", "point_id", "workload"], keep="last")
+
+
+def point_lines(df: pd.DataFrame, workloads: list[str]) -> list[dict[str, Any]]:
+    """One entry per point, fastest first: a cell per workload (text, or the status when not ok),
+    files and MB of the written store, and the pipelines that ran. Shared by every table format."""
+    lines = []
+    label = df["point_id"].astype(str)
+    if "dataset_name" in df and df["dataset_name"].nunique() > 1:  # one results directory, several datasets
+        label = label + " [" + df["dataset_name"].astype(str) + "]"
+    df = df.assign(label=label)
+    order = df.groupby("label")["median"].min().sort_values(na_position="last").index
+    for pid in order:
+        rows = df[df["label"] == pid].set_index("workload")
+        cells: list[tuple[bool, str]] = []
+        for w in workloads:
+            if w not in rows.index:
+                cells.append((True, ""))
+            elif rows.loc[w, "status"] != "ok":
+                cells.append((False, str(rows.loc[w, "status"])))
+            else:
+                r = rows.loc[w]
+                speed = f" ({r['speedup']:.2f}x)" if pd.notna(r.get("speedup")) else ""
+                cells.append((True, f"{r['median']:.3f} ±{r['iqr']:.3f}{speed}"))
+        with_files = [w for w in ["write", *rows.index] if w in rows.index and pd.notna(rows.loc[w].get("files"))]
+        store = rows.loc[with_files[0]] if with_files else rows.iloc[0]
+        files, size = store.get("files"), store.get("bytes")
+        ran = sorted({p for v in rows.get("pipeline_effective", pd.Series(dtype=object)).dropna() for p in v})
+        lines.append({"point": pid, "cells": cells, "files": "" if pd.isna(files) else f"{int(files)}",
+                      "mb": "" if pd.isna(size) else f"{size / 1e6:.1f}", "ran": ", ".join(ran)})
+    return lines
+
+
+def summary_table(df: pd.DataFrame, workloads: list[str] | None = None) -> Any:
+    """A rich Table: one line per point, median ± IQR and speedup for each workload, files and MB."""
+    from rich.table import Table
+
+    df = with_speedup(latest(df))
+    workloads = workloads or [w for w in WORKLOAD_ORDER if w in set(df["workload"])]
+    table = Table(title="median seconds ±IQR (speedup vs anndata-default: >1 is faster)", show_lines=False)
+    table.add_column("point", no_wrap=True)
+    for w in workloads:
+        table.add_column(w, justify="right")
+    for name in ("files", "MB"):
+        table.add_column(name, justify="right")
+    table.add_column("pipeline ran")
+    for line in point_lines(df, workloads):
+        cells = [text if ok else f"[red]{text}[/red]" for ok, text in line["cells"]]
+        table.add_row(line["point"], *cells, line["files"], line["mb"], line["ran"])
+    return table
+
+
+UNSTABLE_IQR = 0.10
+
+
+def unstable(df: pd.DataFrame, threshold: float = UNSTABLE_IQR) -> list[str]:
+    """pyperf-style warnings for measurements whose spread is large relative to their median."""
+    ok = latest(df)
+    ok = ok[(ok["status"] == "ok") & ok["median"].notna() & (ok["median"] > 0)]
+    flagged = ok[ok["iqr"] > threshold * ok["median"]]
+    return [f"{r.point_id} {r.workload}: IQR is {r.iqr / r.median:.0%} of the median; the result is unstable: "
+            "rerun with more --repeats, on a quieter machine, or on a larger dataset" for r in flagged.itertuples()]
+
+
+def problems(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows that did not measure, with their reasons (latest per point and workload)."""
+    df = latest(df)
+    cols = [c for c in ("point_id", "workload", "status", "error") if c in df]
+    return df[df["status"] != "ok"][cols].assign(error=lambda d: d.get("error", ""))
+
+
+# --- full reports: markdown + HTML with figures ---------------------------------------------
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """Point x workload medians ±IQR (speedup) as a markdown table."""
+    workloads = [w for w in WORKLOAD_ORDER if w in set(df["workload"])]
+    lines = ["| point | " + " | ".join(workloads) + " | files | MB |", "|---" * (len(workloads) + 3) + "|"]
+    for line in point_lines(df, workloads):
+        cells = [text for _, text in line["cells"]]
+        lines.append(f"| `{line['point']}` | " + " | ".join(cells) + f" | {line['files']} | {line['mb']} |")
+    return "\n".join(lines)
+
+
+def _median_of(values: Any) -> float | None:
+    return median(values) if isinstance(values, list) else None
+
+
+def remote_lines(df: pd.DataFrame) -> list[dict[str, str]]:
+    """Per remote measurement: median ±IQR, requests and repeated requests per run, MB sent by the
+    server, and for streams rows/s and time to first batch (medians over the repeats)."""
+    if "requests" not in df:
+        return []
+    lines = []
+    rows = df[(df["status"] == "ok") & df["requests"].notna()].sort_values(["workload", "median"])
+    for r in rows.itertuples():
+        counted, metrics = r.requests, (getattr(r, "metrics", None) if isinstance(getattr(r, "metrics", None), dict) else {})
+        rps, first = _median_of(metrics.get("rows_per_s")), _median_of(metrics.get("first_batch_s"))
+        lines.append({"point": r.point_id, "workload": r.workload, "time": f"{r.median:.3f} ±{r.iqr:.3f}",
+                      "requests": f"{_median_of(counted.get('requests')):.0f}", "repeated": f"{_median_of(counted.get('repeated')):.0f}",
+                      "mb": f"{(_median_of(counted.get('bytes')) or 0) / 1e6:.1f}",
+                      "rows_s": "" if rps is None else f"{rps:,.0f}", "first": "" if first is None else f"{first:.3f}"})
+    return lines
+
+
+def effects_markdown(found: list) -> list[str]:
+    """The within-run axis effects (`compare.axis_effects`: Mann-Whitney on raw repeats) as a markdown table."""
+    if not found:
+        return []
+    md = ["| effect | workload | other axes (network) | A s | B s | B/A | p | verdict |", "|---" * 8 + "|"]
+    md += [f"| {e.axis} | {e.workload} | `{e.context}` | {e.a:.3f} | {e.b:.3f} | {e.ratio:.2f} | "
+           f"{'' if e.p_value is None else f'{e.p_value:.3f}'} | {e.verdict} |" for e in found]
+    return md
+
+

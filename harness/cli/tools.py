@@ -1,0 +1,154 @@
+"""`harness gpu`, `harness serve`, `harness check-store`, `harness datasets`: the tools around a sweep."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import HarnessError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    gp = sub.add_parser("gpu", help="probe CUDA/kvikio and table which elements read onto the GPU, per codec (bit-for-bit checked)",
+                        description="Without CUDA it prints the probe's reason: every gpu/gds point is then 'unsupported'.")
+    gp.add_argument("--dataset", default="tiny", help="dataset to write and read back (default tiny)")
+    gp.add_argument("--codecs", default="zstd-0,blosc-lz4-bitshuffle,none", help="comma list of codecs")
+    gp.add_argument("--sharding", default="auto", help="sharding policy of the written stores")
+    gp.add_argument("--results", default="results", help="results directory the capability rows are appended to")
+    gp.set_defaults(func=cmd_gpu)
+
+    srv = sub.add_parser("serve", help="start the loopback S3 server or nginx for manual use and print the URL")
+    srv.add_argument("kind", choices=["s3", "http"])
+    srv.add_argument("--dir", help="directory nginx serves (http; default: current directory)")
+    srv.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request (needs nginx's Lua module)")
+    srv.set_defaults(func=cmd_serve)
+
+    chk = sub.add_parser("check-store", help="check that a store's consolidated metadata still matches its nodes",
+                         description="Compares the consolidated metadata in the root zarr.json with every node's own zarr.json "
+                                     "(and, where the store can list, looks for nodes it does not know). Exit 0: fresh; 1: stale or absent.")
+    chk.add_argument("url", help="a local path, s3://bucket/prefix (AWS_* variables) or https://host/path")
+    chk.add_argument("--backend", choices=["local", "fsspec", "obstore"], help="client (default: local for paths, obstore for URLs)")
+    chk.add_argument("--fix", action="store_true", help="re-consolidate with zarr.consolidate_metadata when stale (writable stores)")
+    chk.set_defaults(func=cmd_check_store)
+
+    ds = sub.add_parser("datasets", help="list, fetch the built-in, or make a synthetic dataset")
+    ds.add_argument("action", choices=["list", "fetch", "make"])
+    ds.add_argument("name", nargs="?", help="for make: tiny|10k|100k|1m, or a file stem with --cells")
+    ds.add_argument("--cells", type=int, help="number of cells (make)")
+    ds.add_argument("--genes", type=int, help="number of genes (make)")
+    ds.add_argument("--seed", type=int, default=0)
+    ds.add_argument("--out", help="output .h5ad path (make)")
+    ds.set_defaults(func=cmd_datasets)
+
+
+def _gpu_rows(codecs: list[str], sharding: str, source) -> list[dict]:
+    """Write the dataset per codec on the CPU, read each element on the GPU (local and gds stores)."""
+    import tempfile
+
+    from ..measure import gpu
+    from ..runtime import IOConfig
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="harness-gpu-") as tmp:
+        for codec in codecs:
+            target = Path(tmp) / f"{codec}.zarr"
+            IOConfig(pipeline="fused", codec=codec, sharding=sharding).write(source, target)  # CPU write
+            for store_kind in ("local", "gds"):
+                rows += gpu.capability_table(target, codec, store_kind=store_kind)
+            for r in gpu.gpu_write_interop(target, codec, Path(tmp) / "gpu-written"):
+                rows.append({**r, "element": f"{r['element']} (GPU write, CPU read)", "store": "local"})
+    return rows
+
+
+def cmd_gpu(args: argparse.Namespace) -> int:
+    """Probe the GPU stack; where CUDA works, write the dataset per codec and read each element on the GPU."""
+    import json
+    import time
+    from dataclasses import asdict
+
+    from ..analysis import results
+    from ..analysis.results import Row
+    from ..matrix import Point
+    from ..measure import datasets, gpu, provenance
+
+    found = gpu.probe()
+    print("\n".join(found.lines()))
+    dataset_path = datasets.resolve(args.dataset)
+    rows = _gpu_rows([c.strip() for c in args.codecs.split(",") if c.strip()], args.sharding, datasets.load(dataset_path))
+    width = max(len(r["element"]) for r in rows)
+    print(f"{'element':<{width}}  codec                  store  result")
+    for r in rows:
+        detail = (f"works ({r.get('kind')}, via {r.get('via')}), {r['seconds']:.3f}s, bit-for-bit equal to the CPU read"
+                  if r["status"] == "works" else f"{r['status']}: {r.get('error', '')}")
+        print(f"{r['element']:<{width}}  {r['codec']:<22} {r['store']:<6} {detail}")
+    run_id = time.strftime("%Y%m%dT%H%M%S")
+    prov = provenance.collect(Path(args.results))
+    common = {"provenance": prov, "stack_key": provenance.stack_key(prov), "run_id": run_id,
+              "dataset": {"name": args.dataset, "path": str(dataset_path), "fingerprint": datasets.fingerprint(dataset_path)},
+              "gpu_probe": json.loads(json.dumps(asdict(found)))}  # the probe above, once for every row
+    out = []
+    for i, r in enumerate(rows):
+        point = Point.of(store=r["store"], pipeline="gpu", codec=r["codec"], sharding=args.sharding)
+        status = {"works": "ok", "fails": "failed"}.get(r["status"], r["status"])
+        out.append(Row(point.id, f"gpu-read {r['element']}", "skipped" if status == "absent" else status, r.get("error", ""),
+                       {**common, "key": f"gpu-{run_id}-{i}", "point": point.to_dict(),
+                        "values": [r["seconds"]] if "seconds" in r else []}))
+    results.append(Path(args.results), out)
+    print(f"capability rows appended to {results.results_file(args.results)}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import time
+
+    from ..measure import servers
+
+    if args.kind == "s3":
+        server = servers.start_s3(network=servers.Network(latency_ms=args.latency_ms))
+        hint = " ".join(f"{k}={v}" for k, v in server.env.items())
+        print(f"S3 ({server.engine} behind nginx) at {server.url}, bucket s3://{servers.S3_BUCKET}"
+              + (f" (+{args.latency_ms:g} ms per request)" if args.latency_ms else "") + f"\nexport {hint}")
+    else:
+        root = Path(args.dir or ".").absolute()
+        server = servers.start_http(root, latency_ms=args.latency_ms)
+        print(f"nginx serving {root} at {server.url}" + (f" (+{args.latency_ms:g} ms per request)" if args.latency_ms else ""))
+    print("Ctrl-C stops it.", flush=True)
+    with server:
+        try:
+            while server.alive():
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def cmd_check_store(args: argparse.Namespace) -> int:
+    from ..runtime import consolidated
+
+    found = consolidated.check(args.url, args.backend, fix=args.fix)
+    print(found.message())
+    if args.fix and found.stale:
+        print("re-consolidated: run check-store again to confirm")
+        return 0
+    return 1 if found.stale or not found.consolidated else 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from ..measure import datasets
+
+    if args.action == "list":
+        print(f"{datasets.BUILTIN}\treal: scanpy's 10x_pbmc68k_reduced.h5ad (700 cells x 765 genes, dense X)")
+        for name, size in datasets.SYNTHETIC_SIZES.items():
+            print(f"{name}\tsynthetic: {size.cells} cells x {size.genes} genes, ~{size.median_genes} non-zeros per cell")
+        return 0
+    if args.action == "fetch":
+        print(datasets.fetch_builtin())
+        return 0
+    name = args.name or "tiny"
+    if name not in datasets.SYNTHETIC_SIZES and args.cells is None:
+        raise HarnessError(f"unknown size {name!r}; valid: {', '.join(datasets.SYNTHETIC_SIZES)}, or pass --cells N")
+    base = datasets.SYNTHETIC_SIZES.get(name, datasets.SYNTHETIC_SIZES["10k"])
+    size = datasets.SyntheticSize(args.cells or base.cells, args.genes or base.genes, base.median_genes)
+    out = Path(args.out) if args.out else datasets.synthetic_path(name) if args.cells is None else Path(f"{name}.h5ad")
+    print(datasets.generate(out, size, seed=args.seed))
+    return 0

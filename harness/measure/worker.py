@@ -1,0 +1,319 @@
+"""Points measured in a freshly started interpreter: `python -m harness.measure.worker SPEC.json`.
+
+The runner starts this module in a new process per point (never a fork of a process that touched
+zarr: zarrs can deadlock after fork). It installs the event loop and codec pipeline before the first
+zarr call, loads the dataset, and appends one JSON line per workload to the output file as soon as
+that workload is finished, so a later crash or timeout loses nothing already measured. The runner
+gives each point its own worker; tune's screening rungs batch many points into one worker to rank
+them cheaply, and verify the winners in isolated workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..analysis.results import Row, Status
+from ..errors import HarnessError, UnsupportedPoint, VerificationError, one_line
+from ..matrix import Point
+from ..runtime import Loop, Pipeline
+from ..runtime.pipelines import install_loop, unavailable_reason
+
+
+@dataclass
+class WorkerSpec:
+    """What the runner asks of a worker; serialised as JSON on the command line file."""
+
+    points: list[dict[str, str]]
+    dataset: str
+    workloads: list[str]
+    repeats: int
+    warmup: int
+    workdir: str
+    out: str
+    cold: bool = True
+    seed: int = 0
+    readers: list[str] = field(default_factory=list)
+
+
+# --- memory and CPU accounting --------------------------------------------------------------
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's high-water mark of this process (Linux: clear_refs 5)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(workload: Any, repeats: int, warmup: int) -> dict[str, Any]:
+    """Warm-ups, then `repeats` timed runs; `reset` is untimed before each one.
+
+    Against the loopback servers, each timed run's requests are counted from their access logs (untimed);
+    a workload's own per-run figures (e.g. time to first batch) land in `metrics`.
+    """
+    from .requests import RequestCounter
+
+    counter = RequestCounter.from_env()
+    requests: list[dict[str, int]] = []
+    metrics: dict[str, list[float]] = {}
+    walls: list[float] = []
+    users: list[float] = []
+    syss: list[float] = []
+    warm: list[float] = []
+    peak = 0.0
+    colds: list[bool] = []
+    for i in range(warmup + repeats):
+        workload.reset()
+        workload.result = None
+        workload.metrics = {}
+        reset_peak_rss()
+        if counter:
+            counter.start()
+        t0, c0 = time.perf_counter(), os.times()
+        workload.run()
+        wall, c1 = time.perf_counter() - t0, os.times()
+        counted = counter.stop() if counter else None
+        if i < warmup:
+            warm.append(wall)
+            continue
+        walls.append(wall)
+        users.append(c1.user - c0.user)
+        syss.append(c1.system - c0.system)
+        peak = max(peak, peak_rss_mb())
+        colds.append(workload.ctx.last_cold)
+        if counted is not None:
+            requests.append(counted)
+        for name, value in workload.metrics.items():
+            metrics.setdefault(name, []).append(value)
+    extra: dict[str, Any] = {"metrics": metrics} if metrics else {}
+    if requests:
+        extra["requests"] = {k: [r.get(k, 0) for r in requests] for k in sorted({k for r in requests for k in r})}
+    return {**extra,
+        "values": walls,
+        "warmup_values": warm,
+        "cpu_user": users,
+        "cpu_sys": syss,
+        "peak_rss_mb": round(peak, 1),
+        "page_cache": "n/a" if workload.writes else ("cold" if colds and all(colds) else "warm"),
+    }
+
+
+# --- one point ------------------------------------------------------------------------------
+
+
+def _emit(out: Path, row: Row) -> None:
+    with open(out, "a") as fh:
+        fh.write(json.dumps(row.to_json(), default=str) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _failure(point_id: str, workload: str, exc: BaseException, **data: Any) -> Row:
+    return Row(point_id, workload, Status.FAILED, one_line(exc), {**data, "traceback": traceback.format_exc()[-2000:]})
+
+
+def run(spec: WorkerSpec) -> int:
+    """Measure every point of the spec in this process (they share one event loop)."""
+    from . import datasets
+
+    points = [Point.from_dict(p) for p in spec.points]
+    out = Path(spec.out)
+    loops = {p.config.loop for p in points if p.api != "h5ad"}
+    if len(loops) > 1:
+        raise HarnessError(f"one worker runs one event loop, got {sorted(loops)}")
+    if len({p.config.knobs for p in points}) > 1:  # zarrs reads its knobs once per process (FACTS)
+        raise HarnessError(f"one worker runs one knob setting, got {sorted(p.config.knobs.name for p in points)}")
+    try:
+        loop_type = "n/a"
+        if loops:
+            (loop,) = loops
+            loop_type, _ = install_loop(loop)
+            if loop is Loop.UVLOOP and not loop_type.startswith("uvloop"):
+                raise HarnessError(f"uvloop requested but zarr's I/O loop is {loop_type}")
+        warnings.filterwarnings("ignore", category=UserWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        source = datasets.load(Path(spec.dataset))
+    except Exception as exc:  # noqa: BLE001 - every requested row gets the cause
+        for point in points:
+            for name in spec.workloads:
+                _emit(out, _failure(point.id, name, exc))
+        return 0
+    for index, point in enumerate(points):
+        run_point(spec, point, source, Path(spec.workdir) / f"p{index}", loop_type)
+    return 0
+
+
+#: Fault injection for the reliability tests: `HARNESS_INJECT_FAULT=<kind>:<workload>` makes the worker
+#: segfault, hang, raise or exit just before that workload, so the runner's handling is tested for real.
+INJECT_FAULT_ENV = "HARNESS_INJECT_FAULT"
+
+
+def inject_fault(workload: str) -> None:
+    kind, _, where = os.environ.get(INJECT_FAULT_ENV, "").partition(":")
+    if not kind or where != workload:
+        return
+    if kind == "segfault":
+        import ctypes
+
+        ctypes.string_at(0)  # a real SIGSEGV, as a crashing codec would raise
+    elif kind == "hang":
+        time.sleep(10**6)
+    elif kind == "exit":
+        os._exit(3)
+    elif kind == "raise":
+        raise RuntimeError(f"injected fault before {workload}")
+
+
+def run_point(spec: WorkerSpec, point: Point, source: Any, workdir: Path, loop_type: str) -> None:
+    """Write (timed or not), then each read workload, then the cross-pipeline reads if asked."""
+    from . import storefiles
+    from .context import Context, pipeline_for
+
+    out = Path(spec.out)
+    base = {"event_loop": loop_type}
+    needed = {pipeline_for(point, w) for w in [*spec.workloads, "write"]}
+    reason = next((r for n in sorted(needed) if point.api != "h5ad" and (r := unavailable_reason(n))), None)
+    if reason:
+        for name in spec.workloads:
+            _emit(out, Row(point.id, name, Status.UNSUPPORTED, reason, base))
+        return
+    ctx = Context(point, source, workdir, seed=spec.seed, cold=spec.cold)
+    workdir.mkdir(parents=True, exist_ok=True)
+    store_error = _write_untimed(ctx) if "write" not in spec.workloads else ""  # reads need a store: written once, untimed
+    store_status = Status.FAILED
+    for name in ["write", *(w for w in spec.workloads if w != "write")] if "write" in spec.workloads else spec.workloads:
+        data = {**base, "pipeline_requested": str(pipeline_for(point, name))}
+        if name == "write" and not point.config.store.supports_writes:  # written to the served directory, untimed
+            store_error = _write_untimed(ctx)
+            _emit(out, Row(point.id, name, Status.UNSUPPORTED, f"{point.config.store} is read-only (HTTP); reads use a "
+                           "store written to the served directory", data))
+            continue
+        if store_error:
+            _emit(out, Row(point.id, name, store_status, f"write: {store_error}", data))
+            continue
+        row = _measure_workload(spec, ctx, name).with_data(**data)
+        if name == "write" and not row.ok:
+            store_error, store_status = row.error or str(row.status), row.status
+        fp = storefiles.footprint(ctx.measured_at)
+        _emit(out, row.with_data(files=fp.files, bytes=fp.bytes) if fp.files else row)
+    if spec.readers and not store_error and point.api == "dispatched":
+        _emit(out, cross_read(ctx, spec.readers).with_data(**base))
+    storefiles.remove(ctx.measured_at)
+
+
+def _write_untimed(ctx: Any) -> str:
+    """Write the store reads need; returns an error message, or '' on success."""
+    from .context import write_input, write_store, zarr_config
+
+    try:
+        with zarr_config(ctx.point, "write"):
+            write_store(ctx, write_input(ctx))
+    except Exception as exc:  # noqa: BLE001 - becomes the reason of every read row
+        return f"could not write the store the reads need: {one_line(exc)}"
+    return ""
+
+
+def fsspec_loop_type() -> str | None:
+    """Type of fsspec's own I/O loop, if fsspec started one (sync fsspec calls run there)."""
+    asyn = sys.modules.get("fsspec.asyn")
+    loop = asyn.loop[0] if asyn is not None and getattr(asyn, "loop", None) else None
+    return f"{type(loop).__module__}.{type(loop).__name__}" if loop is not None else None
+
+
+def _measure_workload(spec: WorkerSpec, ctx: Any, name: str) -> Row:
+    from .trace import trace_pipelines
+    from .workloads import REGISTRY
+
+    point = ctx.point
+    if reason := REGISTRY[name].unsupported_reason(point):
+        return Row(point.id, name, Status.UNSUPPORTED, reason)
+    work = REGISTRY[name](ctx)
+    try:
+        inject_fault(name)
+        with work.config(), trace_pipelines() as tracer:
+            stats = measure(work, spec.repeats, spec.warmup)
+        work.verify()
+    except VerificationError as exc:
+        return Row(point.id, name, Status.FAILED, f"verification: {exc}")
+    except UnsupportedPoint as exc:
+        return Row(point.id, name, Status.UNSUPPORTED, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a failure is a row with its cause
+        return _failure(point.id, name, exc)
+    finally:
+        work.result = None
+    data = {**stats, "pipeline_effective": tracer.effective(), "pipeline_per_array": tracer.summary(),
+            "fsspec_loop": fsspec_loop_type()}
+    if point.config.loop is Loop.UVLOOP and (data["fsspec_loop"] or "uvloop").split(".")[0] != "uvloop":
+        return Row(point.id, name, Status.FAILED, f"uvloop requested but fsspec's loop is {data['fsspec_loop']}", data)
+    if point.api == "dispatched" and point.config.pipeline is Pipeline.ZARRS and tracer.used and "zarrs" not in tracer.effective():
+        return Row(point.id, name, Status.UNSUPPORTED, "zarrs was requested but every array ran on the Python pipeline", data)
+    return Row(point.id, name, Status.OK, "", data)
+
+
+def cross_read(ctx: Any, readers: list[str]) -> Row:
+    """Read the point's store back under each reader pipeline (the numcodecs#424 class of bug)."""
+    from dataclasses import replace
+
+    import anndata as ad
+
+    from ..runtime.stores import open_store
+    from . import verify
+    from .context import read_store, zarr_config
+
+    cfg = ctx.point.config
+    outcome: dict[str, str] = {}
+    for reader in readers:
+        if reader != "read_zarr" and (reason := unavailable_reason(Pipeline(reader))):
+            outcome[reader] = f"unsupported: {reason}"
+            continue
+        try:
+            if reader == "read_zarr":  # anndata's own reader with zarr's default config, as users call it
+                with zarr_config(ctx.point.with_axes(pipeline="python"), "read"):
+                    got = ad.io.read_zarr(open_store(cfg.store, ctx.output, read_only=True, client=cfg.client))
+            else:
+                reader_ctx = replace(ctx, point=ctx.point.with_axes(pipeline=reader))
+                with zarr_config(reader_ctx.point, "read"):
+                    got = read_store(reader_ctx)
+            verify.assert_anndata_equal(got, ctx.source, f"read by {reader}")
+            outcome[reader] = "ok"
+        except Exception as exc:  # noqa: BLE001 - each reader's failure is reported by name
+            outcome[reader] = one_line(exc)
+    failed = {r: v for r, v in outcome.items() if v != "ok" and not v.startswith("unsupported")}
+    error = "; ".join(f"{r}: {v}" for r, v in failed.items())
+    return Row(ctx.point.id, "interop", Status.FAILED if failed else Status.OK, error, {"readers": outcome})
+
+
+def main(argv: list[str] | None = None) -> int:
+    import faulthandler
+
+    faulthandler.enable()  # a segfault in native code leaves a Python traceback in the stderr tail
+    args = argv if argv is not None else sys.argv[1:]
+    spec = WorkerSpec(**json.loads(Path(args[0]).read_text()))
+    return run(spec)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

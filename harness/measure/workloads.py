@@ -1,0 +1,124 @@
+"""Workloads: real anndata calls on a real store, each verifying what it read against the source.
+
+A workload is constructed once per point with its `Context`, then `run` is timed, `reset` runs untimed
+before every repeat (fresh output path for writes, evicted page cache for cold reads) and `verify` runs
+untimed after the last repeat. asv suites, pytest-benchmark and the runner all use these classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..matrix import Point
+from ..runtime import Protocol
+from . import storefiles, verify
+from .base import HTTP_NEEDS_CONSOLIDATED, Workload
+from .context import open_lazy, read_store, write_input, write_store, zarr_config
+from .streams import STREAMS
+
+WORKLOADS = ("write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene",
+             "stream-sync", "stream-async", "stream-dask", "stream-sync-shuffled", "stream-async-shuffled", "stream-dask-shuffled")
+DEFAULT_WORKLOADS = ("write", "read", "lazy-rows", "lazy-random")
+
+
+class Write(Workload):
+    name = "write"
+    writes = True
+    opens_group = False  # creates it (HTTP points write to the served directory)
+
+    def reset(self) -> None:
+        storefiles.remove(self.ctx.measured_at)
+        self.input = write_input(self.ctx)
+
+    def run(self) -> None:
+        write_store(self.ctx, self.input)
+
+    def verify(self) -> None:
+        with zarr_config(self.ctx.point, "read"):
+            verify.assert_anndata_equal(read_store(self.ctx), self.ctx.source, "written store")
+
+
+class Read(Workload):
+    name = "read"
+
+    def run(self) -> None:
+        self.result = read_store(self.ctx)
+
+    def verify(self) -> None:
+        verify.assert_anndata_equal(self.result, self.ctx.source, "read")
+
+
+class LazyOpen(Workload):
+    name = "lazy-open"
+
+    def run(self) -> None:
+        self.result = open_lazy(self.ctx)
+
+    def verify(self) -> None:
+        if self.result.shape != self.ctx.source.shape:
+            raise verify.VerificationError(f"read_lazy shape {self.result.shape} != {self.ctx.source.shape}")
+        if list(self.result.obs_names) != list(self.ctx.source.obs_names):
+            raise verify.VerificationError("read_lazy obs_names differ from the source")
+
+
+class LazySubset(Workload):
+    """Open lazily, select rows, materialise the subset (X, layers, obsm, obs) with `to_memory()`."""
+
+    def rows(self) -> Any:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        self.result = open_lazy(self.ctx)[self.rows()].to_memory()
+
+    def verify(self) -> None:
+        verify.assert_anndata_equal(self.result, self.ctx.source[self.rows()], self.name)
+
+
+class LazyRows(LazySubset):
+    name = "lazy-rows"
+
+    def rows(self) -> slice:
+        n = self.ctx.source.n_obs
+        count = max(1, min(n // 4, 5_000))
+        start = n // 3
+        return slice(start, min(n, start + count))
+
+
+class LazyRandom(LazySubset):
+    name = "lazy-random"
+
+    def rows(self) -> np.ndarray:
+        n = self.ctx.source.n_obs
+        rng = np.random.default_rng(self.ctx.seed)
+        return np.sort(rng.choice(n, size=max(1, min(n // 4, 500)), replace=False))
+
+
+class LazyObs(Workload):
+    name = "lazy-obs"
+
+    def run(self) -> None:
+        self.result = open_lazy(self.ctx).obs.to_memory()
+
+    def verify(self) -> None:
+        verify.assert_frame_equal(self.result, self.ctx.source.obs, "lazy obs")
+
+
+class LazyGene(Workload):
+    name = "lazy-gene"
+
+    def gene(self) -> str:
+        return str(self.ctx.source.var_names[self.ctx.source.n_vars // 2])
+
+    def run(self) -> None:
+        self.result = verify.to_numpy(open_lazy(self.ctx)[:, self.gene()].X)
+
+    def verify(self) -> None:
+        verify.assert_matrix_equal(self.result, self.ctx.source[:, self.gene()].X, "one gene")
+
+
+REGISTRY: dict[str, type[Workload]] = {
+    cls.name: cls for cls in (Write, Read, LazyOpen, LazyRows, LazyRandom, LazyObs, LazyGene, *STREAMS)
+}
+assert tuple(REGISTRY) == WORKLOADS

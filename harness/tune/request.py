@@ -1,0 +1,53 @@
+"""What a user asks of `harness tune`: dataset, objective, constraints, budget, store and network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..matrix import Point, baseline_point
+from ..runtime import Location, Store
+from .space import DEFAULT_SPACE, REMOTE_VERIFY_WORKLOADS, VERIFY_WORKLOADS, Constraints
+
+REFERENCES = ("anndata-default", "anndata-default+zarrs")
+
+
+@dataclass
+class TuneRequest:
+    """A tune request, its settings parsed (the CLI builds it)."""
+
+    dataset: str
+    objective: str = "balanced"
+    constraints: Constraints = field(default_factory=Constraints)
+    budget_s: float = 600.0
+    repeats: int = 5
+    out: Path | None = None
+    space: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_SPACE))
+    timeout: float = 1800.0
+    progress: bool = True
+    store: Store = Store.LOCAL  # remote ones (s3-*, http-*) run against loopback servers or store_url
+    store_url: Location | None = None  # the user's s3:// or https:// location instead of the loopback server
+    verify_networks: tuple[str, ...] = ("",)  # network conditions of the verification (remote: none and 20 ms)
+
+    @property
+    def remote(self) -> bool:
+        return Store.parse(self.store).remote
+
+    @property
+    def search_network(self) -> str:
+        """The condition the search runs under: the last verification condition (e.g. 20 ms added) on
+        the loopback servers, so levers against round trips (concurrency, cache, dask threads) can win
+        the search; none for a user's URL (the real network) and for local stores."""
+        return "" if self.store_url or not self.remote else self.verify_networks[-1]
+
+    def references(self) -> list[Point]:
+        """What the winner is verified beside: anndata's defaults, or the default remote setup on the
+        user's store and client (concurrency 10, no cache, anndata's default layout)."""
+        if self.remote:
+            return [baseline_point("anndata-default").with_axes(store=self.store)]
+        return [baseline_point(r) for r in REFERENCES]
+
+    def verify_workloads(self) -> list[str]:
+        return list(REMOTE_VERIFY_WORKLOADS if self.remote else VERIFY_WORKLOADS)
+
+

@@ -1,0 +1,133 @@
+"""What tune searches and how it scores: objectives, search spaces, constraints, candidates."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .. import matrix
+from ..analysis.stats import median
+from ..errors import HarnessError
+from ..matrix import Point, static_status
+from ..runtime import Client, Pipeline, Store
+
+#: Objective -> workload weights of a weighted geometric mean of median seconds (lower is better).
+#: balanced weighs a full write, a full read and the two lazy access patterns equally.
+OBJECTIVES: dict[str, dict[str, float]] = {
+    "write": {"write": 1.0},
+    "read": {"read": 1.0},
+    "lazy": {"lazy-open": 1.0, "lazy-rows": 1.0, "lazy-random": 1.0},
+    "balanced": {"write": 1.0, "read": 1.0, "lazy-rows": 1.0, "lazy-random": 1.0},
+    "size": {},  # bytes on disk of the written store
+}
+VERIFY_WORKLOADS = ["write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene"]
+READERS = ("python", "fused", "zarrs", "read_zarr")
+#: The default search space (crossed with the allowed pipelines): 4 codecs x 5 shardings.
+DEFAULT_SPACE: dict[str, tuple[str, ...]] = {
+    "store": ("local",),
+    "loop": ("asyncio",),
+    "codec": ("zstd-0", "zstd-3", "blosc-lz4-bitshuffle", "blosc-zstd-bitshuffle"),
+    "sharding": ("auto", "rows-256x16", "rows-1024x16", "rows-4096x16", "rows-1024x64"),
+    "consolidated": ("on",),
+}
+#: Deeper axes `--deep` adds to the space (invalid combinations, e.g. a zarrs knob with Fused, are
+#: dropped with their reason): sparse filters and zarrs' chunk-versus-codec parallelism.
+DEEP_AXES: dict[str, tuple[str, ...]] = {
+    "filters": ("none", "delta"),
+    "knobs": ("default", "zarrs-chunk-min=1", "zarrs-chunk-max=2"),
+}
+
+#: The remote search space: the levers that matter when each request costs a round trip (measured:
+#: concurrency, caching and layout), on the store and client the user has. Crossed with the pipelines.
+#: zarr's concurrency bounds requests within one array read; dask's workers bound how many read_lazy
+#: chunk tasks (each a chain of requests) run at once: 2 by default here (one per core).
+#: Layouts (per-role sharding): anndata's auto; 1,024-row inner chunks; 256-row inner chunks (fewer bytes
+#: per random row, same shard size); 1,024-row chunks with one-dimensional arrays (obs/var columns,
+#: categorical codes) unsharded, one object each. A rows-RxK sparse rule keeps indptr in one chunk.
+REMOTE_LAYOUTS = ("auto", "rows-1024x16", "rows-256x64", "sparse:rows-1024x16+dense:rows-1024x16+columns:none")
+REMOTE_SPACE: dict[str, tuple[str, ...]] = {
+    "loop": ("asyncio",), "codec": ("zstd-0",), "sharding": REMOTE_LAYOUTS, "consolidated": ("on",),
+    "concurrency": ("10", "64"), "cache": ("none", "memory-512mb"), "knobs": ("default", "dask-workers=32"),
+}
+#: What a remote verification measures: the reads a remote user does (writes over HTTP are not possible).
+REMOTE_VERIFY_WORKLOADS = ["read", "lazy-open", "lazy-rows", "lazy-random", "stream-async"]
+
+
+def remote_space(store: str) -> dict[str, tuple[str, ...]]:
+    """REMOTE_SPACE on the user's store, with the client options that apply to its client library."""
+    clients = tuple(str(c) for c in Client if Store.parse(store) in c.stores)
+    return {"store": (str(store),), **REMOTE_SPACE, "client": clients}
+
+
+#: A space small enough to measure fully, for --validate-search.
+VALIDATION_SPACE: dict[str, tuple[str, ...]] = {
+    "store": ("local",), "loop": ("asyncio",), "codec": ("zstd-0", "zstd-3", "blosc-lz4-bitshuffle"),
+    "sharding": ("auto", "rows-256x16", "rows-4096x16"), "consolidated": ("on",),
+}
+
+
+def parse_budget(text: str) -> float:
+    """'90s', '10m', '1.5h' or plain seconds -> seconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not m:
+        raise HarnessError(f"cannot read budget {text!r}; use e.g. 90s, 10m or 1h")
+    return float(m[1]) * {"": 1, "s": 1, "m": 60, "h": 3600}[m[2]]
+
+
+def check_objective(objective: str) -> dict[str, float]:
+    if objective not in OBJECTIVES:
+        raise HarnessError(f"unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[objective]
+
+
+def score(rows: Mapping[str, Mapping[str, Any]], objective: str) -> float | None:
+    """Objective value of one point from its rows by workload (lower is better); None if not measurable."""
+    weights = check_objective(objective)
+    if not weights:
+        write = rows.get("write", {})
+        return float(write["bytes"]) if write.get("status") == "ok" and write.get("bytes") else None
+    total = 0.0
+    for workload, weight in weights.items():
+        row = rows.get(workload, {})
+        value = median(row.get("values") or []) if row.get("status") == "ok" else None
+        if not value or value <= 0:
+            return None
+        total += weight * math.log(value)
+    return math.exp(total / sum(weights.values()))
+
+
+@dataclass(frozen=True)
+class Constraints:
+    readable_by: tuple[str, ...] = ("python",)
+    max_size_ratio: float | None = None
+    pipelines: tuple[str, ...] = ("python", "fused", "zarrs")
+
+    def __post_init__(self) -> None:
+        for reader in self.readable_by:
+            if reader not in READERS:
+                raise HarnessError(f"unknown reader {reader!r} for --require-readable-by; valid: {', '.join(READERS)}, none")
+        for pipeline in self.pipelines:
+            if pipeline not in set(Pipeline):
+                raise HarnessError(f"unknown pipeline {pipeline!r} in --pipelines; valid: {', '.join(Pipeline)}")
+        if self.max_size_ratio is not None and self.max_size_ratio <= 0:
+            raise HarnessError("--max-size-ratio must be positive (e.g. 1.1 = at most 10% larger than anndata's default)")
+
+
+def candidates(space: Mapping[str, tuple[str, ...]], constraints: Constraints) -> tuple[list[Point], dict[str, str]]:
+    """Runnable candidate points, and for every dropped one the reason."""
+    axes = {**space, "pipeline": constraints.pipelines}
+    kept, dropped = [], {}
+    for point in matrix.expand(axes, defaults=matrix.DEFAULT_SWEEP):
+        status = static_status(point)
+        if status:
+            dropped[point.id] = f"{status[0]}: {status[1]}"
+        else:
+            kept.append(point)
+    if not kept:
+        raise HarnessError("no candidate can run here: " + "; ".join(sorted(set(dropped.values())))[:300])
+    return kept, dropped
+
+
