@@ -43,9 +43,10 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=1)
     args = parser.parse_args()
 
+    from harness.runner import Sweep, run_sweep
+
     from harness import datasets, results
     from harness.matrix import baseline_point
-    from harness.runner import Sweep, run_sweep
 
     src = datasets.resolve(args.dataset)
     with tempfile.TemporaryDirectory(prefix="harness-overhead-") as tmp:

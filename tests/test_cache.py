@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -10,11 +9,10 @@ import numpy as np
 import pytest
 
 from harness.analysis import results
-from harness.runtime import cache
 from harness.errors import HarnessError
 from harness.matrix import Point, invalid_reason, parse_axes, point_by_id
 from harness.measure.runner import Sweep, run_sweep
-from harness.runtime import IOConfig
+from harness.runtime import IOConfig, cache
 
 
 @pytest.mark.parametrize("bad, match", [("memory-0mb", "must be positive"), ("disk--5gb", "must be positive"),

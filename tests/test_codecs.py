@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.runtime.codecs import all_codec_names, parse_codec
 from harness.errors import HarnessError
+from harness.runtime.codecs import all_codec_names, parse_codec
 
 
 def test_every_named_codec_builds_a_zarr_compressor() -> None:

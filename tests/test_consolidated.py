@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.measure import context
-from harness.runtime import consolidated
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.matrix import baseline_point
+from harness.measure import context
+from harness.runtime import consolidated
 
 
 @pytest.fixture

@@ -8,12 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.measure import context
-from harness.measure import verify
-from harness.measure import workloads
-from harness.runtime import align
 from harness.matrix import Point, baseline_point, invalid_reason, point_by_id
-from harness.runtime import IOConfig, parse_policy
+from harness.measure import context, verify, workloads
+from harness.runtime import IOConfig, align, parse_policy
 
 
 def test_align_rechunks_to_whole_shards(tiny_adata) -> None:
@@ -54,6 +51,5 @@ def test_lost_rows_in_a_dask_write_are_caught(tiny_adata, tmp_path: Path) -> Non
 def test_input_axis_values_and_rules() -> None:
     point = Point.of(sharding="rows-8x2", input="dask-aligned")
     assert point.id.endswith("/input-dask-aligned") and point_by_id(point.id) == point
-    from dataclasses import replace
 
     assert "write_dispatched" in invalid_reason(baseline_point("anndata-default").with_axes(input="dask"))

@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.measure import context
-from harness.measure import servers
-from harness.measure import workloads
 from harness.errors import VerificationError
 from harness.matrix import Point
+from harness.measure import context, servers, workloads
 from harness.measure.runner import run_batch
 
 

@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.measure import context
-from harness.measure import storefiles
-from harness.measure import verify
 from harness.errors import HarnessError
 from harness.matrix import Point, invalid_reason, parse_axes, point_by_id
+from harness.measure import context, storefiles, verify
 from harness.runtime.pipelines import unavailable_reason as unsupported_reason
 
 READERS = [p for p in ("python", "fused", "zarrs") if not unsupported_reason(p)]

@@ -17,11 +17,10 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from harness.measure import context
-from harness.measure import verify
 import harness.runtime.pipelines as rpipelines
 from harness.errors import UnsupportedPoint
 from harness.matrix import Point, invalid_reason
+from harness.measure import context, verify
 from harness.runtime import element_keys, zarrs_obstore_unsafe
 
 READERS = [p for p in ("python", "fused", "zarrs") if not rpipelines.unavailable_reason(p)]

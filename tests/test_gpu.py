@@ -8,13 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.analysis import report
-from harness.analysis import results
-from harness.measure import gpu
+from harness.analysis import report, results
 from harness.cli import main
 from harness.matrix import Point, static_unsupported_reason
-from harness.runtime.gpu import cuda_probe
+from harness.measure import gpu
 from harness.runtime import IOConfig
+from harness.runtime.gpu import cuda_probe
 
 needs_no_cuda = pytest.mark.skipif(cuda_probe() is None, reason="CUDA is available: the CPU-only behaviour does not apply")
 

@@ -7,12 +7,11 @@ from pathlib import Path
 import pytest
 
 from harness.analysis import results
-from harness.measure import context
-from harness.runtime import knobs
 from harness.errors import HarnessError
 from harness.matrix import Point, invalid_reason, parse_axes, point_by_id
+from harness.measure import context
 from harness.measure.runner import Sweep, run_sweep
-from harness.runtime import IOConfig
+from harness.runtime import IOConfig, knobs
 
 
 def test_knobs_parse_canonically_and_round_trip_through_ids() -> None:

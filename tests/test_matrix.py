@@ -68,7 +68,6 @@ def test_zarrs_on_fsspec_is_unsupported_with_reason() -> None:
 
 
 def test_h5ad_on_a_zarr_store_backend_is_invalid() -> None:
-    from dataclasses import replace
 
     assert "local file" in matrix.invalid_reason(matrix.baseline_point("h5ad").with_axes(store="obstore"))
     assert "fixes" in matrix.invalid_reason(matrix.baseline_point("guide-example").with_axes(codec="none"))

@@ -22,8 +22,9 @@ from harness.tune.emit import module_text
 ROOT = Path(__file__).resolve().parent.parent
 OFFLINE = ("No matching distribution", "Could not find a version", "Network is unreachable", "Temporary failure in name resolution",
            "Connection refused", "Max retries exceeded", "ProxyError")
-#: What the runtime must work without: the measuring side and the optional packages a config may ask for.
-NOT_CORE = {"rich", "psutil", "s3fs", "moto", "matplotlib", "asv", "pytest-benchmark", "zarrs", "obstore", "uvloop", "fsspec"}
+#: What the runtime must work without: the measuring side and the optional packages a config may ask for
+#: (fsspec itself comes with dask, which anndata[lazy] needs for read_lazy).
+NOT_CORE = {"rich", "psutil", "s3fs", "moto", "matplotlib", "asv", "pytest-benchmark", "zarrs", "obstore", "uvloop"}
 
 SCRIPT = r'''
 import json, sys, warnings

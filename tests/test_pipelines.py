@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.measure import context
-from harness.measure import trace
 import harness.runtime.gpu as rgpu
 import harness.runtime.pipelines as rpipelines
 from harness.matrix import Point
+from harness.measure import context, trace
 
 
 def _trace_write(point: Point, adata, tmp_path: Path) -> trace.PipelineTracer:

@@ -6,25 +6,16 @@ import json
 import os
 import shutil
 import socket
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from harness.analysis import results
-from harness.measure import context
-from harness.measure import requests
-from harness.measure import servers
-from harness.measure import storefiles
-from harness.measure import verify
-from harness.measure import worker
-from harness.measure import workloads
-from harness.runtime import consolidated
-from harness.runtime import stores
 from harness.errors import HarnessError
 from harness.matrix import Point
-from harness.runtime import Store
+from harness.measure import context, requests, servers, storefiles, verify, worker, workloads
 from harness.measure.runner import Sweep, run_sweep
+from harness.runtime import Store, consolidated, stores
 
 needs_nginx = pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
                                  reason="nginx is not installed (bootstrap installs nginx-light)")

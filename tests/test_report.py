@@ -8,10 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis import compare
-from harness.analysis import report
-from harness.analysis import results
-from harness.analysis import tables
+from harness.analysis import compare, report, results, tables
 from harness.errors import HarnessError
 
 DATA = Path(__file__).parent / "data" / "results-pbmc68k.jsonl"

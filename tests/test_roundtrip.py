@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import matrix
-from harness.runtime.codecs import all_codec_names
-from harness.matrix import Point
-from harness.runtime import Pipeline, Protocol, Store
-from harness.measure import context
-from harness.measure import verify
 import harness.runtime.pipelines as rpipelines
+from harness import matrix
+from harness.matrix import Point
+from harness.measure import context, verify
+from harness.runtime import Pipeline, Protocol, Store
+from harness.runtime.codecs import all_codec_names
 
 
 class RoundTripTests:

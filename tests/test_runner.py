@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from harness import matrix
+from harness.analysis import results
+from harness.analysis.results import Row
 from harness.errors import HarnessError
 from harness.matrix import Point
 from harness.measure.runner import Sweep, run_sweep
-from harness.analysis import results
-from harness.analysis.results import Row
 
 
 def _sweep(dataset: Path, results_dir: Path, points: list[Point], workloads=("write", "read"), **kw) -> Sweep:

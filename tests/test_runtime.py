@@ -9,8 +9,8 @@ import pytest
 
 from harness import runtime
 from harness.errors import HarnessError
-from harness.runtime import IOConfig
 from harness.measure import verify
+from harness.runtime import IOConfig
 
 
 def test_layering_defaults_tuned_env_arguments(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

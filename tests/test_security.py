@@ -10,11 +10,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.analysis import report
-from harness.analysis import results
-from harness.measure import servers
+from harness.analysis import report, results
 from harness.cli import main
 from harness.matrix import Point
+from harness.measure import servers
 from harness.measure.runner import Sweep, run_sweep
 
 DATA = Path(__file__).parent / "data" / "results-pbmc68k.jsonl"

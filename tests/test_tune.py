@@ -9,13 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.measure import datasets
-from harness.measure import verify
-from harness.tune import emit
-from harness.tune import search
-from harness.tune import space
 from harness.errors import HarnessError
 from harness.matrix import Point
+from harness.measure import datasets, verify
+from harness.tune import emit, search, space
 
 
 def _row(median: float, nbytes: int = 1000, status: str = "ok") -> dict:

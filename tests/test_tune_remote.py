@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.measure import servers
 import harness.tune as tune_pkg
+from harness.measure import servers
 from harness.tune.request import TuneRequest
 from harness.tune.space import REMOTE_VERIFY_WORKLOADS, Constraints
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from harness import matrix
-from harness.measure import context, datasets, streams, verify, workloads
 from harness.errors import UnsupportedPoint, VerificationError
 from harness.matrix import Point
+from harness.measure import context, datasets, streams, verify, workloads
 
 
 @pytest.mark.parametrize("name", workloads.WORKLOADS)
@@ -49,7 +49,7 @@ def test_stream_returns_every_row_exactly_once(name: str, loop: str, tiny_adata,
     assert sorted(starts) == list(range(0, tiny_adata.n_obs, 16))
     if "async" not in name:  # async batches arrive in completion order
         assert (starts != sorted(starts)) == name.endswith("shuffled")
-    assert 0 < work.metrics["first_batch_s"] and work.metrics["rows_per_s"] > 0
+    assert work.metrics["first_batch_s"] > 0 and work.metrics["rows_per_s"] > 0
     work.result = [*work.result, work.result[0]]  # a batch delivered twice is caught
     with pytest.raises(VerificationError, match="read twice"):
         work.verify()

@@ -8,8 +8,16 @@ from typing import Any
 
 from ..errors import HarnessError
 from . import results
-from .tables import (WORKLOAD_ORDER, effects_markdown, latest, markdown_table, problems, remote_lines, unstable,
-                     with_speedup)
+from .tables import (
+    WORKLOAD_ORDER,
+    effects_markdown,
+    latest,
+    markdown_table,
+    problems,
+    remote_lines,
+    unstable,
+    with_speedup,
+)
 
 
 def _provenance_notes(raw_rows: list[dict[str, Any]]) -> list[str]:

@@ -156,7 +156,7 @@ def locked(results_dir: Path) -> Iterator[None]:
     """Exclusive lock on a results directory: two sweeps never interleave rows."""
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
-    fh = open(results_dir / ".lock", "w")
+    fh = open(results_dir / ".lock", "w")  # noqa: SIM115 - held open while the sweep runs: the lock is its handle
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

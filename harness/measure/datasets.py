@@ -105,7 +105,7 @@ def _counts_chunk(rng: np.random.Generator, n_cells: int, weights: np.ndarray, m
     return sp.csr_matrix((values, cols.astype(np.int32), indptr), shape=(n_cells, n_genes))
 
 
-def _obs_chunk(rng: np.random.Generator, start: int, counts) -> "object":
+def _obs_chunk(rng: np.random.Generator, start: int, counts) -> object:
     import pandas as pd
 
     n = counts.shape[0]
@@ -222,7 +222,7 @@ def check_readable(path: Path) -> None:
         raise HarnessError(f"{path} is truncated or corrupt ({exc}); re-export it with anndata.write_h5ad") from exc
 
 
-def load(path: Path) -> "ad.AnnData":
+def load(path: Path) -> ad.AnnData:
     """Load a dataset fully into memory (what the write workloads take as input)."""
     import anndata as ad
 

@@ -118,7 +118,7 @@ def stream_async(ctx: Context, starts: list[int]):
             else:
                 asyncio.run(_produce(ctx, starts, out))
             out.put(done)
-        except BaseException as exc:  # handed to the consumer, raised there
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             out.put(exc)
 
     thread = threading.Thread(target=runner, name="harness-async-stream", daemon=True)

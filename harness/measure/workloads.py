@@ -7,14 +7,12 @@ untimed after the last repeat. asv suites, pytest-benchmark and the runner all u
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from ..matrix import Point
-from ..runtime import Protocol
 from . import storefiles, verify
-from .base import HTTP_NEEDS_CONSOLIDATED, Workload
+from .base import Workload
 from .context import open_lazy, read_store, write_input, write_store, zarr_config
 from .streams import STREAMS
 

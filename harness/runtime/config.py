@@ -186,12 +186,13 @@ class IOConfig:
 
     def _check_zarrs_keys(self, keys: Iterable[str]) -> None:
         cfg = self.effective()
-        if cfg.pipeline is Pipeline.ZARRS and cfg.store.client == "obstore":
-            if bad := zarrs_obstore_unsafe(keys):
-                raise UnsupportedPoint(
-                    f"zarrs over an obstore store silently reads fill values for keys with non-ASCII or any of "
-                    f"{''.join(sorted(ZARRS_OBSTORE_UNSAFE))} (found by harness's fuzzed round trips); this data has "
-                    f"{', '.join(map(repr, bad[:3]))}. Use pipeline='fused', or rename those elements")
+        if cfg.pipeline is not Pipeline.ZARRS or cfg.store.client != "obstore":
+            return
+        if bad := zarrs_obstore_unsafe(keys):
+            raise UnsupportedPoint(
+                f"zarrs over an obstore store silently reads fill values for keys with non-ASCII or any of "
+                f"{''.join(sorted(ZARRS_OBSTORE_UNSAFE))} (found by harness's fuzzed round trips); this data has "
+                f"{', '.join(map(repr, bad[:3]))}. Use pipeline='fused', or rename those elements")
 
     # --- what users call -------------------------------------------------------------------
     def write(self, adata: Any, target: Any) -> None:

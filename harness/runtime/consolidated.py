@@ -66,7 +66,7 @@ def check(url: str | Path, client: str | None = None, *, fix: bool = False) -> C
     store = open_store(Store.of(location.protocol, client or default), url, read_only=not fix)
     try:
         group = zarr.open_group(store, mode="r")  # reads the consolidated copy when there is one
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever the store raises, the user gets one line
         raise HarnessError(f"cannot open {url} as a zarr group ({type(exc).__name__}: {exc}); check the URL and credentials") from None
     consolidated = group.metadata.consolidated_metadata
     result = Check(url, consolidated is not None)

@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 
 from ..measure import datasets
-from . import emit, finalists
+from . import emit, finalists, search
 from .request import TuneRequest
-from . import search
 from .search import Rung
 from .space import check_objective
 

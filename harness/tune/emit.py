@@ -14,6 +14,7 @@ from ..runtime import Store
 from .request import REFERENCES, TuneRequest
 from .search import ETA, SearchResult
 
+
 def emit(out: Path, request: TuneRequest, winner: Point, table: list[dict[str, Any]], readers: dict[str, str],
          found: SearchResult, rejected: dict[str, str], dataset_path: Path, seconds: float) -> None:
     config = winner.config.to_dict()

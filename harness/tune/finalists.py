@@ -15,6 +15,7 @@ from ..measure.runner import Sweep, run_batch, run_sweep
 from .request import TuneRequest
 from .space import READERS
 
+
 def verification_table(rows: list[dict[str, Any]], point: Point, references: list[Point], workloads: list[str]) -> list[dict[str, Any]]:
     """Per network condition and workload: medians and IQR of the point and the references,
     speedup = reference / point."""

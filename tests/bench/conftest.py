@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     """Provenance of the stack under test, next to pytest-benchmark's own machine info."""

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.measure.bench import point_ids, prepare
 from harness.errors import UnsupportedPoint
 from harness.matrix import point_by_id
+from harness.measure.bench import point_ids, prepare
 
 pytestmark = pytest.mark.bench
 
