@@ -42,8 +42,8 @@ BASELINES = ("anndata-default", "anndata-default+zarrs", "guide-example", "h5ad"
 #: What each axis means, for `harness matrix --help` and the README. The order is the order of point ids.
 AXES: dict[str, str] = {
     "store": "store backend: local (zarr LocalStore), fsspec (FsspecStore on local files), obstore (ObjectStore over obstore LocalStore), "
-             "s3-fsspec / s3-obstore (S3 on a loopback server), http-fsspec / http-obstore (nginx on loopback, read-only), "
-             "gds (kvikio's GDSStore: GPUDirect Storage; needs CUDA and kvikio)",
+    "s3-fsspec / s3-obstore (S3 on a loopback server), http-fsspec / http-obstore (nginx on loopback, read-only), "
+    "gds (kvikio's GDSStore: GPUDirect Storage; needs CUDA and kvikio)",
     "loop": "event loop of zarr's I/O thread: asyncio or uvloop (installed before the first zarr call, verified)",
     "pipeline": "codec pipeline: python (zarr's BatchedCodecPipeline), fused (zarr's FusedCodecPipeline), zarrs (Rust), gpu",
     "codec": "compressor: none, zstd-<level>[-checksum], blosc-<lz4|zstd>-<shuffle|bitshuffle|noshuffle>",
@@ -52,21 +52,33 @@ AXES: dict[str, str] = {
     "concurrency": "zarr's async.concurrency: requests (and chunk tasks) in flight per call (default 10)",
     "cache": "read cache over the store: none, memory-<size> or disk-<size> (zarr's CacheStore; remote stores only)",
     "knobs": "pipeline knobs: default, or name=value joined by + (zarrs-workers, zarrs-chunk-min, zarrs-chunk-max, "
-             "zarrs-checksums, zarrs-direct-io: zarrs only; batch-size: python only; dask-workers: threads computing "
-             "read_lazy arrays, any pipeline)",
+    "zarrs-checksums, zarrs-direct-io: zarrs only; batch-size: python only; dask-workers: threads computing "
+    "read_lazy arrays, any pipeline)",
     "filters": "filter on sparse matrices before the compressor: none, delta (indices and indptr), shuffle (byte shuffle)",
     "input": "what the write is given: memory (numpy/scipy) or dask (X and layers as dask arrays of 1000-row chunks); "
-             "dask-aligned rechunks them to the policy's shards first",
+    "dask-aligned rechunks them to the policy's shards first",
     "client": "client-library options that change requests: default, s3fs-no-head (s3-fsspec: one GET per whole object, "
-              "no HEAD before it)",
+    "no HEAD before it)",
 }
 CONFIG_AXES = tuple(a for a in AXES if a != "input")
 
 #: Axis values that leave a point's id unchanged (ids predate these axes).
-QUIET_DEFAULTS = {"concurrency": "10", "cache": "none", "knobs": "default", "filters": "none", "input": "memory",
-                  "client": "default"}
-ID_PREFIXES = {"concurrency": "conc", "cache": "cache", "knobs": "knobs", "filters": "filters", "input": "input",
-               "client": "client"}
+QUIET_DEFAULTS = {
+    "concurrency": "10",
+    "cache": "none",
+    "knobs": "default",
+    "filters": "none",
+    "input": "memory",
+    "client": "default",
+}
+ID_PREFIXES = {
+    "concurrency": "conc",
+    "cache": "cache",
+    "knobs": "knobs",
+    "filters": "filters",
+    "input": "input",
+    "client": "client",
+}
 
 #: Values the default sweep uses when an axis is not given: small enough for minutes on 2 cores.
 DEFAULT_SWEEP: dict[str, tuple[str, ...]] = {
@@ -131,8 +143,17 @@ class Point:
         if self.baseline:
             where = "" if (store, loop) == ("local", "asyncio") else f"@{store}/{loop}"
             return self.baseline + where
-        base = "/".join([*(self.axis(a) for a in ("store", "loop", "pipeline", "codec", "sharding")), f"cons-{self.axis('consolidated')}"])
-        extra = [f"{prefix}-{self.axis(axis)}" for axis, prefix in ID_PREFIXES.items() if self.axis(axis) != QUIET_DEFAULTS[axis]]
+        base = "/".join(
+            [
+                *(self.axis(a) for a in ("store", "loop", "pipeline", "codec", "sharding")),
+                f"cons-{self.axis('consolidated')}",
+            ]
+        )
+        extra = [
+            f"{prefix}-{self.axis(axis)}"
+            for axis, prefix in ID_PREFIXES.items()
+            if self.axis(axis) != QUIET_DEFAULTS[axis]
+        ]
         return "/".join([base, *extra])
 
     @property
@@ -198,11 +219,15 @@ def parse_axes(specs: Iterable[str]) -> dict[str, tuple[str, ...]]:
     return axes
 
 
-def expand(axes: Mapping[str, Iterable[str]] | None = None, defaults: Mapping[str, tuple[str, ...]] = DEFAULT_SWEEP) -> list[Point]:
+def expand(
+    axes: Mapping[str, Iterable[str]] | None = None, defaults: Mapping[str, tuple[str, ...]] = DEFAULT_SWEEP
+) -> list[Point]:
     """The cartesian product of the given axes, other axes at their default-sweep values."""
     chosen = {**defaults, **(axes or {})}
     names = list(AXES)
-    return [Point.of(**dict(zip(names, combo, strict=True))) for combo in itertools.product(*(chosen[n] for n in names))]
+    return [
+        Point.of(**dict(zip(names, combo, strict=True))) for combo in itertools.product(*(chosen[n] for n in names))
+    ]
 
 
 def baselines_for(names: Iterable[str], points: Iterable[Point]) -> list[Point]:
@@ -236,7 +261,9 @@ def invalid_reason(point: Point) -> str | None:
     if point.api == "dispatched" and (reason := cfg.knobs.invalid_reason(cfg.pipeline)):
         return reason
     if cfg.cache.kind != "none" and not cfg.store.remote:
-        return "a read cache only saves round trips to remote stores (s3-*, http-*); local reads go through the page cache"
+        return (
+            "a read cache only saves round trips to remote stores (s3-*, http-*); local reads go through the page cache"
+        )
     return None
 
 
@@ -252,11 +279,15 @@ def static_unsupported_reason(point: Point) -> str | None:
     zarrs_point = cfg.pipeline is Pipeline.ZARRS and point.api != "anndata"
     if zarrs_point and cfg.store.client == "fsspec" and cfg.store.protocol in (Protocol.FILE, Protocol.S3):
         where = "local files" if cfg.store.protocol is Protocol.FILE else "S3"
-        return (f"zarrs cannot drive an fsspec store on {where}: zarr silently falls back to the Python "
-                "pipeline, so the point would time the wrong pipeline")
+        return (
+            f"zarrs cannot drive an fsspec store on {where}: zarr silently falls back to the Python "
+            "pipeline, so the point would time the wrong pipeline"
+        )
     if zarrs_point and cfg.cache.kind != "none":
-        return ("zarrs cannot drive a wrapped store (zarr's CacheStore): every array falls back to the Python "
-                "pipeline, so the point would time the wrong pipeline")
+        return (
+            "zarrs cannot drive a wrapped store (zarr's CacheStore): every array falls back to the Python "
+            "pipeline, so the point would time the wrong pipeline"
+        )
     return None
 
 
@@ -276,10 +307,16 @@ def point_by_id(point_id: str) -> Point:
     name, at, where = point_id.partition("@")
     if name in BASELINES:
         store, _, loop = where.partition("/")
-        return baseline_point(name).with_axes(store=store or "local", loop=loop or "asyncio") if at else baseline_point(name)
+        return (
+            baseline_point(name).with_axes(store=store or "local", loop=loop or "asyncio")
+            if at
+            else baseline_point(name)
+        )
     parts = point_id.split("/")
     if len(parts) < 6 or not parts[5].startswith("cons-"):
-        raise HarnessError(f"not a point id: {point_id!r} (expected store/loop/pipeline/codec/sharding/cons-on|off[/conc-N][/cache-X] or a baseline)")
+        raise HarnessError(
+            f"not a point id: {point_id!r} (expected store/loop/pipeline/codec/sharding/cons-on|off[/conc-N][/cache-X] or a baseline)"
+        )
     values = dict(zip(("store", "loop", "pipeline", "codec", "sharding"), parts[:5], strict=True))
     values["consolidated"] = parts[5].removeprefix("cons-")
     axis_of = {v: k for k, v in ID_PREFIXES.items()}

@@ -50,14 +50,36 @@ def main() -> int:
 
     src = datasets.resolve(args.dataset)
     with tempfile.TemporaryDirectory(prefix="harness-overhead-") as tmp:
-        sweep = Sweep(dataset=str(src), points=[baseline_point("anndata-default")], workloads=["write"],
-                      repeats=args.repeats, warmup=args.warmup, results_dir=Path(tmp) / "results",
-                      workdir=Path(tmp) / "work", progress=False)
+        sweep = Sweep(
+            dataset=str(src),
+            points=[baseline_point("anndata-default")],
+            workloads=["write"],
+            repeats=args.repeats,
+            warmup=args.warmup,
+            results_dir=Path(tmp) / "results",
+            workdir=Path(tmp) / "work",
+            progress=False,
+        )
         run_sweep(sweep)
         (row,) = results.iter_rows(results.results_path(sweep.results_dir))
-        bare = json.loads(subprocess.run(
-            [sys.executable, "-c", BARE, str(src), str(Path(tmp) / "bare.zarr"), str(args.repeats), str(args.warmup)],
-            capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+        bare = json.loads(
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    BARE,
+                    str(src),
+                    str(Path(tmp) / "bare.zarr"),
+                    str(args.repeats),
+                    str(args.warmup),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
     runner_med, bare_med = statistics.median(row["values"]), statistics.median(bare)
     print(f"dataset {args.dataset}: anndata-default write, {args.repeats} repeats")
     print(f"runner: median {runner_med:.3f} s  values {[round(v, 3) for v in row['values']]}")

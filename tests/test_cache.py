@@ -15,8 +15,9 @@ from harness.measure.runner import Sweep, run_sweep
 from harness.runtime import IOConfig, cache
 
 
-@pytest.mark.parametrize("bad, match", [("memory-0mb", "must be positive"), ("disk--5gb", "must be positive"),
-                                        ("lru-1gb", "not understood")])
+@pytest.mark.parametrize(
+    "bad, match", [("memory-0mb", "must be positive"), ("disk--5gb", "must be positive"), ("lru-1gb", "not understood")]
+)
 def test_bad_cache_budgets_are_clear_errors(bad: str, match: str) -> None:
     with pytest.raises(HarnessError, match=match):
         IOConfig(cache=bad)
@@ -45,12 +46,15 @@ def test_new_axes_keep_old_ids_and_round_trip() -> None:
     assert "remote stores" in invalid_reason(Point.of(cache="memory-1gb"))
     from harness.matrix import static_unsupported_reason
 
-    assert "wrapped store" in static_unsupported_reason(Point.of(store="s3-obstore", pipeline="zarrs", cache="memory-1gb"))
+    assert "wrapped store" in static_unsupported_reason(
+        Point.of(store="s3-obstore", pipeline="zarrs", cache="memory-1gb")
+    )
 
 
 @pytest.mark.parametrize("spec", ["memory-64mb", "disk-64mb"])
-def test_cache_never_serves_a_store_rewritten_between_opens(spec: str, tiny_adata, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_never_serves_a_store_rewritten_between_opens(
+    spec: str, tiny_adata, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
     cfg = IOConfig(store="obstore", cache=spec)
     target = tmp_path / "s.zarr"
@@ -63,12 +67,26 @@ def test_cache_never_serves_a_store_rewritten_between_opens(spec: str, tiny_adat
     assert np.array_equal(again, first + 1)
 
 
-@pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(), reason="nginx is not installed")
+@pytest.mark.skipif(
+    shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(), reason="nginx is not installed"
+)
 def test_a_memory_cache_saves_repeated_requests(tiny_h5ad: Path, tmp_path: Path) -> None:
-    points = [Point.of(store="http-obstore", pipeline="fused", sharding="rows-16x2"),
-              Point.of(store="http-obstore", pipeline="fused", sharding="rows-16x2", cache="memory-64mb", concurrency="32")]
-    run_sweep(Sweep(dataset=str(tiny_h5ad), points=points, workloads=["lazy-random"], repeats=1, warmup=0,
-                    results_dir=tmp_path, workdir=tmp_path / "work", progress=False))
+    points = [
+        Point.of(store="http-obstore", pipeline="fused", sharding="rows-16x2"),
+        Point.of(store="http-obstore", pipeline="fused", sharding="rows-16x2", cache="memory-64mb", concurrency="32"),
+    ]
+    run_sweep(
+        Sweep(
+            dataset=str(tiny_h5ad),
+            points=points,
+            workloads=["lazy-random"],
+            repeats=1,
+            warmup=0,
+            results_dir=tmp_path,
+            workdir=tmp_path / "work",
+            progress=False,
+        )
+    )
     rows = {r["point_id"]: r for r in results.iter_rows(results.results_file(tmp_path))}
     plain, cached = (rows[p.id]["requests"] for p in points)
     assert all(rows[p.id]["status"] == "ok" for p in points)
@@ -101,7 +119,9 @@ def test_concurrent_misses_of_one_key_reach_the_store_once(tmp_path: Path) -> No
         return await asyncio.gather(*(store.get(k, proto, r) for k, r in requests))
 
     got = asyncio.run(many())
-    assert sorted(Counting.calls, key=repr) == sorted([("k", None), ("k", RangeByteRequest(10, 20)), ("missing", None)], key=repr)
+    assert sorted(Counting.calls, key=repr) == sorted(
+        [("k", None), ("k", RangeByteRequest(10, 20)), ("missing", None)], key=repr
+    )
     assert all(g.to_bytes() == bytes(range(100)) for g in got[:8])
     assert all(g.to_bytes() == bytes(range(10, 20)) for g in got[8:16]) and got[16:] == [None] * 3
     asyncio.run(many())  # a second wave: all hits (missing keys are not cached by zarr: fetched again)

@@ -46,16 +46,21 @@ def test_anndata_without_x(capsys, tmp_path: Path) -> None:
 
 
 def test_tune_rejects_unknown_objective_and_remote_store(capsys, tiny_h5ad: Path) -> None:
-    assert "unknown objective 'fastest'" in _error(capsys, ["tune", "--dataset", str(tiny_h5ad), "--objective", "fastest"])
-    assert "use s3://bucket/prefix or https://host/path" in _error(capsys, ["tune", "--dataset", str(tiny_h5ad), "--store", "ftp://bucket/x"])
+    assert "unknown objective 'fastest'" in _error(
+        capsys, ["tune", "--dataset", str(tiny_h5ad), "--objective", "fastest"]
+    )
+    assert "use s3://bucket/prefix or https://host/path" in _error(
+        capsys, ["tune", "--dataset", str(tiny_h5ad), "--store", "ftp://bucket/x"]
+    )
 
 
 def test_directory_that_is_not_zarr(capsys, tmp_path: Path) -> None:
     assert "not a zarr store" in _error(capsys, ["run", "--dataset", str(tmp_path), "--results", str(tmp_path / "r")])
 
 
-@pytest.mark.parametrize(("axis", "needle"), [("flavour=x", "unknown axis"), ("codec=lzma", "unknown codec"),
-                                              ("loop=trio", "unknown loop")])
+@pytest.mark.parametrize(
+    ("axis", "needle"), [("flavour=x", "unknown axis"), ("codec=lzma", "unknown codec"), ("loop=trio", "unknown loop")]
+)
 def test_unknown_axis_or_value(capsys, tiny_h5ad: Path, tmp_path: Path, axis: str, needle: str) -> None:
     assert needle in _error(capsys, ["run", "--dataset", str(tiny_h5ad), "--results", str(tmp_path), "--axis", axis])
 
@@ -87,15 +92,37 @@ def test_show_without_results(capsys, tmp_path: Path) -> None:
     assert "no results" in _error(capsys, ["show", "--results", str(tmp_path)])
 
 
-def test_failed_points_make_the_run_exit_non_zero_with_a_summary(capsys, tiny_h5ad: Path, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_points_make_the_run_exit_non_zero_with_a_summary(
+    capsys, tiny_h5ad: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from harness.measure.worker import INJECT_FAULT_ENV
 
     monkeypatch.setenv(INJECT_FAULT_ENV, "raise:read")
-    argv = ["run", "--dataset", str(tiny_h5ad), "--results", str(tmp_path), "--baselines", "none", "--axis", "pipeline=fused",
-            "--axis", "codec=zstd-0", "--axis", "sharding=auto", "--workloads", "write,read", "--repeats", "1",
-            "--warmup", "0", "--no-progress"]
+    argv = [
+        "run",
+        "--dataset",
+        str(tiny_h5ad),
+        "--results",
+        str(tmp_path),
+        "--baselines",
+        "none",
+        "--axis",
+        "pipeline=fused",
+        "--axis",
+        "codec=zstd-0",
+        "--axis",
+        "sharding=auto",
+        "--workloads",
+        "write,read",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--no-progress",
+    ]
     assert cli.main(argv) == 1
     out = capsys.readouterr().out
-    assert "failed local/asyncio/fused/zstd-0/auto/cons-on read: RuntimeError: injected fault before read" in " ".join(out.split())
+    assert "failed local/asyncio/fused/zstd-0/auto/cons-on read: RuntimeError: injected fault before read" in " ".join(
+        out.split()
+    )
     assert "'failed': 1" in out and "'ok': 1" in out

@@ -44,7 +44,11 @@ def test_fresh_store_passes(written: Path, capsys: pytest.CaptureFixture) -> Non
 def test_removed_column_is_detected_and_fixed(written: Path, capsys: pytest.CaptureFixture) -> None:
     _drop_obs_column(written, "batch")
     found = consolidated.check(written)
-    assert found.missing == ["obs/batch", "obs/batch/categories", "obs/batch/codes"] and found.changed == ["obs"] and found.stale
+    assert (
+        found.missing == ["obs/batch", "obs/batch/categories", "obs/batch/codes"]
+        and found.changed == ["obs"]
+        and found.stale
+    )
     assert main(["check-store", str(written)]) == 1
     out = capsys.readouterr().out
     assert "STALE" in out and "obs/batch" in out and "zarr.consolidate_metadata" in out

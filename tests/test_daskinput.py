@@ -29,7 +29,9 @@ def test_dask_input_writes_equal_to_the_source(align: bool, pipeline: str, tiny_
     lazy = context.as_dask(tiny_adata, rows=10)  # 10-row chunks against 16-row shards: misaligned
     cfg = IOConfig(pipeline=pipeline, sharding="rows-8x2", align_dask=align)
     cfg.write(lazy, tmp_path / "s.zarr")
-    verify.assert_anndata_equal(IOConfig(pipeline="fused").read(tmp_path / "s.zarr"), tiny_adata, f"dask input, align={align}")
+    verify.assert_anndata_equal(
+        IOConfig(pipeline="fused").read(tmp_path / "s.zarr"), tiny_adata, f"dask input, align={align}"
+    )
 
 
 def test_lost_rows_in_a_dask_write_are_caught(tiny_adata, tmp_path: Path) -> None:

@@ -25,7 +25,9 @@ def test_filtered_sparse_matrices_round_trip_under_every_reader(name: str, tiny_
     for reader in READERS:
         rp = point.with_axes(pipeline=reader)
         with context.zarr_config(rp, "read"):
-            verify.assert_anndata_equal(context.read_store(replace(ctx, point=rp)), tiny_adata, f"{name} read by {reader}")
+            verify.assert_anndata_equal(
+                context.read_store(replace(ctx, point=rp)), tiny_adata, f"{name} read by {reader}"
+            )
     import anndata as ad
 
     assert type(ad.io.read_zarr(ctx.on_disk).X) is type(tiny_adata.X)  # anndata's own reader sees its format

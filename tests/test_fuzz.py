@@ -26,8 +26,11 @@ from harness.runtime import element_keys, zarrs_obstore_unsafe
 READERS = [p for p in ("python", "fused", "zarrs") if not rpipelines.unavailable_reason(p)]
 COLUMN_KINDS = ("categorical", "string", "nullable-int", "bool", "float")
 # control characters are refused loudly by obstore (tested below), so names here are printable unicode
-names = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"), exclude_characters="/"),
-                min_size=1, max_size=4)
+names = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"), exclude_characters="/"),
+    min_size=1,
+    max_size=4,
+)
 
 
 def _column(kind: str, n: int, rng: np.random.Generator) -> pd.Series | pd.Categorical | np.ndarray:
@@ -65,10 +68,15 @@ def anndatas(draw: st.DrawFn):
     return ad.AnnData(X=X, obs=obs, var=var, uns=uns)
 
 
-configs = st.builds(Point.of, store=st.sampled_from(["local", "obstore"]), pipeline=st.sampled_from(READERS),
-                    codec=st.sampled_from(["zstd-0", "blosc-lz4-bitshuffle", "none"]),
-                    sharding=st.sampled_from(["none", "auto", "rows-4x2"]), consolidated=st.sampled_from(["on", "off"]),
-                    filters=st.sampled_from(["none", "none", "delta", "shuffle"]))
+configs = st.builds(
+    Point.of,
+    store=st.sampled_from(["local", "obstore"]),
+    pipeline=st.sampled_from(READERS),
+    codec=st.sampled_from(["zstd-0", "blosc-lz4-bitshuffle", "none"]),
+    sharding=st.sampled_from(["none", "auto", "rows-4x2"]),
+    consolidated=st.sampled_from(["on", "off"]),
+    filters=st.sampled_from(["none", "none", "delta", "shuffle"]),
+)
 
 
 def round_trip(adata, point: Point, workdir: Path) -> None:
@@ -76,7 +84,9 @@ def round_trip(adata, point: Point, workdir: Path) -> None:
     import anndata as ad
 
     ctx = context.Context(point, adata, workdir)
-    refused = bool(zarrs_obstore_unsafe(element_keys(adata))) and point.axis("store") == "obstore"  # the runtime's guard
+    refused = (
+        bool(zarrs_obstore_unsafe(element_keys(adata))) and point.axis("store") == "obstore"
+    )  # the runtime's guard
     try:
         with context.zarr_config(point, "write"):
             context.write_store(ctx, adata.copy())
@@ -86,7 +96,10 @@ def round_trip(adata, point: Point, workdir: Path) -> None:
     for reader in READERS:
         reader_ctx = replace(ctx, point=point.with_axes(pipeline=reader))
         if refused and reader == "zarrs":  # would read fill values: must be refused, loudly
-            with pytest.raises(UnsupportedPoint, match="silently reads fill values"), context.zarr_config(reader_ctx.point, "read"):
+            with (
+                pytest.raises(UnsupportedPoint, match="silently reads fill values"),
+                context.zarr_config(reader_ctx.point, "read"),
+            ):
                 context.read_store(reader_ctx)
             continue
         with context.zarr_config(reader_ctx.point, "read"):
@@ -117,7 +130,9 @@ def test_edge_cases_round_trip(case: str, tmp_path: Path) -> None:
     elif case == "empty-obs-unicode":
         adata = ad.AnnData(X=np.ones((2, 2), dtype="int32"), obs=pd.DataFrame(index=["ζ", "日本"]))
     else:  # hypothesis found it: zarrs over obstore read an obs column named '{_0' as zeros
-        adata = ad.AnnData(X=np.ones((3, 1), dtype="float32"), obs=pd.DataFrame({"{_0": [1.4, -0.7, 0.4]}, index=["a", "b", "c"]))
+        adata = ad.AnnData(
+            X=np.ones((3, 1), dtype="float32"), obs=pd.DataFrame({"{_0": [1.4, -0.7, 0.4]}, index=["a", "b", "c"])
+        )
     adata.obs_names = adata.obs_names.astype(str)
     adata.var_names = adata.var_names.astype(str)
     store = "obstore" if case.startswith("found") else "local"

@@ -15,11 +15,15 @@ from harness.measure import gpu
 from harness.runtime import IOConfig
 from harness.runtime.gpu import cuda_probe
 
-needs_no_cuda = pytest.mark.skipif(cuda_probe() is None, reason="CUDA is available: the CPU-only behaviour does not apply")
+needs_no_cuda = pytest.mark.skipif(
+    cuda_probe() is None, reason="CUDA is available: the CPU-only behaviour does not apply"
+)
 
 
 @needs_no_cuda
-def test_without_cuda_every_gpu_read_is_unsupported_with_the_probe_reason(tiny_h5ad: Path, tmp_path: Path, capsys) -> None:
+def test_without_cuda_every_gpu_read_is_unsupported_with_the_probe_reason(
+    tiny_h5ad: Path, tmp_path: Path, capsys
+) -> None:
     assert main(["gpu", "--dataset", str(tiny_h5ad), "--codecs", "zstd-0", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("GPU: not available: ") and "Traceback" not in out

@@ -22,8 +22,15 @@ def test_knobs_parse_canonically_and_round_trip_through_ids() -> None:
     assert Point.of(pipeline="zarrs").id == "local/asyncio/zarrs/zstd-0/auto/cons-on"
 
 
-@pytest.mark.parametrize("bad, match", [("threads=2", "not understood"), ("zarrs-workers=0", "at least 1"),
-                                        ("zarrs-checksums=maybe", "true or false"), ("batch-size", "not understood")])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ("threads=2", "not understood"),
+        ("zarrs-workers=0", "at least 1"),
+        ("zarrs-checksums=maybe", "true or false"),
+        ("batch-size", "not understood"),
+    ],
+)
 def test_bad_knobs_are_clear_errors(bad: str, match: str) -> None:
     with pytest.raises(HarnessError, match=match):
         parse_axes([f"knobs={bad}"])
@@ -47,15 +54,29 @@ def test_knobs_reach_zarr_config_in_workloads_and_runtime() -> None:
 
 
 def test_a_sweep_over_knobs_measures_each_setting(tiny_h5ad: Path, tmp_path: Path) -> None:
-    points = [Point.of(pipeline="zarrs", knobs=k) for k in ("default", "zarrs-workers=1", "zarrs-chunk-min=1+zarrs-workers=2")]
-    counts = run_sweep(Sweep(dataset=str(tiny_h5ad), points=points, workloads=["write", "read"], repeats=1, warmup=0,
-                             results_dir=tmp_path, workdir=tmp_path / "work", progress=False))
+    points = [
+        Point.of(pipeline="zarrs", knobs=k) for k in ("default", "zarrs-workers=1", "zarrs-chunk-min=1+zarrs-workers=2")
+    ]
+    counts = run_sweep(
+        Sweep(
+            dataset=str(tiny_h5ad),
+            points=points,
+            workloads=["write", "read"],
+            repeats=1,
+            warmup=0,
+            results_dir=tmp_path,
+            workdir=tmp_path / "work",
+            progress=False,
+        )
+    )
     assert counts["ok"] == 6
     rows = list(results.iter_rows(results.results_file(tmp_path)))
     assert {r["point"]["knobs"] for r in rows} == {"default", "zarrs-workers=1", "zarrs-chunk-min=1+zarrs-workers=2"}
 
 
-def test_dask_workers_sets_the_threads_that_compute_lazy_arrays_with_every_pipeline(tiny_h5ad: Path, tmp_path: Path) -> None:
+def test_dask_workers_sets_the_threads_that_compute_lazy_arrays_with_every_pipeline(
+    tiny_h5ad: Path, tmp_path: Path
+) -> None:
     import anndata as ad
     import dask
     import zarr

@@ -8,8 +8,14 @@ from harness.matrix import Point
 
 
 def test_point_id_is_stable_and_readable() -> None:
-    point = Point.of(store="obstore", loop="uvloop", pipeline="zarrs", codec="blosc-lz4-bitshuffle",
-                  sharding="rows-4096x16", consolidated="off")
+    point = Point.of(
+        store="obstore",
+        loop="uvloop",
+        pipeline="zarrs",
+        codec="blosc-lz4-bitshuffle",
+        sharding="rows-4096x16",
+        consolidated="off",
+    )
     assert point.id == "obstore/uvloop/zarrs/blosc-lz4-bitshuffle/rows-4096x16/cons-off"
     assert matrix.point_by_id(point.id) == point
 

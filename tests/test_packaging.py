@@ -20,13 +20,20 @@ from harness.runtime import IOConfig
 from harness.tune.emit import module_text
 
 ROOT = Path(__file__).resolve().parent.parent
-OFFLINE = ("No matching distribution", "Could not find a version", "Network is unreachable", "Temporary failure in name resolution",
-           "Connection refused", "Max retries exceeded", "ProxyError")
+OFFLINE = (
+    "No matching distribution",
+    "Could not find a version",
+    "Network is unreachable",
+    "Temporary failure in name resolution",
+    "Connection refused",
+    "Max retries exceeded",
+    "ProxyError",
+)
 #: What the runtime must work without: the measuring side and the optional packages a config may ask for
 #: (fsspec itself comes with dask, which anndata[lazy] needs for read_lazy).
 NOT_CORE = {"rich", "psutil", "s3fs", "moto", "matplotlib", "asv", "pytest-benchmark", "zarrs", "obstore", "uvloop"}
 
-SCRIPT = r'''
+SCRIPT = r"""
 import json, sys, warnings
 import numpy as np, pandas as pd, scipy.sparse as sp, anndata as ad
 sys.path.insert(0, sys.argv[1])
@@ -56,7 +63,7 @@ with warnings.catch_warnings(record=True) as caught:
 out["effective"] = wants.effective().to_dict()
 out["warnings"] = [str(w.message) for w in caught]
 print(json.dumps(out))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +77,12 @@ def core_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "venv", str(base / "venv")], check=True)
     python = base / "venv" / "bin" / "python"
-    done = subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(source)],
-                          capture_output=True, text=True, timeout=1200)
+    done = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(source)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         if any(word in "\n".join(tail) for word in OFFLINE):
@@ -81,8 +92,12 @@ def core_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def installed(python: Path) -> dict[str, str]:
-    lines = subprocess.run([python, "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"], capture_output=True,
-                           text=True, check=True).stdout.split()
+    lines = subprocess.run(
+        [python, "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     return dict(line.lower().split("==", 1) for line in lines if "==" in line)
 
 
@@ -94,22 +109,39 @@ def test_core_install_has_the_runtime_and_nothing_of_the_bench(core_env: Path) -
 
 def test_generated_io_config_writes_reads_and_reads_lazily_without_extras(core_env: Path, tmp_path: Path) -> None:
     tuned = IOConfig(codec="blosc-lz4-bitshuffle", sharding="rows-16x2")
-    record = {"config": tuned.to_dict(), "objective": "balanced", "verification": [], "provenance": {"date": "today"},
-              "dataset": {"name": "test", "fingerprint": "0"}}
+    record = {
+        "config": tuned.to_dict(),
+        "objective": "balanced",
+        "verification": [],
+        "provenance": {"date": "today"},
+        "dataset": {"name": "test", "fingerprint": "0"},
+    }
     (tmp_path / "io_config.py").write_text(module_text(record))
-    done = subprocess.run([core_env, "-c", SCRIPT, str(tmp_path), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [core_env, "-c", SCRIPT, str(tmp_path), str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert got["read"] and got["read_lazy"] and got["fallback_read"]
     assert got["config"] == tuned.to_dict()
-    assert (got["effective"]["pipeline"], got["effective"]["store"], got["effective"]["loop"]) == ("fused", "local", "asyncio")
+    assert (got["effective"]["pipeline"], got["effective"]["store"], got["effective"]["loop"]) == (
+        "fused",
+        "local",
+        "asyncio",
+    )
     for package in ("zarrs", "obstore", "uvloop"):
-        assert any(w.startswith(f"{package} is not installed (pip install {package})") for w in got["warnings"]), got["warnings"]
+        assert any(w.startswith(f"{package} is not installed (pip install {package})") for w in got["warnings"]), got[
+            "warnings"
+        ]
 
 
 def test_cli_without_the_bench_extra_names_the_extra(core_env: Path, tiny_h5ad: Path, tmp_path: Path) -> None:
     harness = core_env.parent / "harness"
-    done = subprocess.run([harness, "run", "--dataset", str(tiny_h5ad), "--results", str(tmp_path)], capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [harness, "run", "--dataset", str(tiny_h5ad), "--results", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "pip install 'harness[bench]'" in done.stderr and done.stderr.startswith("harness: error: ")

@@ -67,11 +67,22 @@ def test_containers_pass_through() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(rows=st.integers(1, 5000), per_shard=st.integers(1, 64), n=st.integers(1, 3000),
-       width=st.integers(1, 40), per_row=st.integers(1, 20))
-def test_shards_are_always_whole_multiples_of_chunks(rows: int, per_shard: int, n: int, width: int, per_row: int) -> None:
+@given(
+    rows=st.integers(1, 5000),
+    per_shard=st.integers(1, 64),
+    n=st.integers(1, 3000),
+    width=st.integers(1, 40),
+    per_row=st.integers(1, 20),
+)
+def test_shards_are_always_whole_multiples_of_chunks(
+    rows: int, per_shard: int, n: int, width: int, per_row: int
+) -> None:
     policy = parse_policy(f"rows-{rows}x{per_shard}")
-    for enc, elem in (("array", np.zeros((n, width))), ("array", np.zeros(n)), ("csr_matrix", _csr(n, per_row, per_row))):
+    for enc, elem in (
+        ("array", np.zeros((n, width))),
+        ("array", np.zeros(n)),
+        ("csr_matrix", _csr(n, per_row, per_row)),
+    ):
         kwargs = dataset_kwargs_for(policy, enc, elem, {})
         for chunk, shard in zip(kwargs["chunks"], kwargs["shards"], strict=True):
             assert chunk >= 1 and shard % chunk == 0

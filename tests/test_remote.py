@@ -9,16 +9,20 @@ import socket
 from pathlib import Path
 
 import pytest
+from aiohttp import ClientResponseError
+from obstore.exceptions import BaseError
 
 from harness.analysis import results
 from harness.errors import HarnessError
 from harness.matrix import Point
-from harness.measure import context, requests, servers, storefiles, verify, worker, workloads
+from harness.measure import context, network, requests, servers, storefiles, verify, worker, workloads
 from harness.measure.runner import Sweep, run_sweep
 from harness.runtime import Store, consolidated, stores
 
-needs_nginx = pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
-                                 reason="nginx is not installed (bootstrap installs nginx-light)")
+needs_nginx = pytest.mark.skipif(
+    shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
+    reason="nginx is not installed (bootstrap installs nginx-light)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +68,11 @@ def test_nginx_serves_ranges_and_adds_measured_latency(tmp_path: Path) -> None:
         request = urllib.request.Request(http.url + "/blob", headers={"Range": "bytes=10-19"})
         with urllib.request.urlopen(request) as response:
             assert response.status == 206 and response.read() == bytes(range(10, 20))
-        base = servers.measured_latency_ms(http.url + "/blob", requests=5)
-    if not servers.lua_available():
+        base = network.measured_latency_ms(http.url + "/blob", requests=5)
+    if not network.lua_available():
         pytest.skip("nginx's Lua module is not installed: latency cannot be added")
     with servers.start_http(tmp_path, latency_ms=30) as slow:
-        slowed = servers.measured_latency_ms(slow.url + "/blob", requests=5)
+        slowed = network.measured_latency_ms(slow.url + "/blob", requests=5)
     assert slowed - base >= 25  # the added 30 ms is there, measured
 
 
@@ -88,8 +92,9 @@ def test_s3_stores_round_trip(store: str, s3_env, tiny_adata, tmp_path: Path) ->
 
 @needs_nginx
 @pytest.mark.parametrize("store", ["http-fsspec", "http-obstore"])
-def test_http_stores_read_what_was_written_to_the_served_directory(store: str, tiny_adata, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_http_stores_read_what_was_written_to_the_served_directory(
+    store: str, tiny_adata, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with servers.start_http(tmp_path) as http:
         monkeypatch.setenv(context.HTTP_ROOT_ENV, str(tmp_path))
         monkeypatch.setenv(context.HTTP_URL_ENV, http.url)
@@ -116,11 +121,10 @@ def test_s3_server_killed_mid_read_fails_loudly(tiny_adata, tmp_path: Path, monk
         with context.zarr_config(point, "read"):
             lazy = context.open_lazy(ctx)
             server.stop()  # the server dies between open and the data reads
-            with pytest.raises(Exception) as info:
+            with pytest.raises(BaseError, match="error"):  # obstore's own error after its retries, not a fill value
                 lazy[:40].to_memory()
     finally:
         server.stop()
-    assert not isinstance(info.value, AssertionError)
 
 
 def test_unknown_url_scheme_is_a_clear_error() -> None:
@@ -129,9 +133,22 @@ def test_unknown_url_scheme_is_a_clear_error() -> None:
 
 
 def test_remote_sweep_starts_servers_verifies_loops_and_stops_them(tiny_h5ad: Path, tmp_path: Path) -> None:
-    points = [Point.of(store="s3-obstore", loop="uvloop", pipeline="zarrs"), Point.of(store="s3-fsspec", pipeline="zarrs")]
-    counts = run_sweep(Sweep(dataset=str(tiny_h5ad), points=points, workloads=["write", "read"], repeats=1, warmup=0,
-                             results_dir=tmp_path, workdir=tmp_path / "work", progress=False))
+    points = [
+        Point.of(store="s3-obstore", loop="uvloop", pipeline="zarrs"),
+        Point.of(store="s3-fsspec", pipeline="zarrs"),
+    ]
+    counts = run_sweep(
+        Sweep(
+            dataset=str(tiny_h5ad),
+            points=points,
+            workloads=["write", "read"],
+            repeats=1,
+            warmup=0,
+            results_dir=tmp_path,
+            workdir=tmp_path / "work",
+            progress=False,
+        )
+    )
     rows = {(r["point_id"], r["workload"]): r for r in results.iter_rows(results.results_file(tmp_path))}
     ok = rows[(points[0].id, "read")]
     assert ok["status"] == "ok" and ok["event_loop"].startswith("uvloop") and "zarrs" in ok["pipeline_effective"]
@@ -159,11 +176,22 @@ def test_serve_command_stops_its_server_on_sigterm() -> None:
 
 
 def test_network_latency_is_applied_measured_and_requests_are_counted(tiny_h5ad: Path, tmp_path: Path) -> None:
-    if not servers.lua_available():
+    if not network.lua_available():
         pytest.skip("nginx's Lua module is not installed: latency cannot be added")
     points = [Point.of(store="s3-obstore", pipeline="fused"), Point.of(store="http-fsspec", pipeline="fused")]
-    run_sweep(Sweep(dataset=str(tiny_h5ad), points=points, workloads=["lazy-rows"], repeats=2, warmup=0,
-                    results_dir=tmp_path, workdir=tmp_path / "work", progress=False, network="latency=15ms"))
+    run_sweep(
+        Sweep(
+            dataset=str(tiny_h5ad),
+            points=points,
+            workloads=["lazy-rows"],
+            repeats=2,
+            warmup=0,
+            results_dir=tmp_path,
+            workdir=tmp_path / "work",
+            progress=False,
+            network="latency=15ms",
+        )
+    )
     rows = list(results.iter_rows(results.results_file(tmp_path)))
     assert len(rows) == 2 and all(r["status"] == "ok" for r in rows), [r.get("error") for r in rows]
     for row in rows:
@@ -191,31 +219,64 @@ def test_request_counter_reads_only_new_log_lines(tmp_path: Path) -> None:
 
 
 def test_network_spec_is_parsed_or_rejected_clearly() -> None:
-    net = servers.Network.parse("latency=20ms,rate=1gbit")
+    net = network.Network.parse("latency=20ms,rate=1gbit")
     assert (net.latency_ms, net.rate_bytes_per_s, net.label) == (20.0, 125_000_000, "latency=20ms,rate=1000mbit")
-    assert servers.Network.parse("latency=0.5s").latency_ms == 500
-    for bad, match in (("jitter=3ms", "unknown; valid"), ("latency=fast", "number with a unit"), ("rate=3furlongs", "unit")):
+    assert network.Network.parse("latency=0.5s").latency_ms == 500
+    for bad, match in (
+        ("jitter=3ms", "unknown; valid"),
+        ("latency=fast", "number with a unit"),
+        ("rate=3furlongs", "unit"),
+    ):
         with pytest.raises(HarnessError, match=match):
-            servers.Network.parse(bad)
+            network.Network.parse(bad)
 
 
-def test_user_s3_url_replaces_the_loopback_server(tiny_h5ad: Path, tmp_path: Path, s3, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_user_s3_url_replaces_the_loopback_server(
+    tiny_h5ad: Path, tmp_path: Path, s3, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for key, value in s3.env.items():  # the "user's" endpoint and credentials, from the environment
         monkeypatch.setenv(key, value)
     point = Point.of(store="s3-obstore", pipeline="fused")
-    counts = run_sweep(Sweep(dataset=str(tiny_h5ad), points=[point], workloads=["write", "lazy-rows"], repeats=1, warmup=0,
-                             results_dir=tmp_path, workdir=tmp_path / "work", progress=False,
-                             store_url=f"s3://{servers.S3_BUCKET}/user-prefix"))
+    counts = run_sweep(
+        Sweep(
+            dataset=str(tiny_h5ad),
+            points=[point],
+            workloads=["write", "lazy-rows"],
+            repeats=1,
+            warmup=0,
+            results_dir=tmp_path,
+            workdir=tmp_path / "work",
+            progress=False,
+            store_url=f"s3://{servers.S3_BUCKET}/user-prefix",
+        )
+    )
     assert counts["ok"] == 2
     rows = list(results.iter_rows(results.results_file(tmp_path)))
     assert rows[0]["servers"][context.S3_PREFIX_ENV] == "user-prefix" and "AWS_ENDPOINT_URL" not in rows[0]["servers"]
     assert "requests" not in rows[0]  # no access log of a server we did not start
     with pytest.raises(HarnessError, match="not to --store URLs"):
-        run_sweep(Sweep(dataset=str(tiny_h5ad), points=[point], workloads=["write"], results_dir=tmp_path / "b",
-                        progress=False, network="latency=5ms", store_url="s3://harness/x"))
+        run_sweep(
+            Sweep(
+                dataset=str(tiny_h5ad),
+                points=[point],
+                workloads=["write"],
+                results_dir=tmp_path / "b",
+                progress=False,
+                network="latency=5ms",
+                store_url="s3://harness/x",
+            )
+        )
     with pytest.raises(HarnessError, match="not used by any point"):
-        run_sweep(Sweep(dataset=str(tiny_h5ad), points=[Point.of()], workloads=["write"], results_dir=tmp_path / "c",
-                        progress=False, store_url="s3://harness/x"))
+        run_sweep(
+            Sweep(
+                dataset=str(tiny_h5ad),
+                points=[Point.of()],
+                workloads=["write"],
+                results_dir=tmp_path / "c",
+                progress=False,
+                store_url="s3://harness/x",
+            )
+        )
 
 
 def test_remote_baselines_are_measured_on_the_same_store() -> None:
@@ -224,8 +285,9 @@ def test_remote_baselines_are_measured_on_the_same_store() -> None:
     points = [Point.of(store="s3-obstore", loop="uvloop"), Point.of(store="local")]
     ids = {p.id for p in matrix.baselines_for(["anndata-default", "h5ad"], points)}
     assert ids == {"anndata-default@s3-obstore/uvloop", "anndata-default", "h5ad"}
-    assert matrix.point_by_id("anndata-default@s3-obstore/uvloop") == Point.of(store="s3-obstore", loop="uvloop", pipeline="fused",
-                                                                          baseline="anndata-default")
+    assert matrix.point_by_id("anndata-default@s3-obstore/uvloop") == Point.of(
+        store="s3-obstore", loop="uvloop", pipeline="fused", baseline="anndata-default"
+    )
 
 
 def test_check_store_finds_stale_consolidated_metadata_on_s3(s3_env, tiny_adata, tmp_path: Path) -> None:
@@ -254,13 +316,19 @@ def test_s3_server_honours_conditional_create_and_suffix_ranges(engine: str) -> 
     from obstore.exceptions import AlreadyExistsError
     from obstore.store import S3Store
 
-    if engine == "s3rver" and (servers.s3rver_path() is None or not servers.lua_available()):
+    if engine == "s3rver" and (servers.s3rver_path() is None or not network.lua_available()):
         pytest.skip("s3rver needs Node.js, npm and nginx's Lua module")
     with servers.start_s3(engine=engine) as server:
         env = server.env
-        store = S3Store(servers.S3_BUCKET, endpoint=server.url, access_key_id=env["AWS_ACCESS_KEY_ID"],
-                        secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region=servers.S3_REGION,
-                        client_options={"allow_http": True}, virtual_hosted_style_request=False)
+        store = S3Store(
+            servers.S3_BUCKET,
+            endpoint=server.url,
+            access_key_id=env["AWS_ACCESS_KEY_ID"],
+            secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region=servers.S3_REGION,
+            client_options={"allow_http": True},
+            virtual_hosted_style_request=False,
+        )
         obstore.put(store, "g/zarr.json", b"first", mode="create")
         with pytest.raises(AlreadyExistsError):
             obstore.put(store, "g/zarr.json", b"second", mode="create")
@@ -287,10 +355,18 @@ def test_async_stream_repeats_on_s3(store: str, s3_env, tiny_adata, tmp_path: Pa
     assert len(stats["values"]) == 2 and all(v > 0 for v in stats["values"])
 
 
-def test_user_store_problems_are_one_line_errors(tiny_h5ad: Path, tmp_path: Path, s3, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_user_store_problems_are_one_line_errors(
+    tiny_h5ad: Path, tmp_path: Path, s3, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def sweep(url: str) -> Sweep:
-        return Sweep(dataset=str(tiny_h5ad), points=[Point.of(store="s3-obstore", pipeline="fused")], workloads=["write"],
-                     results_dir=tmp_path, progress=False, store_url=url)
+        return Sweep(
+            dataset=str(tiny_h5ad),
+            points=[Point.of(store="s3-obstore", pipeline="fused")],
+            workloads=["write"],
+            results_dir=tmp_path,
+            progress=False,
+            store_url=url,
+        )
 
     for key, value in s3.env.items():
         monkeypatch.setenv(key, value)
@@ -311,14 +387,18 @@ def test_user_store_problems_are_one_line_errors(tiny_h5ad: Path, tmp_path: Path
 def test_unknown_store_url_scheme_on_the_command_line(capsys: pytest.CaptureFixture) -> None:
     from harness.cli import main
 
-    assert main(["run", "--dataset", "tiny", "--axis", "store=s3-obstore", "--store", "ftp://host/x", "--no-progress"]) == 2
+    assert (
+        main(["run", "--dataset", "tiny", "--axis", "store=s3-obstore", "--store", "ftp://host/x", "--no-progress"])
+        == 2
+    )
     assert "use s3://bucket/prefix" in capsys.readouterr().err
 
 
 @needs_nginx
 @pytest.mark.parametrize("store", ["http-fsspec", "http-obstore"])
-def test_http_errors_fail_reads_and_missing_chunks_fail_verification(store: str, tiny_adata, tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_http_errors_fail_reads_and_missing_chunks_fail_verification(
+    store: str, tiny_adata, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from harness.errors import VerificationError
 
     point = Point.of(store=store, pipeline="fused", sharding="rows-16x2")
@@ -328,9 +408,9 @@ def test_http_errors_fail_reads_and_missing_chunks_fail_verification(store: str,
     monkeypatch.setenv(context.HTTP_ROOT_ENV, str(tmp_path))
     with servers.start_http(tmp_path, faults={"/X/data/": 500}) as http:  # the server errors on X's values
         monkeypatch.setenv(context.HTTP_URL_ENV, http.url)
-        with context.zarr_config(point, "read"), pytest.raises(Exception) as info:
+        expected = BaseError if store.endswith("obstore") else ClientResponseError  # the client's own HTTP error
+        with context.zarr_config(point, "read"), pytest.raises(expected, match="500|[Ee]rror performing GET"):
             context.read_store(ctx)
-        assert not isinstance(info.value, (AssertionError, VerificationError))
     shard = sorted((ctx.on_disk / "X" / "data" / "c").iterdir())[0]
     shard.unlink()  # a 404: zarr reads a missing chunk as fill values, so only verification can tell
     with servers.start_http(tmp_path) as http:
@@ -367,8 +447,19 @@ def test_server_killed_mid_read_is_a_recorded_failure_and_the_batch_goes_on(tiny
         env = {**server.env, context.S3_BUCKET_ENV: servers.S3_BUCKET, requests.ACCESS_LOGS_ENV: str(server.access_log)}
         watcher.start()
         point = Point.of(store="s3-obstore", pipeline="fused")
-        got = {k: r.to_json() for k, r in run_batch([point], tiny_h5ad, ["read", "lazy-rows"], repeats=2, warmup=0,
-                                                     workdir=tmp_path / "w", timeout=300, env=env).items()}
+        got = {
+            k: r.to_json()
+            for k, r in run_batch(
+                [point],
+                tiny_h5ad,
+                ["read", "lazy-rows"],
+                repeats=2,
+                warmup=0,
+                workdir=tmp_path / "w",
+                timeout=300,
+                env=env,
+            ).items()
+        }
     finally:
         done.set()
         server.stop()
@@ -381,8 +472,18 @@ def test_server_killed_mid_read_is_a_recorded_failure_and_the_batch_goes_on(tiny
 @needs_nginx
 def test_http_without_consolidated_metadata_is_unsupported_with_the_reason(tiny_h5ad: Path, tmp_path: Path) -> None:
     points = [Point.of(store="http-obstore", pipeline="fused", consolidated="off")]
-    run_sweep(Sweep(dataset=str(tiny_h5ad), points=points, workloads=["lazy-open", "stream-async"], repeats=1, warmup=0,
-                    results_dir=tmp_path, workdir=tmp_path / "work", progress=False))
+    run_sweep(
+        Sweep(
+            dataset=str(tiny_h5ad),
+            points=points,
+            workloads=["lazy-open", "stream-async"],
+            repeats=1,
+            warmup=0,
+            results_dir=tmp_path,
+            workdir=tmp_path / "work",
+            progress=False,
+        )
+    )
     rows = {r["workload"]: r for r in results.iter_rows(results.results_file(tmp_path))}
     assert rows["lazy-open"]["status"] == "unsupported" and "needs consolidated metadata" in rows["lazy-open"]["error"]
     assert rows["stream-async"]["status"] == "ok"  # opens X by path: no listing needed
@@ -404,10 +505,22 @@ def test_client_options_change_requests_and_are_checked(tiny_h5ad: Path, tmp_pat
     assert "apply to s3-fsspec only" in invalid_reason(Point.of(store="s3-obstore", client="s3fs-no-head"))
     with pytest.raises(HarnessError, match="apply to s3-fsspec only"):
         IOConfig(store="http-fsspec", client="s3fs-no-head")
-    points = [Point.of(store="s3-fsspec", pipeline="fused", sharding="none", client=c) for c in ("default", "s3fs-no-head")]
+    points = [
+        Point.of(store="s3-fsspec", pipeline="fused", sharding="none", client=c) for c in ("default", "s3fs-no-head")
+    ]
     assert points[1].id.endswith("/client-s3fs-no-head") and point_by_id(points[1].id) == points[1]
-    run_sweep(Sweep(dataset=str(tiny_h5ad), points=points, workloads=["read"], repeats=1, warmup=0,
-                    results_dir=tmp_path, workdir=tmp_path / "work", progress=False))
+    run_sweep(
+        Sweep(
+            dataset=str(tiny_h5ad),
+            points=points,
+            workloads=["read"],
+            repeats=1,
+            warmup=0,
+            results_dir=tmp_path,
+            workdir=tmp_path / "work",
+            progress=False,
+        )
+    )
     rows = {r["point_id"]: r for r in results.iter_rows(results.results_file(tmp_path)) if r["workload"] == "read"}
     assert all(rows[p.id]["status"] == "ok" for p in points), [r.get("error") for r in rows.values()]  # verified reads
     default, no_head = (rows[p.id]["requests"] for p in points)
@@ -416,10 +529,10 @@ def test_client_options_change_requests_and_are_checked(tiny_h5ad: Path, tmp_pat
 
 
 def test_missing_lua_module_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(servers, "LUA_MODULES", (str(tmp_path / "no-such-module.so"),))
+    monkeypatch.setattr(network, "LUA_MODULES", (str(tmp_path / "no-such-module.so"),))
     with pytest.raises(HarnessError, match="added latency needs nginx's Lua module"):
-        servers.Network.parse("latency=20ms")
+        network.Network.parse("latency=20ms")
     if shutil.which("nginx") or Path("/usr/sbin/nginx").exists():
         with pytest.raises(HarnessError, match="a hanging fault needs nginx's Lua module"):
             servers.start_http(tmp_path, faults={"/X/": 0})
-    assert servers.Network.parse("rate=1gbit").rate_bytes_per_s == 125_000_000  # no Lua needed for a rate
+    assert network.Network.parse("rate=1gbit").rate_bytes_per_s == 125_000_000  # no Lua needed for a rate

@@ -22,7 +22,9 @@ def results_dir(tmp_path: Path) -> Path:
 
 
 def test_report_renders_table_and_valid_figures(results_dir: Path, tmp_path: Path) -> None:
-    md = report.build(results_dir, tmp_path / "rep", recommended="local/asyncio/zarrs/blosc-lz4-bitshuffle/auto/cons-on")
+    md = report.build(
+        results_dir, tmp_path / "rep", recommended="local/asyncio/zarrs/blosc-lz4-bitshuffle/auto/cons-on"
+    )
     text = md.read_text()
     points = {json.loads(line)["point_id"] for line in DATA.read_text().splitlines()}
     table_rows = [line for line in text.splitlines() if line.startswith("| `")]
@@ -58,6 +60,7 @@ def test_mixed_provenance_is_reported(results_dir: Path, tmp_path: Path) -> None
 
 def test_significance_on_constructed_samples() -> None:
     same = [1.0, 1.01, 0.99, 1.02, 0.98]
+
     def verdict(a, b):
         return compare.compared("p", "w", a, b)
 
@@ -89,7 +92,9 @@ def test_asv_suites_pass_asv_check() -> None:
     import sys
 
     root = Path(__file__).parent.parent
-    proc = subprocess.run([sys.executable, "-m", "asv", "check", "--python=same"], cwd=root, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "asv", "check", "--python=same"], cwd=root, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "No problems found" in proc.stdout
 
@@ -110,18 +115,47 @@ def _remote_rows() -> list[dict]:
     """Rows shaped like a remote sweep's: two clients x consolidated, one baseline, at 20 ms."""
     template = json.loads(DATA.read_text().splitlines()[0])
     rows = []
-    timings = {("s3-fsspec", "on"): 2.0, ("s3-obstore", "on"): 1.0, ("s3-fsspec", "off"): 2.6, ("s3-obstore", "off"): 1.3}
+    timings = {
+        ("s3-fsspec", "on"): 2.0,
+        ("s3-obstore", "on"): 1.0,
+        ("s3-fsspec", "off"): 2.6,
+        ("s3-obstore", "off"): 1.3,
+    }
     for (store, cons), seconds in timings.items():
-        point = {"store": store, "loop": "asyncio", "pipeline": "fused", "codec": "zstd-0", "sharding": "auto",
-                 "consolidated": cons, "baseline": ""}
+        point = {
+            "store": store,
+            "loop": "asyncio",
+            "pipeline": "fused",
+            "codec": "zstd-0",
+            "sharding": "auto",
+            "consolidated": cons,
+            "baseline": "",
+        }
         pid = f"{store}/asyncio/fused/zstd-0/auto/cons-{cons}"
-        rows.append({**template, "key": pid, "point_id": pid, "point": point, "workload": "stream-async", "status": "ok",
-                     "values": [seconds * (1 + 0.01 * i) for i in range(5)], "network": {"condition": "latency=20ms"},
-                     "requests": {"requests": [100] * 5, "repeated": [7] * 5, "bytes": [5e6] * 5},
-                     "metrics": {"rows_per_s": [1000 / seconds] * 5, "first_batch_s": [0.05] * 5}})
+        rows.append(
+            {
+                **template,
+                "key": pid,
+                "point_id": pid,
+                "point": point,
+                "workload": "stream-async",
+                "status": "ok",
+                "values": [seconds * (1 + 0.01 * i) for i in range(5)],
+                "network": {"condition": "latency=20ms"},
+                "requests": {"requests": [100] * 5, "repeated": [7] * 5, "bytes": [5e6] * 5},
+                "metrics": {"rows_per_s": [1000 / seconds] * 5, "first_batch_s": [0.05] * 5},
+            }
+        )
     base = {**rows[0]["point"], "baseline": "anndata-default", "store": "s3-obstore"}
-    rows.append({**rows[1], "key": "b", "point_id": "anndata-default@s3-obstore/asyncio", "point": base,
-                 "values": [4.0, 4.1, 4.0, 3.9, 4.0]})
+    rows.append(
+        {
+            **rows[1],
+            "key": "b",
+            "point_id": "anndata-default@s3-obstore/asyncio",
+            "point": base,
+            "values": [4.0, 4.1, 4.0, 3.9, 4.0],
+        }
+    )
     return rows
 
 
@@ -155,7 +189,10 @@ def test_effects_need_enough_repeats_and_a_real_difference(tmp_path: Path) -> No
 def test_one_results_directory_with_several_datasets_shows_each(results_dir: Path) -> None:
     """A scale run puts 10k, 100k and 1m in one directory: the table labels each point with its dataset."""
     rows = [json.loads(line) for line in DATA.read_text().splitlines()]
-    other = [{**r, "key": r["key"] + "-big", "dataset": {**r["dataset"], "name": "big", "fingerprint": "f" * 16}} for r in rows]
+    other = [
+        {**r, "key": r["key"] + "-big", "dataset": {**r["dataset"], "name": "big", "fingerprint": "f" * 16}}
+        for r in rows
+    ]
     with results.results_file(results_dir).open("a") as f:
         f.writelines(json.dumps(r) + "\n" for r in other)
     df = tables.with_speedup(tables.latest(results.load(results_dir)))

@@ -24,8 +24,11 @@ class RoundTripTests:
     points: list[Point] = []
 
     def test_write_then_read_is_equal(self, point: Point, tiny_adata, tmp_path: Path) -> None:
-        reason = matrix.invalid_reason(point) or matrix.static_unsupported_reason(point) or (
-            point.api != "h5ad" and rpipelines.unavailable_reason(point.config.pipeline, "asyncio"))
+        reason = (
+            matrix.invalid_reason(point)
+            or matrix.static_unsupported_reason(point)
+            or (point.api != "h5ad" and rpipelines.unavailable_reason(point.config.pipeline, "asyncio"))
+        )
         if reason:
             pytest.skip(reason)
         ctx = context.Context(point, tiny_adata, tmp_path)
@@ -36,7 +39,6 @@ class RoundTripTests:
         # and with zarr's plain Python pipeline, the reader every user has
         with context.zarr_config(Point.of(pipeline="python"), "read"):
             verify.assert_anndata_equal(context.read_store(ctx), tiny_adata)
-
 
 
 def _parametrize(points: list[Point]):
@@ -54,8 +56,13 @@ class TestCodecs(RoundTripTests):
     pass
 
 
-@_parametrize([Point.of(pipeline=p, sharding=s) for p in ("python", "zarrs")
-               for s in ("none", "auto", "guide-example", "rows-8x4", "sparse:rows-16x2+dense:none+columns:rows-40x1")])
+@_parametrize(
+    [
+        Point.of(pipeline=p, sharding=s)
+        for p in ("python", "zarrs")
+        for s in ("none", "auto", "guide-example", "rows-8x4", "sparse:rows-16x2+dense:none+columns:rows-40x1")
+    ]
+)
 class TestShardingPolicies(RoundTripTests):
     pass
 

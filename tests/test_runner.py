@@ -19,13 +19,25 @@ from harness.measure.runner import Sweep, run_sweep
 
 
 def _sweep(dataset: Path, results_dir: Path, points: list[Point], workloads=("write", "read"), **kw) -> Sweep:
-    return Sweep(dataset=str(dataset), points=points, workloads=list(workloads), repeats=2, warmup=0,
-                 results_dir=results_dir, workdir=results_dir / "work", progress=False, **kw)
+    return Sweep(
+        dataset=str(dataset),
+        points=points,
+        workloads=list(workloads),
+        repeats=2,
+        warmup=0,
+        results_dir=results_dir,
+        workdir=results_dir / "work",
+        progress=False,
+        **kw,
+    )
 
 
 def test_sweep_records_every_repeat_with_provenance(tiny_h5ad: Path, tmp_path: Path) -> None:
-    points = [matrix.baseline_point("anndata-default"), Point.of(loop="uvloop", pipeline="zarrs", sharding="rows-16x2"),
-              Point.of(store="fsspec", pipeline="zarrs")]
+    points = [
+        matrix.baseline_point("anndata-default"),
+        Point.of(loop="uvloop", pipeline="zarrs", sharding="rows-16x2"),
+        Point.of(store="fsspec", pipeline="zarrs"),
+    ]
     counts = run_sweep(_sweep(tiny_h5ad, tmp_path, points, workloads=("write", "read", "lazy-random")))
     rows = list(results.iter_rows(results.results_file(tmp_path)))
     assert len(rows) == 9 and counts["ok"] == 6 and counts["unsupported"] == 3
@@ -88,9 +100,35 @@ def test_killed_sweep_resumes_with_each_point_exactly_once(tiny_h5ad: Path, tmp_
     import psutil
 
     out = tmp_path / "res"
-    cmd = [sys.executable, "-m", "harness.cli", "run", "--dataset", str(tiny_h5ad), "--results", str(out), "--workdir", str(tmp_path / "work"),
-           "--baselines", "none", "--axis", "store=local,s3-obstore", "--axis", "pipeline=python,fused", "--axis", "codec=zstd-0",
-           "--axis", "sharding=auto", "--workloads", "write,read", "--repeats", "1", "--warmup", "0", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        "--dataset",
+        str(tiny_h5ad),
+        "--results",
+        str(out),
+        "--workdir",
+        str(tmp_path / "work"),
+        "--baselines",
+        "none",
+        "--axis",
+        "store=local,s3-obstore",
+        "--axis",
+        "pipeline=python,fused",
+        "--axis",
+        "codec=zstd-0",
+        "--axis",
+        "sharding=auto",
+        "--workloads",
+        "write,read",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--no-progress",
+    ]
     path = results.results_file(out)
     rng = random.Random(7)
     (tmp_path / "tmp").mkdir()
@@ -103,7 +141,9 @@ def test_killed_sweep_resumes_with_each_point_exactly_once(tiny_h5ad: Path, tmp_
         deadline = time.time() + 15
         while time.time() < deadline and _ours(tmp_path):
             time.sleep(0.2)
-        assert not _ours(tmp_path), f"attempt {attempt}: {[' '.join(p.cmdline()) for p in _ours(tmp_path)]} outlived the runner"
+        assert not _ours(tmp_path), (
+            f"attempt {attempt}: {[' '.join(p.cmdline()) for p in _ours(tmp_path)]} outlived the runner"
+        )
     assert subprocess.run(cmd, capture_output=True, env=env).returncode == 0
     lines = path.read_text().splitlines()
     rows = list(results.iter_rows(path))
@@ -114,14 +154,18 @@ def test_killed_sweep_resumes_with_each_point_exactly_once(tiny_h5ad: Path, tmp_
     assert not psutil.Process().children(recursive=True)
 
 
-@pytest.mark.parametrize("kind, status, evidence", [
-    ("segfault", "failed", "killed by SIGSEGV"),
-    ("exit", "failed", "worker crashed:3"),
-    ("raise", "failed", "injected fault before read"),
-    ("hang", "timeout", "timeout of 15s"),
-])
-def test_crashes_and_hangs_become_rows_and_the_sweep_goes_on(kind: str, status: str, evidence: str, tiny_h5ad: Path,
-                                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "kind, status, evidence",
+    [
+        ("segfault", "failed", "killed by SIGSEGV"),
+        ("exit", "failed", "worker crashed:3"),
+        ("raise", "failed", "injected fault before read"),
+        ("hang", "timeout", "timeout of 15s"),
+    ],
+)
+def test_crashes_and_hangs_become_rows_and_the_sweep_goes_on(
+    kind: str, status: str, evidence: str, tiny_h5ad: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from harness.measure.worker import INJECT_FAULT_ENV
 
     monkeypatch.setenv(INJECT_FAULT_ENV, f"{kind}:read")
@@ -135,4 +179,7 @@ def test_crashes_and_hangs_become_rows_and_the_sweep_goes_on(kind: str, status: 
         assert read["status"] == status
         assert evidence in read.get("error", "") + read.get("stderr_tail", "")
         if kind == "segfault":  # faulthandler's report, not the list of loaded modules
-            assert "Fatal Python error: Segmentation fault" in read["stderr_tail"] and "inject_fault" in read["stderr_tail"]
+            assert (
+                "Fatal Python error: Segmentation fault" in read["stderr_tail"]
+                and "inject_fault" in read["stderr_tail"]
+            )

@@ -30,7 +30,11 @@ def test_activate_restores_pipeline_and_anndata_settings() -> None:
     before = (zarr.config.get("codec_pipeline.path"), ad.settings.zarr_write_format, ad.settings.auto_shard_zarr_v3)
     with IOConfig(pipeline="python").activate():
         assert zarr.config.get("codec_pipeline.path").endswith("BatchedCodecPipeline")
-    assert (zarr.config.get("codec_pipeline.path"), ad.settings.zarr_write_format, ad.settings.auto_shard_zarr_v3) == before
+    assert (
+        zarr.config.get("codec_pipeline.path"),
+        ad.settings.zarr_write_format,
+        ad.settings.auto_shard_zarr_v3,
+    ) == before
 
 
 def test_write_read_and_read_lazy_round_trip(tiny_adata, tmp_path: Path) -> None:
@@ -48,8 +52,14 @@ def test_missing_optional_package_warns_and_falls_back(monkeypatch: pytest.Monke
         assert IOConfig(pipeline="zarrs").effective().pipeline == "fused"
 
 
-@pytest.mark.parametrize(("text", "needle"), [("{not json", "not valid JSON"), ('{"colour": 1}', "unknown IOConfig keys"),
-                                              ('{"codec": "lzma"}', "unknown codec")])
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"colour": 1}', "unknown IOConfig keys"),
+        ('{"codec": "lzma"}', "unknown codec"),
+    ],
+)
 def test_corrupt_tuned_file_is_a_clear_error(tmp_path: Path, text: str, needle: str) -> None:
     bad = tmp_path / "recommended.json"
     bad.write_text(text)

@@ -78,23 +78,33 @@ def _fake_rungs(monkeypatch: pytest.MonkeyPatch, cost, nbytes=lambda p: 1000, in
 
 
 def _cost(point: Point) -> float:
-    return {"zarrs": 1.0, "fused": 2.0, "python": 4.0}[point.axis("pipeline")] * {"zstd-0": 1.0, "zstd-3": 1.5, "blosc-lz4-bitshuffle": 0.8}[point.axis("codec")] \
+    return (
+        {"zarrs": 1.0, "fused": 2.0, "python": 4.0}[point.axis("pipeline")]
+        * {"zstd-0": 1.0, "zstd-3": 1.5, "blosc-lz4-bitshuffle": 0.8}[point.axis("codec")]
         * {"auto": 1.0, "rows-256x16": 1.2, "rows-4096x16": 0.9}[point.axis("sharding")]
+    )
 
 
 def test_successive_halving_keeps_the_best_and_shrinks_by_eta(monkeypatch, tmp_path: Path) -> None:
     seen = _fake_rungs(monkeypatch, _cost)
-    found = search.search(tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=1e9)
+    found = search.search(
+        tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=1e9
+    )
     assert [len(s) for s in seen] == [27, 9, 3]
     assert found.ranked[0].id == "local/asyncio/zarrs/blosc-lz4-bitshuffle/rows-4096x16/cons-on"
     assert [r.rows for r in found.rungs] == [3703, 11111, 33333]
 
 
 def test_size_constraint_and_reader_failures_remove_points(monkeypatch, tmp_path: Path) -> None:
-    _fake_rungs(monkeypatch, _cost, nbytes=lambda p: 5000 if p.axis("codec") == "blosc-lz4-bitshuffle" else 1000,
-                interop_ok=lambda p: p.axis("pipeline") != "zarrs")
-    found = search.search(tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(max_size_ratio=1.1),
-                        workdir=tmp_path, budget_s=1e9)
+    _fake_rungs(
+        monkeypatch,
+        _cost,
+        nbytes=lambda p: 5000 if p.axis("codec") == "blosc-lz4-bitshuffle" else 1000,
+        interop_ok=lambda p: p.axis("pipeline") != "zarrs",
+    )
+    found = search.search(
+        tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(max_size_ratio=1.1), workdir=tmp_path, budget_s=1e9
+    )
     assert found.ranked[0].axis("codec") != "blosc-lz4-bitshuffle" and found.ranked[0].axis("pipeline") != "zarrs"
     assert any("max-size-ratio" in r for r in found.rungs[0].rejected.values())
     assert any(r.startswith("interop") for r in found.rungs[0].rejected.values())
@@ -103,8 +113,14 @@ def test_size_constraint_and_reader_failures_remove_points(monkeypatch, tmp_path
 def test_impossible_constraints_name_the_one_that_removed_most(monkeypatch, tmp_path: Path) -> None:
     _fake_rungs(monkeypatch, _cost, nbytes=lambda p: 10_000)
     with pytest.raises(HarnessError, match="removed by --max-size-ratio"):
-        search.search(tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(max_size_ratio=1.0 - 1e-9),
-                    workdir=tmp_path, budget_s=1e9)
+        search.search(
+            tmp_path,
+            "write",
+            space.VALIDATION_SPACE,
+            space.Constraints(max_size_ratio=1.0 - 1e-9),
+            workdir=tmp_path,
+            budget_s=1e9,
+        )
 
 
 def test_budget_too_small_for_the_baselines_stops_after_one_rung_and_keeps_it(monkeypatch, tmp_path: Path) -> None:
@@ -112,15 +128,22 @@ def test_budget_too_small_for_the_baselines_stops_after_one_rung_and_keeps_it(mo
     found = search.search(tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=10)
     assert len(found.rungs) == 1 and found.ranked  # what was measured is verified, not thrown away
     assert "budget 10s is too small for more rungs" in found.note and "--budget" in found.note
-    roomy = search.search(tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=1e9)
+    roomy = search.search(
+        tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=1e9
+    )
     assert len(roomy.rungs) > 1 and not roomy.note
 
 
 def test_generated_module_imports_and_round_trips(tmp_path: Path, tiny_adata) -> None:
     point = Point.of(pipeline="zarrs", codec="blosc-lz4-bitshuffle", sharding="rows-16x4")
-    record = {"config": point.config.to_dict(), "point_id": point.id, "objective": "balanced",
-              "dataset": {"name": "tiny", "fingerprint": "abc"}, "provenance": {"date": "2026-11-25"},
-              "verification": [{"workload": "write", "speedup_vs_anndata-default": 1.5}]}
+    record = {
+        "config": point.config.to_dict(),
+        "point_id": point.id,
+        "objective": "balanced",
+        "dataset": {"name": "tiny", "fingerprint": "abc"},
+        "provenance": {"date": "2026-11-25"},
+        "verification": [{"workload": "write", "speedup_vs_anndata-default": 1.5}],
+    }
     (tmp_path / "io_config.py").write_text(emit.module_text(record))
     spec = importlib.util.spec_from_file_location("io_config_test", tmp_path / "io_config.py")
     module = importlib.util.module_from_spec(spec)
@@ -139,11 +162,15 @@ def test_subsample_creates_its_directory_and_keeps_rows(tiny_h5ad: Path, tmp_pat
     adata = datasets.load(sample)
     full = datasets.load(tiny_h5ad)
     assert adata.n_obs == 30 and set(adata.obs_names) <= set(full.obs_names)
-    assert search.subsample(tiny_h5ad, 10_000, tmp_path / "other") == tiny_h5ad  # asking for all rows: the dataset itself
+    assert (
+        search.subsample(tiny_h5ad, 10_000, tmp_path / "other") == tiny_h5ad
+    )  # asking for all rows: the dataset itself
 
 
 def test_deep_space_adds_filters_and_knobs_and_drops_what_cannot_combine() -> None:
-    pool, dropped = space.candidates({**space.DEFAULT_SPACE, **space.DEEP_AXES}, space.Constraints(pipelines=("fused", "zarrs")))
+    pool, dropped = space.candidates(
+        {**space.DEFAULT_SPACE, **space.DEEP_AXES}, space.Constraints(pipelines=("fused", "zarrs"))
+    )
     assert any(p.axis("filters") == "delta" for p in pool) and any(p.axis("knobs") != "default" for p in pool)
     assert all(p.axis("pipeline") == "zarrs" for p in pool if p.axis("knobs") != "default")
     assert all(p.axis("sharding") != "auto" for p in pool if p.axis("filters") != "none")

@@ -11,23 +11,39 @@ from pathlib import Path
 import pytest
 
 import harness.tune as tune_pkg
-from harness.measure import servers
+from harness.measure import network
 from harness.tune.request import TuneRequest
 from harness.tune.space import REMOTE_VERIFY_WORKLOADS, Constraints
 
-pytestmark = pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
-                                reason="nginx is not installed")
+pytestmark = pytest.mark.skipif(
+    shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(), reason="nginx is not installed"
+)
 
 
 def test_remote_tune_verifies_against_the_default_remote_setup(tiny_h5ad: Path, tmp_path: Path) -> None:
-    if not servers.lua_available():
+    if not network.lua_available():
         pytest.skip("added latency needs nginx's Lua module")
-    space = {"store": ("http-obstore",), "loop": ("asyncio",), "codec": ("zstd-0",), "sharding": ("auto",),
-             "consolidated": ("on",), "concurrency": ("10", "64"), "cache": ("none", "memory-64mb")}
-    request = TuneRequest(dataset=str(tiny_h5ad), objective="lazy", repeats=3, out=tmp_path / "out",
-                                    space=space, progress=False, store="http-obstore", verify_networks=("", "latency=5ms"),
-                                    constraints=Constraints(readable_by=("python",), pipelines=("fused",)))
-    assert request.search_network == "latency=5ms"  # the search sees round trips, as the user's reads will
+    space = {
+        "store": ("http-obstore",),
+        "loop": ("asyncio",),
+        "codec": ("zstd-0",),
+        "sharding": ("auto",),
+        "consolidated": ("on",),
+        "concurrency": ("10", "64"),
+        "cache": ("none", "memory-64mb"),
+    }
+    request = TuneRequest(
+        dataset=str(tiny_h5ad),
+        objective="lazy",
+        repeats=3,
+        out=tmp_path / "out",
+        space=space,
+        progress=False,
+        store="http-obstore",
+        verify_networks=(network.Network(), network.Network.parse("latency=5ms")),
+        constraints=Constraints(readable_by=("python",), pipelines=("fused",)),
+    )
+    assert request.search_network.label == "latency=5ms"  # the search sees round trips, as the user's reads will
     said: list[str] = []
     out = tune_pkg.run(request, log=said.append)
     assert any("search under the network condition latency=5ms" in line for line in said)
@@ -35,7 +51,10 @@ def test_remote_tune_verifies_against_the_default_remote_setup(tiny_h5ad: Path, 
     assert record["reference"] == "anndata-default@http-obstore/asyncio"
     assert {e["network"] for e in record["verification"]} == {"none", "latency=5ms"}
     assert {e["workload"] for e in record["verification"]} == set(REMOTE_VERIFY_WORKLOADS)
-    assert all(e["tuned"]["median"] and e[record["reference"]]["median"] and e["tuned"]["requests"] for e in record["verification"])
+    assert all(
+        e["tuned"]["median"] and e[record["reference"]]["median"] and e["tuned"]["requests"]
+        for e in record["verification"]
+    )
     slow = [e for e in record["verification"] if e["network"] == "latency=5ms" and e["workload"] == "lazy-random"][0]
     fast = [e for e in record["verification"] if e["network"] == "none" and e["workload"] == "lazy-random"][0]
     assert slow[record["reference"]]["median"] > fast[record["reference"]]["median"]  # the condition was applied
@@ -48,7 +67,11 @@ def test_remote_tune_verifies_against_the_default_remote_setup(tiny_h5ad: Path, 
     finally:
         sys.path.remove(str(out))
         sys.modules.pop("io_config", None)
-    assert (cfg.store, cfg.concurrency, cfg.cache.name) == ("http-obstore", record["config"]["concurrency"], record["config"]["cache"])
+    assert (cfg.store, cfg.concurrency, cfg.cache.name) == (
+        "http-obstore",
+        record["config"]["concurrency"],
+        record["config"]["cache"],
+    )
     summary = (out / "summary.md").read_text()
     assert "latency=5ms" in summary and " req, " in summary and "(p=" in summary  # requests, bytes and significance
     assert all(e["tuned"]["transferred"] > 0 for e in record["verification"])

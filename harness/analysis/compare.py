@@ -61,7 +61,9 @@ def compared(point_id: str, workload: str, a: list[float], b: list[float], alpha
     return Comparison(point_id, workload, ma, mb, mb / ma, mann_whitney(a, b), alpha)
 
 
-def compare(a_dir: Path, b_dir: Path, *, force: bool = False, alpha: float = ALPHA) -> tuple[list[Comparison], list[str]]:
+def compare(
+    a_dir: Path, b_dir: Path, *, force: bool = False, alpha: float = ALPHA
+) -> tuple[list[Comparison], list[str]]:
     """Pair rows by (dataset, point, workload); returns comparisons and warnings."""
     a, b = _rows(a_dir), _rows(b_dir)
     warnings: list[str] = []
@@ -87,12 +89,23 @@ def compare(a_dir: Path, b_dir: Path, *, force: bool = False, alpha: float = ALP
 #: is the client on the same protocol, so `fsspec->obstore` pairs s3-fsspec with s3-obstore and
 #: http-fsspec with http-obstore.
 EFFECTS: tuple[tuple[str, str, str], ...] = (
-    ("store", "fsspec", "obstore"), ("loop", "asyncio", "uvloop"), ("consolidated", "off", "on"),
-    ("pipeline", "python", "zarrs"), ("pipeline", "fused", "zarrs"), ("filters", "none", "delta"),
-    ("filters", "none", "shuffle"), ("input", "dask", "dask-aligned"), ("input", "memory", "dask"),
-    ("cache", "none", "memory-512mb"), ("concurrency", "10", "64"), ("knobs", "default", "dask-workers=32"),
-    ("client", "default", "s3fs-no-head"), ("knobs", "default", "zarrs-chunk-min=1"), ("knobs", "default", "zarrs-chunk-max=1"),
-    ("knobs", "default", "zarrs-chunk-max=2"), ("knobs", "default", "zarrs-workers=1"),
+    ("store", "fsspec", "obstore"),
+    ("loop", "asyncio", "uvloop"),
+    ("consolidated", "off", "on"),
+    ("pipeline", "python", "zarrs"),
+    ("pipeline", "fused", "zarrs"),
+    ("filters", "none", "delta"),
+    ("filters", "none", "shuffle"),
+    ("input", "dask", "dask-aligned"),
+    ("input", "memory", "dask"),
+    ("cache", "none", "memory-512mb"),
+    ("concurrency", "10", "64"),
+    ("knobs", "default", "dask-workers=32"),
+    ("client", "default", "s3fs-no-head"),
+    ("knobs", "default", "zarrs-chunk-min=1"),
+    ("knobs", "default", "zarrs-chunk-max=1"),
+    ("knobs", "default", "zarrs-chunk-max=2"),
+    ("knobs", "default", "zarrs-workers=1"),
 )
 
 
@@ -123,12 +136,16 @@ def axis_effects(df: Any, effects: tuple[tuple[str, str, str], ...] = EFFECTS, a
     ok = df[(df["status"] == "ok") & df["values"].notna()] if not df.empty else df
     if ok.empty:
         return []
-    ok = ok.sort_values("run_id").drop_duplicates(["dataset_fingerprint", "stack_key", "point_id", "workload"], keep="last")
+    ok = ok.sort_values("run_id").drop_duplicates(
+        ["dataset_fingerprint", "stack_key", "point_id", "workload"], keep="last"
+    )
     axes = list(AXES)
     for axis, default in QUIET_DEFAULTS.items():  # rows written before these axes existed
         ok = ok.assign(**{axis: ok[axis].fillna(default) if axis in ok else default})
-    index = {(r.dataset_fingerprint, r.stack_key, r.net, r.workload, r.baseline, *(getattr(r, a) for a in axes)): r
-             for r in ok.itertuples()}
+    index = {
+        (r.dataset_fingerprint, r.stack_key, r.net, r.workload, r.baseline, *(getattr(r, a) for a in axes)): r
+        for r in ok.itertuples()
+    }
     out: list[Effect] = []
     for (fp, stack, net, workload, baseline, *values), row_a in index.items():
         for axis, a, b in effects:
@@ -136,13 +153,16 @@ def axis_effects(df: Any, effects: tuple[tuple[str, str, str], ...] = EFFECTS, a
             swapped = _swap(axis, values[i], a, b)
             if swapped is None:
                 continue
-            other = [*values[:i], swapped, *values[i + 1:]]
+            other = [*values[:i], swapped, *values[i + 1 :]]
             row_b = index.get((fp, stack, net, workload, baseline, *other))
             if row_b is None:
                 continue
             hidden = f"{Store.parse(values[i]).protocol}-*" if axis == "store" else "*"
-            context = "/".join(v if k != axis else hidden for k, v in zip(axes, values, strict=True)
-                               if k == axis or k not in QUIET_DEFAULTS or v != QUIET_DEFAULTS[k])
+            context = "/".join(
+                v if k != axis else hidden
+                for k, v in zip(axes, values, strict=True)
+                if k == axis or k not in QUIET_DEFAULTS or v != QUIET_DEFAULTS[k]
+            )
             context = (f"{baseline}@" if baseline else "") + context + ("" if net == "none" else f" ({net})")
             c = compared(context, workload, list(row_a.values), list(row_b.values), alpha)
             out.append(Effect(c.point_id, c.workload, c.a, c.b, c.ratio, c.p_value, c.alpha, axis=f"{axis}: {a}->{b}"))

@@ -38,22 +38,33 @@ def heatmaps(df: pd.DataFrame, workload: str, path: Path) -> str | None:
     fig, axes = plt.subplots(1, len(pipelines), figsize=(4.2 * len(pipelines) + 2, 3.8), squeeze=False)
     fig.subplots_adjust(wspace=0.45)
     for ax, pipeline in zip(axes[0], pipelines, strict=True):
-        grid = data[data["pipeline"] == pipeline].pivot_table(index="sharding", columns="codec", values="median", aggfunc="min")
+        grid = data[data["pipeline"] == pipeline].pivot_table(
+            index="sharding", columns="codec", values="median", aggfunc="min"
+        )
         image = ax.imshow(grid.values, cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")
         ax.set_xticks(range(len(grid.columns)), grid.columns, rotation=30, ha="right", fontsize=8)
         ax.set_yticks(range(len(grid.index)), grid.index, fontsize=8)
         ax.set_title(f"pipeline: {pipeline}", fontsize=10)
         for (i, j), value in np.ndenumerate(grid.values):
             if not math.isnan(value):
-                ax.text(j, i, f"{value:.2g}", ha="center", va="center", fontsize=8,
-                        color="white" if value < (vmin + vmax) / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{value:.2g}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if value < (vmin + vmax) / 2 else "black",
+                )
     fig.colorbar(image, ax=axes[0].tolist(), label=f"{workload} median [s] (darker = faster)", fraction=0.04)
     fig.suptitle(f"{workload}: median seconds by sharding policy and codec", fontsize=11)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     best = data.loc[data["median"].idxmin()]
-    return (f"{workload}: the fastest cell is {best['pipeline']} / {best['codec']} / {best['sharding']} at "
-            f"{best['median']:.3g} s; darker cells are faster, and every panel shares one colour scale, so panels compare directly.")
+    return (
+        f"{workload}: the fastest cell is {best['pipeline']} / {best['codec']} / {best['sharding']} at "
+        f"{best['median']:.3g} s; darker cells are faster, and every panel shares one colour scale, so panels compare directly."
+    )
 
 
 def speedup_bars(df: pd.DataFrame, path: Path, top: int = 12) -> str | None:
@@ -62,7 +73,11 @@ def speedup_bars(df: pd.DataFrame, path: Path, top: int = 12) -> str | None:
     if data.empty:
         return None
     workloads = [w for w in data["workload"].unique()]
-    order = data.groupby("point_id")["speedup"].apply(lambda s: float(np.exp(np.log(s).mean()))).sort_values(ascending=False)
+    order = (
+        data.groupby("point_id")["speedup"]
+        .apply(lambda s: float(np.exp(np.log(s).mean())))
+        .sort_values(ascending=False)
+    )
     points = list(order.index[:top])
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(points) * len(workloads) / 2 + 2))
     height = 0.8 / len(workloads)
@@ -71,19 +86,29 @@ def speedup_bars(df: pd.DataFrame, path: Path, top: int = 12) -> str | None:
         y = np.arange(len(points)) + k * height
         base = rows["median"] * rows["speedup"]
         lo, hi = base / rows["q3"], base / rows["q1"]
-        ax.barh(y, rows["speedup"], height=height, label=workload,
-                xerr=[(rows["speedup"] - lo).clip(lower=0), (hi - rows["speedup"]).clip(lower=0)], capsize=2)
+        ax.barh(
+            y,
+            rows["speedup"],
+            height=height,
+            label=workload,
+            xerr=[(rows["speedup"] - lo).clip(lower=0), (hi - rows["speedup"]).clip(lower=0)],
+            capsize=2,
+        )
     ax.axvline(1.0, color="black", lw=1)
     ax.text(1.0, -0.7, " anndata-default", fontsize=8, va="top")
-    ax.set_yticks(np.arange(len(points)) + 0.4 - height / 2, [p if len(p) < 60 else p[:57] + "…" for p in points], fontsize=8)
+    ax.set_yticks(
+        np.arange(len(points)) + 0.4 - height / 2, [p if len(p) < 60 else p[:57] + "…" for p in points], fontsize=8
+    )
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlabel("speedup vs anndata-default (log scale; >1 is faster; whiskers: IQR of the point)")
     ax.legend(fontsize=8, loc="lower right")
     _save(fig, path)
     best = order.index[0]
-    return (f"Points ordered by geometric-mean speedup; {best} is {order.iloc[0]:.2f}x anndata-default on average "
-            "over the measured workloads. Bars left of the black line are slower than the default.")
+    return (
+        f"Points ordered by geometric-mean speedup; {best} is {order.iloc[0]:.2f}x anndata-default on average "
+        "over the measured workloads. Bars left of the black line are slower than the default."
+    )
 
 
 def pareto(df: pd.DataFrame, path: Path, recommended: str | None = None) -> str | None:
@@ -94,25 +119,45 @@ def pareto(df: pd.DataFrame, path: Path, recommended: str | None = None) -> str 
         return None
     data = write[["median", "bytes"]].join(read.rename("read"), how="left").dropna(subset=["bytes"])
     fig, ax = plt.subplots(figsize=(8, 5))
-    scatter = ax.scatter(data["median"], data["bytes"] / 1e6, c=data["read"], cmap="viridis", s=40, edgecolor="k", lw=0.3)
+    scatter = ax.scatter(
+        data["median"], data["bytes"] / 1e6, c=data["read"], cmap="viridis", s=40, edgecolor="k", lw=0.3
+    )
     if data["read"].notna().any():
         fig.colorbar(scatter, label="read median [s] (darker = faster)")
     front = data.sort_values("median")
-    front = front[front["bytes"] < front["bytes"].cummin().shift(fill_value=float("inf"))]  # strictly smaller than all faster points
+    front = front[
+        front["bytes"] < front["bytes"].cummin().shift(fill_value=float("inf"))
+    ]  # strictly smaller than all faster points
     ax.plot(front["median"], front["bytes"] / 1e6, color="tab:red", lw=1, label="Pareto front (write time vs size)")
     for pid in (BASELINE, "h5ad", recommended):
         if pid and pid in data.index:
-            ax.annotate(pid if len(pid) < 40 else pid[:37] + "…", (data.loc[pid, "median"], data.loc[pid, "bytes"] / 1e6),
-                        xytext=(8, 8), textcoords="offset points", fontsize=8, arrowprops={"arrowstyle": "-"})
+            ax.annotate(
+                pid if len(pid) < 40 else pid[:37] + "…",
+                (data.loc[pid, "median"], data.loc[pid, "bytes"] / 1e6),
+                xytext=(8, 8),
+                textcoords="offset points",
+                fontsize=8,
+                arrowprops={"arrowstyle": "-"},
+            )
     if recommended and recommended in data.index:
-        ax.scatter([data.loc[recommended, "median"]], [data.loc[recommended, "bytes"] / 1e6], marker="*", s=250,
-                   color="gold", edgecolor="k", zorder=5, label="recommended")
+        ax.scatter(
+            [data.loc[recommended, "median"]],
+            [data.loc[recommended, "bytes"] / 1e6],
+            marker="*",
+            s=250,
+            color="gold",
+            edgecolor="k",
+            zorder=5,
+            label="recommended",
+        )
     ax.set_xlabel("write median [s]")
     ax.set_ylabel("bytes on disk [MB]")
     ax.legend(fontsize=8)
     _save(fig, path)
-    return (f"Each dot is a point; the red line joins points no other point beats on both write time and size "
-            f"({len(front)} of {len(data)}). Colour shows full-read time.")
+    return (
+        f"Each dot is a point; the red line joins points no other point beats on both write time and size "
+        f"({len(front)} of {len(data)}). Colour shows full-read time."
+    )
 
 
 def files_bars(df: pd.DataFrame, path: Path) -> str | None:
@@ -134,16 +179,33 @@ def remote_loops(df: pd.DataFrame, path: Path) -> str | None:
     """Remote points: one panel per workload, a bar per store/loop/consolidated, grouped by network condition."""
     if "store" not in df:
         return None
-    remote = df[df["store"].map(lambda s: isinstance(s, str) and Store.parse(s).remote) & (df["status"] == "ok")
-                & df["median"].notna()].copy()
+    remote = df[
+        df["store"].map(lambda s: isinstance(s, str) and Store.parse(s).remote)
+        & (df["status"] == "ok")
+        & df["median"].notna()
+    ].copy()
     if remote.empty:
         return None
-    remote["what"] = remote["store"] + " " + remote["loop"] + " cons-" + remote["consolidated"] + remote["baseline"].map(lambda b: f" {b}" if b else "")
+    remote["what"] = (
+        remote["store"]
+        + " "
+        + remote["loop"]
+        + " cons-"
+        + remote["consolidated"]
+        + remote["baseline"].map(lambda b: f" {b}" if b else "")
+    )
     workloads = [w for w in remote["workload"].unique()]
-    fig, axes = plt.subplots(1, len(workloads), figsize=(4.5 * len(workloads), 0.28 * remote["what"].nunique() * remote["net"].nunique() + 2),
-                             squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1,
+        len(workloads),
+        figsize=(4.5 * len(workloads), 0.28 * remote["what"].nunique() * remote["net"].nunique() + 2),
+        squeeze=False,
+        sharey=True,
+    )
     for ax, workload in zip(axes[0], workloads, strict=True):
-        table = remote[remote["workload"] == workload].pivot_table(index="what", columns="net", values="median", aggfunc="median")
+        table = remote[remote["workload"] == workload].pivot_table(
+            index="what", columns="net", values="median", aggfunc="median"
+        )
         table.plot.barh(ax=ax, legend=ax is axes[0][0])
         ax.set_title(workload)
         ax.set_xlabel("median [s]")
@@ -161,8 +223,13 @@ def effect_bars(effects: list, axis: str, path: Path) -> str | None:
     labels = [f"{e.workload} | {e.context}"[:90] for e in found]
     fig, ax = plt.subplots(figsize=(9, 0.28 * len(found) + 1.4))
     significant = [e.significant for e in found]
-    ax.barh(labels, [e.ratio for e in found], color=["tab:green" if e.ratio < 1 else "tab:red" for e in found],
-            hatch=None, alpha=1.0)
+    ax.barh(
+        labels,
+        [e.ratio for e in found],
+        color=["tab:green" if e.ratio < 1 else "tab:red" for e in found],
+        hatch=None,
+        alpha=1.0,
+    )
     for bar, sig in zip(ax.patches, significant, strict=True):
         if not sig:
             bar.set_alpha(0.35)
@@ -173,5 +240,7 @@ def effect_bars(effects: list, axis: str, path: Path) -> str | None:
     _save(fig, path)
     faster = sum(1 for e, sig in zip(found, significant, strict=True) if sig and e.ratio < 1)
     slower = sum(1 for e, sig in zip(found, significant, strict=True) if sig and e.ratio > 1)
-    return (f"{axis}: B significantly faster in {faster}, slower in {slower}, no significant difference in "
-            f"{len(found) - faster - slower} of {len(found)} pairs (Mann-Whitney on the raw repeats, p < 0.05).")
+    return (
+        f"{axis}: B significantly faster in {faster}, slower in {slower}, no significant difference in "
+        f"{len(found) - faster - slower} of {len(found)} pairs (Mann-Whitney on the raw repeats, p < 0.05)."
+    )

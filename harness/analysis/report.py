@@ -27,7 +27,9 @@ def _provenance_notes(raw_rows: list[dict[str, Any]]) -> list[str]:
     if len(machines) > 1:
         notes.append(f"results come from {len(machines)} different machines: {', '.join(sorted(machines))}")
     if len(stacks) > 1:
-        notes.append(f"results come from {len(stacks)} different stacks; speedups use the anndata-default of the same stack")
+        notes.append(
+            f"results come from {len(stacks)} different stacks; speedups use the anndata-default of the same stack"
+        )
     return notes
 
 
@@ -42,21 +44,29 @@ def build(results_dir: Path, out_dir: Path, recommended: str | None = None) -> P
     raw = [r for r in every if r.get("schema") == results.SCHEMA]
     skipped = len(every) - len(raw)
     if not raw:
-        raise HarnessError(f"{path} has no rows of schema {results.SCHEMA} ({skipped} rows of other schemas skipped); re-run the sweep")
+        raise HarnessError(
+            f"{path} has no rows of schema {results.SCHEMA} ({skipped} rows of other schemas skipped); re-run the sweep"
+        )
     latest_raw = results.load(path)
-    gpu_rows = latest(latest_raw[latest_raw["workload"].str.startswith("gpu-read")]) if not latest_raw.empty else latest_raw
+    gpu_rows = (
+        latest(latest_raw[latest_raw["workload"].str.startswith("gpu-read")]) if not latest_raw.empty else latest_raw
+    )
     latest_raw = latest_raw[~latest_raw["workload"].str.startswith("gpu-read")]
     df = with_speedup(latest(latest_raw))
     out_dir.mkdir(parents=True, exist_ok=True)
     sections: list[tuple[str, str | None, str]] = []  # (title, image file, caption)
-    figures = (("Speedup vs anndata-default", "speedup.png", lambda p: plots.speedup_bars(df, p)),
-               ("Size vs write time (Pareto front)", "pareto.png", lambda p: plots.pareto(df, p, recommended)),
-               ("Files per store", "files.png", lambda p: plots.files_bars(df, p)),
-               ("Remote stores x event loop", "remote.png", lambda p: plots.remote_loops(df, p)))
+    figures = (
+        ("Speedup vs anndata-default", "speedup.png", lambda p: plots.speedup_bars(df, p)),
+        ("Size vs write time (Pareto front)", "pareto.png", lambda p: plots.pareto(df, p, recommended)),
+        ("Files per store", "files.png", lambda p: plots.files_bars(df, p)),
+        ("Remote stores x event loop", "remote.png", lambda p: plots.remote_loops(df, p)),
+    )
     if not df.empty:  # (a results file of GPU capability rows only has no timings to plot)
         for workload in [w for w in WORKLOAD_ORDER if w in set(df["workload"])]:
             name = f"heatmap-{workload}.png"
-            sections.append((f"{workload} by sharding and codec", name, plots.heatmaps(df, workload, out_dir / name) or ""))
+            sections.append(
+                (f"{workload} by sharding and codec", name, plots.heatmaps(df, workload, out_dir / name) or "")
+            )
         for title, name, fn in figures:
             sections.append((title, name, fn(out_dir / name) or ""))
     notes = _provenance_notes(raw) + unstable(df)
@@ -66,27 +76,46 @@ def build(results_dir: Path, out_dir: Path, recommended: str | None = None) -> P
     if skipped_figs:
         notes.append("figures skipped for lack of data: " + ", ".join(skipped_figs))
     datasets_seen = sorted(set(df["dataset_name"].dropna()))
-    md = [f"# harness report: {', '.join(datasets_seen)}", "",
-          f"{len(raw)} measurements from `{path}`; median seconds ±IQR (speedup vs anndata-default, >1 is faster).", ""]
+    md = [
+        f"# harness report: {', '.join(datasets_seen)}",
+        "",
+        f"{len(raw)} measurements from `{path}`; median seconds ±IQR (speedup vs anndata-default, >1 is faster).",
+        "",
+    ]
     md += [f"> note: {n}" for n in notes] + ([""] if notes else [])
     md += ["## Table", "", markdown_table(df), ""]
     for title, name, caption in sections:
         if caption:
             md += [f"## {title}", "", f"![{title}]({name})", "", caption, ""]
     if not gpu_rows.empty:
-        md += ["## GPU capability (harness gpu)", "", "Each element read with zarr's GPU buffers and compared bit for bit "
-               "with the CPU read of the same store.", "", "| element | codec | store | result |", "|---|---|---|---|"]
+        md += [
+            "## GPU capability (harness gpu)",
+            "",
+            "Each element read with zarr's GPU buffers and compared bit for bit with the CPU read of the same store.",
+            "",
+            "| element | codec | store | result |",
+            "|---|---|---|---|",
+        ]
         for r in gpu_rows.itertuples():
             result = f"works, {r.median:.3f}s" if r.status == "ok" else f"{r.status}: {r.error}"
             md.append(f"| {r.workload.removeprefix('gpu-read ')} | {r.codec} | {r.store} | {result} |")
         md.append("")
     remote = remote_lines(df)
     if remote:
-        md += ["## Remote requests", "", "Counted from the servers' access logs, per timed run (median); repeated = same "
-               "object and range fetched again within one run.", "",
-               "| point | workload | s ±IQR | requests | repeated | MB sent | rows/s | first batch s |", "|---" * 8 + "|"]
-        md += [f"| `{x['point']}` | {x['workload']} | {x['time']} | {x['requests']} | {x['repeated']} | {x['mb']} | "
-               f"{x['rows_s']} | {x['first']} |" for x in remote] + [""]
+        md += [
+            "## Remote requests",
+            "",
+            "Counted from the servers' access logs, per timed run (median); repeated = same "
+            "object and range fetched again within one run.",
+            "",
+            "| point | workload | s ±IQR | requests | repeated | MB sent | rows/s | first batch s |",
+            "|---" * 8 + "|",
+        ]
+        md += [
+            f"| `{x['point']}` | {x['workload']} | {x['time']} | {x['requests']} | {x['repeated']} | {x['mb']} | "
+            f"{x['rows_s']} | {x['first']} |"
+            for x in remote
+        ] + [""]
     from .compare import axis_effects
 
     found = axis_effects(latest_raw)
@@ -101,7 +130,9 @@ def build(results_dir: Path, out_dir: Path, recommended: str | None = None) -> P
         md += effects + [""]
     bad = problems(df)
     if not bad.empty:
-        md += ["## Not measured", ""] + [f"- `{r.point_id}` {r.workload}: {r.status} – {r.error}" for r in bad.itertuples()]
+        md += ["## Not measured", ""] + [
+            f"- `{r.point_id}` {r.workload}: {r.status} – {r.error}" for r in bad.itertuples()
+        ]
     report = out_dir / "report.md"
     report.write_text("\n".join(md) + "\n")
     (out_dir / "index.html").write_text(_html(md))
@@ -119,7 +150,12 @@ def _html(md_lines: list[str]) -> str:
             if set("".join(cells)) <= {"-"}:
                 continue
             tag = "th" if not in_table else "td"
-            body.append(("<table>" if not in_table else "") + "<tr>" + "".join(f"<{tag}>{html.escape(c.strip('`'))}</{tag}>" for c in cells) + "</tr>")
+            body.append(
+                ("<table>" if not in_table else "")
+                + "<tr>"
+                + "".join(f"<{tag}>{html.escape(c.strip('`'))}</{tag}>" for c in cells)
+                + "</tr>"
+            )
             in_table = True
             continue
         if in_table:

@@ -60,8 +60,14 @@ class Row:
         return Row(self.point_id, self.workload, self.status, self.error, {**self.data, **data})
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, **self.data, "point_id": self.point_id, "workload": self.workload,
-                "status": str(self.status), **({"error": self.error} if self.error or not self.ok else {})}
+        return {
+            "schema": SCHEMA,
+            **self.data,
+            "point_id": self.point_id,
+            "workload": self.workload,
+            "status": str(self.status),
+            **({"error": self.error} if self.error or not self.ok else {}),
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Row:
@@ -136,7 +142,11 @@ def load(path: Path | str) -> Any:
 
 def done_keys(results_dir: Path) -> set[str]:
     """Keys of rows that need no re-run on resume (ok, unsupported, invalid)."""
-    return {r["key"] for r in iter_rows(results_dir) if "key" in r and r.get("status") in {s.value for s in Status if s.final}}
+    return {
+        r["key"]
+        for r in iter_rows(results_dir)
+        if "key" in r and r.get("status") in {s.value for s in Status if s.final}
+    }
 
 
 def identity(rows: Iterable[Mapping[str, Any]]) -> tuple[set[str], set[str]]:
@@ -146,8 +156,10 @@ def identity(rows: Iterable[Mapping[str, Any]]) -> tuple[set[str], set[str]]:
     for row in rows:
         prov = row.get("provenance") or {}
         machines.add(f"{prov.get('cpu')} x{prov.get('cores')} {prov.get('memory_gb')} GB")
-        stacks.add(", ".join(f"{k} {v}" for k, v in sorted((prov.get("packages") or {}).items()) if v)
-                   + f", python {prov.get('python')}")
+        stacks.add(
+            ", ".join(f"{k} {v}" for k, v in sorted((prov.get("packages") or {}).items()) if v)
+            + f", python {prov.get('python')}"
+        )
     return machines, stacks
 
 

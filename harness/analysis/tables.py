@@ -12,8 +12,21 @@ from .stats import median
 
 BASELINE = "anndata-default"
 #: Column order of tables; mirrors harness.workloads.WORKLOADS (not imported: reports never import the stack).
-WORKLOAD_ORDER = ("write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene",
-                  "stream-sync", "stream-async", "stream-dask", "stream-sync-shuffled", "stream-async-shuffled", "stream-dask-shuffled")
+WORKLOAD_ORDER = (
+    "write",
+    "read",
+    "lazy-open",
+    "lazy-rows",
+    "lazy-random",
+    "lazy-obs",
+    "lazy-gene",
+    "stream-sync",
+    "stream-async",
+    "stream-dask",
+    "stream-sync-shuffled",
+    "stream-async-shuffled",
+    "stream-dask-shuffled",
+)
 
 
 def with_speedup(df: pd.DataFrame) -> pd.DataFrame:
@@ -86,8 +99,15 @@ def point_lines(df: pd.DataFrame, workloads: list[str]) -> list[dict[str, Any]]:
         store = rows.loc[with_files[0]] if with_files else rows.iloc[0]
         files, size = store.get("files"), store.get("bytes")
         ran = sorted({p for v in rows.get("pipeline_effective", pd.Series(dtype=object)).dropna() for p in v})
-        lines.append({"point": pid, "cells": cells, "files": "" if pd.isna(files) else f"{int(files)}",
-                      "mb": "" if pd.isna(size) else f"{size / 1e6:.1f}", "ran": ", ".join(ran)})
+        lines.append(
+            {
+                "point": pid,
+                "cells": cells,
+                "files": "" if pd.isna(files) else f"{int(files)}",
+                "mb": "" if pd.isna(size) else f"{size / 1e6:.1f}",
+                "ran": ", ".join(ran),
+            }
+        )
     return lines
 
 
@@ -118,8 +138,11 @@ def unstable(df: pd.DataFrame, threshold: float = UNSTABLE_IQR) -> list[str]:
     ok = latest(df)
     ok = ok[(ok["status"] == "ok") & ok["median"].notna() & (ok["median"] > 0)]
     flagged = ok[ok["iqr"] > threshold * ok["median"]]
-    return [f"{r.point_id} {r.workload}: IQR is {r.iqr / r.median:.0%} of the median; the result is unstable: "
-            "rerun with more --repeats, on a quieter machine, or on a larger dataset" for r in flagged.itertuples()]
+    return [
+        f"{r.point_id} {r.workload}: IQR is {r.iqr / r.median:.0%} of the median; the result is unstable: "
+        "rerun with more --repeats, on a quieter machine, or on a larger dataset"
+        for r in flagged.itertuples()
+    ]
 
 
 def problems(df: pd.DataFrame) -> pd.DataFrame:
@@ -154,12 +177,23 @@ def remote_lines(df: pd.DataFrame) -> list[dict[str, str]]:
     lines = []
     rows = df[(df["status"] == "ok") & df["requests"].notna()].sort_values(["workload", "median"])
     for r in rows.itertuples():
-        counted, metrics = r.requests, (getattr(r, "metrics", None) if isinstance(getattr(r, "metrics", None), dict) else {})
+        counted, metrics = (
+            r.requests,
+            (getattr(r, "metrics", None) if isinstance(getattr(r, "metrics", None), dict) else {}),
+        )
         rps, first = _median_of(metrics.get("rows_per_s")), _median_of(metrics.get("first_batch_s"))
-        lines.append({"point": r.point_id, "workload": r.workload, "time": f"{r.median:.3f} ±{r.iqr:.3f}",
-                      "requests": f"{_median_of(counted.get('requests')):.0f}", "repeated": f"{_median_of(counted.get('repeated')):.0f}",
-                      "mb": f"{(_median_of(counted.get('bytes')) or 0) / 1e6:.1f}",
-                      "rows_s": "" if rps is None else f"{rps:,.0f}", "first": "" if first is None else f"{first:.3f}"})
+        lines.append(
+            {
+                "point": r.point_id,
+                "workload": r.workload,
+                "time": f"{r.median:.3f} ±{r.iqr:.3f}",
+                "requests": f"{_median_of(counted.get('requests')):.0f}",
+                "repeated": f"{_median_of(counted.get('repeated')):.0f}",
+                "mb": f"{(_median_of(counted.get('bytes')) or 0) / 1e6:.1f}",
+                "rows_s": "" if rps is None else f"{rps:,.0f}",
+                "first": "" if first is None else f"{first:.3f}",
+            }
+        )
     return lines
 
 
@@ -168,8 +202,9 @@ def effects_markdown(found: list) -> list[str]:
     if not found:
         return []
     md = ["| effect | workload | other axes (network) | A s | B s | B/A | p | verdict |", "|---" * 8 + "|"]
-    md += [f"| {e.axis} | {e.workload} | `{e.context}` | {e.a:.3f} | {e.b:.3f} | {e.ratio:.2f} | "
-           f"{'' if e.p_value is None else f'{e.p_value:.3f}'} | {e.verdict} |" for e in found]
+    md += [
+        f"| {e.axis} | {e.workload} | `{e.context}` | {e.a:.3f} | {e.b:.3f} | {e.ratio:.2f} | "
+        f"{'' if e.p_value is None else f'{e.p_value:.3f}'} | {e.verdict} |"
+        for e in found
+    ]
     return md
-
-

@@ -19,8 +19,11 @@ EXTRAS = {"rich": "bench", "psutil": "bench", "s3fs": "bench", "moto": "bench", 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description="Measure and tune how AnnData is stored on zarr v3: store "
-                                     "backend, event loop, codec pipeline, codec, sharding, consolidated metadata.")
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Measure and tune how AnnData is stored on zarr v3: store "
+        "backend, event loop, codec pipeline, codec, sharding, consolidated metadata.",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in (sweep, tune, analyse, tools):
@@ -45,8 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         if args.debug or exc.name not in EXTRAS:
             raise
-        print(f"harness: error: `harness {args.command}` needs {exc.name}: pip install 'harness[{EXTRAS[exc.name]}]' "
-              "(or harness[all])", file=sys.stderr)
+        print(
+            f"harness: error: `harness {args.command}` needs {exc.name}: pip install 'harness[{EXTRAS[exc.name]}]' "
+            "(or harness[all])",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("harness: interrupted; finished points are saved, re-run the same command to resume", file=sys.stderr)

@@ -21,12 +21,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmp_ = sub.add_parser("compare", help="compare two result sets: ratios and a Mann-Whitney test on raw repeats")
     cmp_.add_argument("a", help="results directory or file A (the reference)")
     cmp_.add_argument("b", help="results directory or file B")
-    cmp_.add_argument("--force", action="store_true", help="compare even across different machines or stacks (said in the output)")
+    cmp_.add_argument(
+        "--force", action="store_true", help="compare even across different machines or stacks (said in the output)"
+    )
     cmp_.add_argument("--alpha", type=float, default=0.05, help="significance level")
     cmp_.set_defaults(func=cmd_compare)
 
-    eff = sub.add_parser("effects", help="within one results set: the effect of one axis (fsspec->obstore, asyncio->uvloop, "
-                                         "consolidated off->on, pipelines) with Mann-Whitney tests")
+    eff = sub.add_parser(
+        "effects",
+        help="within one results set: the effect of one axis (fsspec->obstore, asyncio->uvloop, "
+        "consolidated off->on, pipelines) with Mann-Whitney tests",
+    )
     eff.add_argument("--results", default="results")
     eff.add_argument("--workload", help="comma list of workloads to show")
     eff.add_argument("--alpha", type=float, default=0.05)
@@ -67,9 +72,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = console()
     for w in warnings:
         out.print(f"[bold yellow]{w}[/bold yellow]")
-    rows = [(c.point_id, c.workload, f"{c.a:.3f}", f"{c.b:.3f}", f"{c.ratio:.2f}", _p(c.p_value), c.verdict) for c in found]
-    out.print(_table(f"B vs A: median seconds, ratio B/A (<1: B faster), Mann-Whitney p (alpha {args.alpha})",
-                     ("point", "workload", "A", "B", "B/A", "p", "verdict"), rows))
+    rows = [
+        (c.point_id, c.workload, f"{c.a:.3f}", f"{c.b:.3f}", f"{c.ratio:.2f}", _p(c.p_value), c.verdict) for c in found
+    ]
+    out.print(
+        _table(
+            f"B vs A: median seconds, ratio B/A (<1: B faster), Mann-Whitney p (alpha {args.alpha})",
+            ("point", "workload", "A", "B", "B/A", "p", "verdict"),
+            rows,
+        )
+    )
     return 0
 
 
@@ -80,11 +92,23 @@ def cmd_effects(args: argparse.Namespace) -> int:
     df = results.load(args.results)
     if df.empty:
         raise HarnessError(f"no results in {args.results}; run `harness run` first")
-    found = [e for e in axis_effects(df, alpha=args.alpha) if not args.workload or e.workload in args.workload.split(",")]
+    found = [
+        e for e in axis_effects(df, alpha=args.alpha) if not args.workload or e.workload in args.workload.split(",")
+    ]
     if not found:
-        print("no pairs of points that differ in one axis only (fsspec/obstore, asyncio/uvloop, consolidated off/on, pipelines)")
+        print(
+            "no pairs of points that differ in one axis only (fsspec/obstore, asyncio/uvloop, consolidated off/on, pipelines)"
+        )
         return 0
-    rows = [(e.axis, e.workload, e.context, f"{e.a:.3f}", f"{e.b:.3f}", f"{e.ratio:.2f}", _p(e.p_value), e.verdict) for e in found]
-    console().print(_table(f"effect of one axis, same run: B/A < 1 means B is faster; Mann-Whitney p (alpha {args.alpha})",
-                           ("effect", "workload", "other axes (network)", "A s", "B s", "B/A", "p", "verdict"), rows))
+    rows = [
+        (e.axis, e.workload, e.context, f"{e.a:.3f}", f"{e.b:.3f}", f"{e.ratio:.2f}", _p(e.p_value), e.verdict)
+        for e in found
+    ]
+    console().print(
+        _table(
+            f"effect of one axis, same run: B/A < 1 means B is faster; Mann-Whitney p (alpha {args.alpha})",
+            ("effect", "workload", "other axes (network)", "A s", "B s", "B/A", "p", "verdict"),
+            rows,
+        )
+    )
     return 0

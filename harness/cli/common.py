@@ -15,10 +15,17 @@ DATASET_HELP = "pbmc68k (built-in, real), tiny|10k|100k|1m (synthetic), or a pat
 
 def add_matrix_args(p: argparse.ArgumentParser) -> None:
     axes_help = "; ".join(f"{k}: {v}" for k, v in matrix.AXES.items())
-    p.add_argument("--axis", action="append", metavar="NAME=V1,V2",
-                   help=f"sweep these values of an axis (repeatable; others keep the default sweep). {axes_help}")
-    p.add_argument("--baselines", default=",".join(matrix.BASELINES),
-                   help="comma list of baselines measured beside the matrix, or 'none' (default: all)")
+    p.add_argument(
+        "--axis",
+        action="append",
+        metavar="NAME=V1,V2",
+        help=f"sweep these values of an axis (repeatable; others keep the default sweep). {axes_help}",
+    )
+    p.add_argument(
+        "--baselines",
+        default=",".join(matrix.BASELINES),
+        help="comma list of baselines measured beside the matrix, or 'none' (default: all)",
+    )
 
 
 def points(args: argparse.Namespace) -> list[matrix.Point]:
@@ -38,8 +45,10 @@ def user_location(text: str | None) -> Location | None:
     except HarnessError:
         location = None
     if location is None or location.protocol is Protocol.FILE:
-        raise HarnessError(f"--store {text!r}: use s3://bucket/prefix or https://host/path (credentials from AWS_* "
-                           f"variables), or a store value ({', '.join(Store)})")
+        raise HarnessError(
+            f"--store {text!r}: use s3://bucket/prefix or https://host/path (credentials from AWS_* "
+            f"variables), or a store value ({', '.join(Store)})"
+        )
     return location
 
 

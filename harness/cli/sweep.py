@@ -36,45 +36,76 @@ def register(sub: argparse._SubParsersAction) -> None:
 def add_run(sub: argparse._SubParsersAction) -> None:
     from ..measure.workloads import DEFAULT_WORKLOADS
 
-    run = sub.add_parser("run", help="measure a sweep of points (default: a small sweep on the built-in dataset)",
-                         description="Measure points of the matrix plus the baselines, each in its own process, and print "
-                                     "medians with their speedup against anndata-default.")
+    run = sub.add_parser(
+        "run",
+        help="measure a sweep of points (default: a small sweep on the built-in dataset)",
+        description="Measure points of the matrix plus the baselines, each in its own process, and print "
+        "medians with their speedup against anndata-default.",
+    )
     run.add_argument("--dataset", default=DEFAULT_DATASET, help=DATASET_HELP)
     add_matrix_args(run)
-    run.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS), help="comma list, or all (write, read, lazy-open, "
-                     "lazy-rows, lazy-random, lazy-obs, lazy-gene, stream-sync|async|dask[-shuffled])")
+    run.add_argument(
+        "--workloads",
+        default=",".join(DEFAULT_WORKLOADS),
+        help="comma list, or all (write, read, lazy-open, "
+        "lazy-rows, lazy-random, lazy-obs, lazy-gene, stream-sync|async|dask[-shuffled])",
+    )
     run.add_argument("--repeats", type=int, default=5, help="timed repeats per workload (median and IQR are reported)")
     run.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs per workload")
-    run.add_argument("--timeout", type=float, default=900, help="seconds before a point's process group is killed and recorded as timeout")
-    run.add_argument("--results", default="results", help="results directory (append-only results.jsonl; re-running resumes)")
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=900,
+        help="seconds before a point's process group is killed and recorded as timeout",
+    )
+    run.add_argument(
+        "--results", default="results", help="results directory (append-only results.jsonl; re-running resumes)"
+    )
     run.add_argument("--workdir", help="scratch directory for stores (default: a temporary directory)")
     run.add_argument("--warm", action="store_true", help="do not evict stores from the page cache before reads")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    run.add_argument("--network", help="condition added by the loopback servers' nginx, e.g. latency=20ms or "
-                                       "latency=20ms,rate=1gbit (rate: per connection); recorded with every result")
-    run.add_argument("--store", help="your own remote location for the s3-*/http-* points instead of the loopback server: "
-                                     "s3://bucket/prefix (credentials and endpoint from AWS_* variables) or https://host/path "
-                                     "(a server that serves --workdir at that URL; HTTP is read-only)")
+    run.add_argument(
+        "--network",
+        help="condition added by the loopback servers' nginx, e.g. latency=20ms or "
+        "latency=20ms,rate=1gbit (rate: per connection); recorded with every result",
+    )
+    run.add_argument(
+        "--store",
+        help="your own remote location for the s3-*/http-* points instead of the loopback server: "
+        "s3://bucket/prefix (credentials and endpoint from AWS_* variables) or https://host/path "
+        "(a server that serves --workdir at that URL; HTTP is read-only)",
+    )
     run.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..analysis import results, tables
+    from ..measure.network import Network
     from ..measure.runner import Sweep, run_sweep
-    from ..measure.servers import Network
 
     if args.repeats < 1:
         raise HarnessError("--repeats must be at least 1")
-    sweep = Sweep(dataset=args.dataset, points=points(args), workloads=workload_names(args.workloads),
-                  repeats=args.repeats, warmup=args.warmup, timeout=args.timeout,
-                  results_dir=Path(args.results), workdir=Path(args.workdir) if args.workdir else None,
-                  cold=not args.warm, progress=not args.no_progress, network=args.network or "",
-                  store_url=user_location(args.store))
+    sweep = Sweep(
+        dataset=args.dataset,
+        points=points(args),
+        workloads=workload_names(args.workloads),
+        repeats=args.repeats,
+        warmup=args.warmup,
+        timeout=args.timeout,
+        results_dir=Path(args.results),
+        workdir=Path(args.workdir) if args.workdir else None,
+        cold=not args.warm,
+        progress=not args.no_progress,
+        network=Network.parse(args.network),
+        store_url=user_location(args.store),
+    )
     counts = run_sweep(sweep)
     out = console()
     df = results.load(args.results)
-    net = Network.parse(sweep.network).label
-    df = df[df["point_raw"].isin({p.id for p in sweep.points}) & df["workload"].isin(sweep.workloads) & (df["net"] == net)]
+    net = sweep.network.label
+    df = df[
+        df["point_raw"].isin({p.id for p in sweep.points}) & df["workload"].isin(sweep.workloads) & (df["net"] == net)
+    ]
     out.print(tables.summary_table(df, sweep.workloads))
     for _, r in tables.problems(df).iterrows():
         out.print(f"[yellow]{r['status']}[/yellow] {r['point_id']} {r['workload']}: {r['error']}", soft_wrap=True)

@@ -9,8 +9,11 @@ from ..errors import HarnessError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    gp = sub.add_parser("gpu", help="probe CUDA/kvikio and table which elements read onto the GPU, per codec (bit-for-bit checked)",
-                        description="Without CUDA it prints the probe's reason: every gpu/gds point is then 'unsupported'.")
+    gp = sub.add_parser(
+        "gpu",
+        help="probe CUDA/kvikio and table which elements read onto the GPU, per codec (bit-for-bit checked)",
+        description="Without CUDA it prints the probe's reason: every gpu/gds point is then 'unsupported'.",
+    )
     gp.add_argument("--dataset", default="tiny", help="dataset to write and read back (default tiny)")
     gp.add_argument("--codecs", default="zstd-0,blosc-lz4-bitshuffle,none", help="comma list of codecs")
     gp.add_argument("--sharding", default="auto", help="sharding policy of the written stores")
@@ -20,20 +23,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     srv = sub.add_parser("serve", help="start the loopback S3 server or nginx for manual use and print the URL")
     srv.add_argument("kind", choices=["s3", "http"])
     srv.add_argument("--dir", help="directory nginx serves (http; default: current directory)")
-    srv.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request (needs nginx's Lua module)")
+    srv.add_argument(
+        "--latency-ms", type=float, default=0.0, help="added latency per request (needs nginx's Lua module)"
+    )
     srv.set_defaults(func=cmd_serve)
 
-    chk = sub.add_parser("check-store", help="check that a store's consolidated metadata still matches its nodes",
-                         description="Compares the consolidated metadata in the root zarr.json with every node's own zarr.json "
-                                     "(and, where the store can list, looks for nodes it does not know). Exit 0: fresh; 1: stale or absent.")
+    chk = sub.add_parser(
+        "check-store",
+        help="check that a store's consolidated metadata still matches its nodes",
+        description="Compares the consolidated metadata in the root zarr.json with every node's own zarr.json "
+        "(and, where the store can list, looks for nodes it does not know). Exit 0: fresh; 1: stale or absent.",
+    )
     chk.add_argument("url", help="a local path, s3://bucket/prefix (AWS_* variables) or https://host/path")
-    chk.add_argument("--backend", choices=["local", "fsspec", "obstore"], help="client (default: local for paths, obstore for URLs)")
-    chk.add_argument("--fix", action="store_true", help="re-consolidate with zarr.consolidate_metadata when stale (writable stores)")
+    chk.add_argument(
+        "--backend", choices=["local", "fsspec", "obstore"], help="client (default: local for paths, obstore for URLs)"
+    )
+    chk.add_argument(
+        "--fix", action="store_true", help="re-consolidate with zarr.consolidate_metadata when stale (writable stores)"
+    )
     chk.set_defaults(func=cmd_check_store)
 
-    ds = sub.add_parser("datasets", help="list, fetch the built-in, or make a synthetic dataset")
+    ds = sub.add_parser("datasets", help="list, fetch a built-in (real) dataset, or make a synthetic one")
     ds.add_argument("action", choices=["list", "fetch", "make"])
-    ds.add_argument("name", nargs="?", help="for make: tiny|10k|100k|1m, or a file stem with --cells")
+    ds.add_argument(
+        "name",
+        nargs="?",
+        help="for fetch: pbmc68k (default) or pbmc3k; for make: tiny|10k|100k|1m, or a file stem with --cells",
+    )
     ds.add_argument("--cells", type=int, help="number of cells (make)")
     ds.add_argument("--genes", type=int, help="number of genes (make)")
     ds.add_argument("--seed", type=int, default=0)
@@ -74,25 +90,45 @@ def cmd_gpu(args: argparse.Namespace) -> int:
     found = gpu.probe()
     print("\n".join(found.lines()))
     dataset_path = datasets.resolve(args.dataset)
-    rows = _gpu_rows([c.strip() for c in args.codecs.split(",") if c.strip()], args.sharding, datasets.load(dataset_path))
+    rows = _gpu_rows(
+        [c.strip() for c in args.codecs.split(",") if c.strip()], args.sharding, datasets.load(dataset_path)
+    )
     width = max(len(r["element"]) for r in rows)
     print(f"{'element':<{width}}  codec                  store  result")
     for r in rows:
-        detail = (f"works ({r.get('kind')}, via {r.get('via')}), {r['seconds']:.3f}s, bit-for-bit equal to the CPU read"
-                  if r["status"] == "works" else f"{r['status']}: {r.get('error', '')}")
+        detail = (
+            f"works ({r.get('kind')}, via {r.get('via')}), {r['seconds']:.3f}s, bit-for-bit equal to the CPU read"
+            if r["status"] == "works"
+            else f"{r['status']}: {r.get('error', '')}"
+        )
         print(f"{r['element']:<{width}}  {r['codec']:<22} {r['store']:<6} {detail}")
     run_id = time.strftime("%Y%m%dT%H%M%S")
     prov = provenance.collect(Path(args.results))
-    common = {"provenance": prov, "stack_key": provenance.stack_key(prov), "run_id": run_id,
-              "dataset": {"name": args.dataset, "path": str(dataset_path), "fingerprint": datasets.fingerprint(dataset_path)},
-              "gpu_probe": json.loads(json.dumps(asdict(found)))}  # the probe above, once for every row
+    common = {
+        "provenance": prov,
+        "stack_key": provenance.stack_key(prov),
+        "run_id": run_id,
+        "dataset": {"name": args.dataset, "path": str(dataset_path), "fingerprint": datasets.fingerprint(dataset_path)},
+        "gpu_probe": json.loads(json.dumps(asdict(found))),
+    }  # the probe above, once for every row
     out = []
     for i, r in enumerate(rows):
         point = Point.of(store=r["store"], pipeline="gpu", codec=r["codec"], sharding=args.sharding)
         status = {"works": "ok", "fails": "failed"}.get(r["status"], r["status"])
-        out.append(Row(point.id, f"gpu-read {r['element']}", "skipped" if status == "absent" else status, r.get("error", ""),
-                       {**common, "key": f"gpu-{run_id}-{i}", "point": point.to_dict(),
-                        "values": [r["seconds"]] if "seconds" in r else []}))
+        out.append(
+            Row(
+                point.id,
+                f"gpu-read {r['element']}",
+                "skipped" if status == "absent" else status,
+                r.get("error", ""),
+                {
+                    **common,
+                    "key": f"gpu-{run_id}-{i}",
+                    "point": point.to_dict(),
+                    "values": [r["seconds"]] if "seconds" in r else [],
+                },
+            )
+        )
     results.append(Path(args.results), out)
     print(f"capability rows appended to {results.results_file(args.results)}")
     return 0
@@ -102,16 +138,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import time
 
     from ..measure import servers
+    from ..measure.network import Network
 
     if args.kind == "s3":
-        server = servers.start_s3(network=servers.Network(latency_ms=args.latency_ms))
+        server = servers.start_s3(network=Network(latency_ms=args.latency_ms))
         hint = " ".join(f"{k}={v}" for k, v in server.env.items())
-        print(f"S3 ({server.engine} behind nginx) at {server.url}, bucket s3://{servers.S3_BUCKET}"
-              + (f" (+{args.latency_ms:g} ms per request)" if args.latency_ms else "") + f"\nexport {hint}")
+        print(
+            f"S3 ({server.engine} behind nginx) at {server.url}, bucket s3://{servers.S3_BUCKET}"
+            + (f" (+{args.latency_ms:g} ms per request)" if args.latency_ms else "")
+            + f"\nexport {hint}"
+        )
     else:
         root = Path(args.dir or ".").absolute()
         server = servers.start_http(root, latency_ms=args.latency_ms)
-        print(f"nginx serving {root} at {server.url}" + (f" (+{args.latency_ms:g} ms per request)" if args.latency_ms else ""))
+        print(
+            f"nginx serving {root} at {server.url}"
+            + (f" (+{args.latency_ms:g} ms per request)" if args.latency_ms else "")
+        )
     print("Ctrl-C stops it.", flush=True)
     with server:
         try:
@@ -137,12 +180,18 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     from ..measure import datasets
 
     if args.action == "list":
-        print(f"{datasets.BUILTIN}\treal: scanpy's 10x_pbmc68k_reduced.h5ad (700 cells x 765 genes, dense X)")
+        for name, spec in datasets.BUILTINS.items():
+            print(f"{name}\t{spec.about}")
         for name, size in datasets.SYNTHETIC_SIZES.items():
-            print(f"{name}\tsynthetic: {size.cells} cells x {size.genes} genes, ~{size.median_genes} non-zeros per cell")
+            print(
+                f"{name}\tsynthetic: {size.cells} cells x {size.genes} genes, ~{size.median_genes} non-zeros per cell"
+            )
         return 0
     if args.action == "fetch":
-        print(datasets.fetch_builtin())
+        name = args.name or datasets.BUILTIN
+        if name not in datasets.BUILTINS:
+            raise HarnessError(f"unknown built-in dataset {name!r}; valid: {', '.join(datasets.BUILTINS)}")
+        print(datasets.fetch_builtin(name))
         return 0
     name = args.name or "tiny"
     if name not in datasets.SYNTHETIC_SIZES and args.cells is None:

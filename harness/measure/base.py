@@ -9,8 +9,10 @@ from ..matrix import Point
 from . import storefiles
 from .context import Context, zarr_config
 
-HTTP_NEEDS_CONSOLIDATED = ("HTTP cannot list directories (the server answers 403), so opening a group needs consolidated "
-                           "metadata: measured only with cons-on")
+HTTP_NEEDS_CONSOLIDATED = (
+    "HTTP cannot list directories (the server answers 403), so opening a group needs consolidated "
+    "metadata: measured only with cons-on"
+)
 
 
 class Workload:
@@ -29,8 +31,12 @@ class Workload:
     def unsupported_reason(cls, point: Point) -> str | None:
         """Why this workload cannot run for `point` at all (the worker records it as unsupported, asv skips
         it in setup), or None."""
-        if (cls.opens_group and point.api != "h5ad" and not point.config.consolidated
-                and not point.config.store.supports_listing):
+        if (
+            cls.opens_group
+            and point.api != "h5ad"
+            and not point.config.consolidated
+            and not point.config.store.supports_listing
+        ):
             return HTTP_NEEDS_CONSOLIDATED
         return None
 

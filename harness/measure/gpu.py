@@ -49,10 +49,15 @@ class Probe:
 
     def lines(self) -> list[str]:
         if self.reason:
-            return [f"GPU: not available: {self.reason}", "every gpu pipeline point and gds store point is 'unsupported' with this reason"]
-        return [f"GPU: {self.devices} device(s), {self.device}, driver {self.driver}, cupy {self.cupy}",
-                f"kvikio: {self.kvikio or 'not installed (pip install .[gpu])'}; GDS: {self.gds}",
-                f"codecs with a GPU implementation in this zarr/kvikio: {', '.join(self.gpu_codecs) or 'none (decoding runs on the CPU, data is copied to the GPU)'}"]
+            return [
+                f"GPU: not available: {self.reason}",
+                "every gpu pipeline point and gds store point is 'unsupported' with this reason",
+            ]
+        return [
+            f"GPU: {self.devices} device(s), {self.device}, driver {self.driver}, cupy {self.cupy}",
+            f"kvikio: {self.kvikio or 'not installed (pip install .[gpu])'}; GDS: {self.gds}",
+            f"codecs with a GPU implementation in this zarr/kvikio: {', '.join(self.gpu_codecs) or 'none (decoding runs on the CPU, data is copied to the GPU)'}",
+        ]
 
 
 def probe() -> Probe:
@@ -76,7 +81,11 @@ def probe() -> Probe:
             import kvikio.defaults
 
             found.kvikio = getattr(kvikio, "__version__", "installed")
-            found.gds = "compatibility mode (POSIX reads, no GPUDirect)" if kvikio.defaults.is_compat_mode_preferred() else "available"
+            found.gds = (
+                "compatibility mode (POSIX reads, no GPUDirect)"
+                if kvikio.defaults.is_compat_mode_preferred()
+                else "available"
+            )
         except Exception as exc:  # noqa: BLE001
             found.gds = f"unknown: {one_line(exc)}"
     else:
@@ -88,7 +97,10 @@ def probe() -> Probe:
 def gpu_codecs() -> list[str]:
     """Codec classes with a GPU implementation that zarr or kvikio export in this environment."""
     names = []
-    for module, attrs in (("zarr.codecs.gpu", ("NvcompZstdCodec", "ZstdCodec")), ("kvikio.zarr", ("NvCompBatchCodec",))):
+    for module, attrs in (
+        ("zarr.codecs.gpu", ("NvcompZstdCodec", "ZstdCodec")),
+        ("kvikio.zarr", ("NvCompBatchCodec",)),
+    ):
         if importlib.util.find_spec(module.split(".")[0]) is None:
             continue
         try:
@@ -153,8 +165,13 @@ def _try_read_elem(node: Any) -> Any:
     return value if type(value).__module__.startswith("cupy") else None
 
 
-def capability_table(store_path: Path, codec: str, *, store_kind: str = "local",
-                     read_gpu: Callable[[Any, str], dict[str, Any]] = read_on_gpu) -> list[dict[str, Any]]:
+def capability_table(
+    store_path: Path,
+    codec: str,
+    *,
+    store_kind: str = "local",
+    read_gpu: Callable[[Any, str], dict[str, Any]] = read_on_gpu,
+) -> list[dict[str, Any]]:
     """One row per element type: works (bit-for-bit equal to the CPU read, with seconds) / fails (error) /
     unsupported (the probe's reason)."""
     import zarr
@@ -171,7 +188,11 @@ def capability_table(store_path: Path, codec: str, *, store_kind: str = "local",
             rows.append({**row, "status": "unsupported", "error": reason})
             continue
         try:
-            store = open_gds_store(store_path, read_only=True) if store_kind == "gds" else zarr.storage.LocalStore(store_path, read_only=True)
+            store = (
+                open_gds_store(store_path, read_only=True)
+                if store_kind == "gds"
+                else zarr.storage.LocalStore(store_path, read_only=True)
+            )
             t0 = time.perf_counter()
             got = read_gpu(store, path)
             seconds = time.perf_counter() - t0
@@ -190,8 +211,14 @@ def capability_table(store_path: Path, codec: str, *, store_kind: str = "local",
     return rows
 
 
-def gpu_write_interop(store_path: Path, codec: str, out: Path, *, readers: tuple[str, ...] = ("python", "fused", "zarrs"),
-                      to_device: Callable[[Any], Any] | None = None) -> list[dict[str, Any]]:
+def gpu_write_interop(
+    store_path: Path,
+    codec: str,
+    out: Path,
+    *,
+    readers: tuple[str, ...] = ("python", "fused", "zarrs"),
+    to_device: Callable[[Any], Any] | None = None,
+) -> list[dict[str, Any]]:
     """Write every leaf array of the elements from device memory (zarr with GPU buffers, the codec's
     compressors) and read each back with the CPU pipelines: equal bit for bit, or the error. The
     numcodecs#424 class of bug shows here; with no GPU codec in zarr yet, the encode runs on the host."""
@@ -218,15 +245,23 @@ def gpu_write_interop(store_path: Path, codec: str, out: Path, *, readers: tuple
             with zarr.config.enable_gpu() if on_device else contextlib.nullcontext():
                 for leaf in leaves:
                     values = cpu[leaf][...]
-                    target.create_array(leaf.replace("/", "_"), data=to_device(values), compressors=parse_codec(codec).build())
+                    target.create_array(
+                        leaf.replace("/", "_"), data=to_device(values), compressors=parse_codec(codec).build()
+                    )
             bad = []
             for reader in map(Pipeline, readers):
                 if unavailable_reason(reader):
                     continue
                 with zarr.config.set({"codec_pipeline.path": reader.path}):
                     back = zarr.open_group(target.store, mode="r")
-                    bad += [f"{leaf} by {reader}" for leaf in leaves if not same_bits(back[leaf.replace("/", "_")][...], cpu[leaf][...])]
-            rows.append({**row, "status": "fails", "error": f"differs: {', '.join(bad)}"} if bad else {**row, "status": "works"})
+                    bad += [
+                        f"{leaf} by {reader}"
+                        for leaf in leaves
+                        if not same_bits(back[leaf.replace("/", "_")][...], cpu[leaf][...])
+                    ]
+            rows.append(
+                {**row, "status": "fails", "error": f"differs: {', '.join(bad)}"} if bad else {**row, "status": "works"}
+            )
         except Exception as exc:  # noqa: BLE001
             rows.append({**row, "status": "fails", "error": one_line(exc)[:300]})
     return rows

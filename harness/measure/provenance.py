@@ -22,8 +22,21 @@ import psutil
 from .. import __version__
 
 PACKAGES = (
-    "anndata", "zarr", "zarrs", "numcodecs", "obstore", "fsspec", "uvloop", "numpy", "scipy",
-    "pandas", "h5py", "dask", "xarray", "cupy-cuda12x", "kvikio-cu12",
+    "anndata",
+    "zarr",
+    "zarrs",
+    "numcodecs",
+    "obstore",
+    "fsspec",
+    "uvloop",
+    "numpy",
+    "scipy",
+    "pandas",
+    "h5py",
+    "dask",
+    "xarray",
+    "cupy-cuda12x",
+    "kvikio-cu12",
 )
 
 
@@ -62,8 +75,12 @@ def git_state() -> dict[str, Any]:
     """Commit and dirty flag of the harness checkout; `diff_hash` changes whenever the code does."""
     root = Path(__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
-        diff = subprocess.run(["git", "-C", str(root), "diff", "HEAD", "--", "harness"], capture_output=True, text=True, timeout=10).stdout
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        diff = subprocess.run(
+            ["git", "-C", str(root), "diff", "HEAD", "--", "harness"], capture_output=True, text=True, timeout=10
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None, "diff_hash": None}
     return {

@@ -26,6 +26,7 @@ from ..matrix import Point, static_status
 from ..runtime import Location, Protocol, parse_location
 from . import datasets, provenance
 from .lifecycle import die_with_parent
+from .network import Network, measured_latency_ms
 from .requests import ACCESS_LOGS_ENV
 from .worker import WorkerSpec
 
@@ -48,19 +49,21 @@ class Sweep:
     seed: int = 0
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
-    network: str = ""  # e.g. "latency=20ms,rate=1gbit", applied by the loopback servers
+    network: Network = field(default_factory=Network)  # e.g. latency=20ms,rate=1gbit, applied by the loopback servers
     store_url: Location | None = None  # a user's s3:// or http(s):// location replacing the loopback server
 
     def __post_init__(self) -> None:
         if isinstance(self.store_url, str):
             self.store_url = parse_location(self.store_url)
+        if not isinstance(self.network, Network):
+            self.network = Network.parse(self.network)
 
 
 def row_key(point: Point, workload: str, dataset_fp: str, sweep: Sweep, stack: str) -> str:
     """Identity of a measurement for resume: same point, workload, data, method, network, code and stack."""
     ident = [point.id, workload, dataset_fp, sweep.repeats, sweep.warmup, sweep.cold, sweep.seed, stack]
-    if sweep.network or sweep.store_url:
-        ident += [sweep.network, sweep.store_url.url if sweep.store_url else None]
+    if sweep.network.label != "none" or sweep.store_url:
+        ident += [sweep.network.label, sweep.store_url.url if sweep.store_url else None]
     return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:20]
 
 
@@ -78,7 +81,9 @@ def datasets_size(path: Path) -> int:
     return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _run_worker(spec: WorkerSpec, timeout: float, env: dict[str, str] | None = None, meta: Path | None = None) -> tuple[str, str]:
+def _run_worker(
+    spec: WorkerSpec, timeout: float, env: dict[str, str] | None = None, meta: Path | None = None
+) -> tuple[str, str]:
     """Run one worker; returns (outcome, stderr tail). outcome: ok | timeout | crashed:<rc> | killed by <SIGNAL>."""
     meta = meta or Path(spec.workdir)
     spec_path = meta / "spec.json"
@@ -89,7 +94,10 @@ def _run_worker(spec: WorkerSpec, timeout: float, env: dict[str, str] | None = N
     with open(err_path, "w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "harness.measure.worker", str(spec_path)],
-            stdout=err, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+            stdout=err,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
             preexec_fn=die_with_parent(signal.SIGKILL),  # never outlives a runner killed with SIGKILL
         )
         try:
@@ -107,15 +115,26 @@ def _run_worker(spec: WorkerSpec, timeout: float, env: dict[str, str] | None = N
     fatal = text.find("Fatal Python error")  # faulthandler's report: keep where it crashed, not the module list
     current = text.find("Current thread", fatal) if fatal >= 0 else -1  # the thread that crashed
     if current >= 0:
-        tail = text[fatal:text.find("\n", fatal)] + "\n" + text[current:current + STDERR_TAIL]
+        tail = text[fatal : text.find("\n", fatal)] + "\n" + text[current : current + STDERR_TAIL]
     else:
-        tail = text[fatal:fatal + STDERR_TAIL] if fatal >= 0 else text[-STDERR_TAIL:]
+        tail = text[fatal : fatal + STDERR_TAIL] if fatal >= 0 else text[-STDERR_TAIL:]
     return outcome, tail
 
 
-def run_batch(points: list[Point], dataset_path: Path, workloads: list[str], *, repeats: int, warmup: int,
-              workdir: Path, timeout: float, cold: bool = True, seed: int = 0,
-              readers: list[str] | None = None, env: dict[str, str] | None = None) -> dict[tuple[str, str], Row]:
+def run_batch(
+    points: list[Point],
+    dataset_path: Path,
+    workloads: list[str],
+    *,
+    repeats: int,
+    warmup: int,
+    workdir: Path,
+    timeout: float,
+    cold: bool = True,
+    seed: int = 0,
+    readers: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[tuple[str, str], Row]:
     """Measure `points` in one fresh worker; returns {(point id, workload): row}.
 
     Workloads the worker never reported become `timeout` or `failed` rows with its stderr tail, so
@@ -124,9 +143,18 @@ def run_batch(points: list[Point], dataset_path: Path, workloads: list[str], *, 
     shutil.rmtree(workdir, ignore_errors=True)  # a point interrupted by a kill re-runs on a clean path
     # the worker's spec, rows and stderr live apart from the stores: a full store disk must not lose them
     meta = Path(tempfile.mkdtemp(prefix="harness-worker-"))
-    spec = WorkerSpec(points=[p.to_dict() for p in points], dataset=str(dataset_path), workloads=list(workloads),
-                      repeats=repeats, warmup=warmup, workdir=str(workdir), out=str(meta / "rows.jsonl"),
-                      cold=cold, seed=seed, readers=list(readers or []))
+    spec = WorkerSpec(
+        points=[p.to_dict() for p in points],
+        dataset=str(dataset_path),
+        workloads=list(workloads),
+        repeats=repeats,
+        warmup=warmup,
+        workdir=str(workdir),
+        out=str(meta / "rows.jsonl"),
+        cold=cold,
+        seed=seed,
+        readers=list(readers or []),
+    )
     try:
         outcome, tail = _run_worker(spec, timeout, env, meta)
         got = {(r.point_id, r.workload): r for r in map(Row.from_json, results.iter_lines(Path(spec.out)))}
@@ -138,16 +166,28 @@ def run_batch(points: list[Point], dataset_path: Path, workloads: list[str], *, 
             if (point.id, w) in got or (w == "interop" and point.api != "dispatched"):
                 continue
             if outcome == "timeout":
-                got[(point.id, w)] = Row(point.id, w, Status.TIMEOUT, f"point exceeded the timeout of {timeout:g}s and was killed",
-                                         {"stderr_tail": tail})
+                got[(point.id, w)] = Row(
+                    point.id,
+                    w,
+                    Status.TIMEOUT,
+                    f"point exceeded the timeout of {timeout:g}s and was killed",
+                    {"stderr_tail": tail},
+                )
             else:
-                got[(point.id, w)] = Row(point.id, w, Status.FAILED, f"worker {outcome}; see stderr_tail", {"stderr_tail": tail})
+                got[(point.id, w)] = Row(
+                    point.id, w, Status.FAILED, f"worker {outcome}; see stderr_tail", {"stderr_tail": tail}
+                )
     shutil.rmtree(workdir, ignore_errors=True)
     return got
 
 
-def start_servers(points: list[Point], workdir: Path, stack: contextlib.ExitStack, network: Any = None,
-                  store_url: Location | None = None) -> tuple[dict[str, str], dict[str, Any]]:
+def start_servers(
+    points: list[Point],
+    workdir: Path,
+    stack: contextlib.ExitStack,
+    network: Network | None = None,
+    store_url: Location | None = None,
+) -> tuple[dict[str, str], dict[str, Any]]:
     """Start the loopback servers the points need (stopped when `stack` closes).
 
     Returns the workers' environment and the network record every row carries: the condition asked
@@ -155,16 +195,23 @@ def start_servers(points: list[Point], workdir: Path, stack: contextlib.ExitStac
     """
     from . import context, servers, storefiles
 
-    network = network or servers.Network()
+    network = network or Network()
     protocols = {p.config.store.protocol for p in points} - {Protocol.FILE}
     user_protocol = store_url.protocol if store_url else None
     if user_protocol and user_protocol not in protocols:
-        raise HarnessError(f"--store {store_url.url} is not used by any point: add --axis store={user_protocol}-obstore or {user_protocol}-fsspec")
+        raise HarnessError(
+            f"--store {store_url.url} is not used by any point: add --axis store={user_protocol}-obstore or {user_protocol}-fsspec"
+        )
     if user_protocol and (network.latency_ms or network.rate_bytes_per_s):
-        raise HarnessError("--network applies to the loopback servers the harness starts, not to --store URLs; drop one of them")
+        raise HarnessError(
+            "--network applies to the loopback servers the harness starts, not to --store URLs; drop one of them"
+        )
     env: dict[str, str] = {}
-    record: dict[str, Any] = {"condition": network.label, "latency_ms": network.latency_ms,
-                              "rate_bytes_per_s": network.rate_bytes_per_s}
+    record: dict[str, Any] = {
+        "condition": network.label,
+        "latency_ms": network.latency_ms,
+        "rate_bytes_per_s": network.rate_bytes_per_s,
+    }
     logs: list[str] = []
     rtts: dict[str, float] = {}
     if store_url:
@@ -176,7 +223,7 @@ def start_servers(points: list[Point], workdir: Path, stack: contextlib.ExitStac
         s3 = stack.enter_context(servers.start_s3(network=network))
         env.update(s3.env, **{context.S3_BUCKET_ENV: servers.S3_BUCKET})
         logs.append(str(s3.access_log))
-        rtts["s3"] = servers.measured_latency_ms(s3.url + "/")
+        rtts["s3"] = measured_latency_ms(s3.url + "/")
         record["s3"] = f"{s3.engine} behind nginx"
     if user_protocol is Protocol.HTTP:
         env.update({context.HTTP_ROOT_ENV: str(workdir.absolute()), context.HTTP_URL_ENV: store_url.url})
@@ -185,14 +232,16 @@ def start_servers(points: list[Point], workdir: Path, stack: contextlib.ExitStac
         http = stack.enter_context(servers.start_http(workdir, network=network))
         env.update({context.HTTP_ROOT_ENV: str(workdir.absolute()), context.HTTP_URL_ENV: http.url})
         logs.append(str(http.access_log))
-        rtts["http"] = servers.measured_latency_ms(http.url + "/")
+        rtts["http"] = measured_latency_ms(http.url + "/")
     if logs:
         env[ACCESS_LOGS_ENV] = os.pathsep.join(logs)
     if rtts:
         record["measured_rtt_ms"] = {k: round(v, 2) for k, v in rtts.items()}
         short = {k: v for k, v in rtts.items() if v < 0.9 * network.latency_ms}
         if short:
-            raise HarnessError(f"the added latency did not take effect: {network.latency_ms:g} ms asked, round trips measured {short} ms")
+            raise HarnessError(
+                f"the added latency did not take effect: {network.latency_ms:g} ms asked, round trips measured {short} ms"
+            )
     return env, record if protocols else {}
 
 
@@ -211,11 +260,13 @@ def run_sweep(sweep: Sweep) -> Counter[str]:
     counts: Counter[str] = Counter()
 
     with results.locked(sweep.results_dir), contextlib.ExitStack() as running:
-        from .servers import Network
-
-        env, network = start_servers(sweep.points, workdir, running, Network.parse(sweep.network), sweep.store_url)
+        env, network = start_servers(sweep.points, workdir, running, sweep.network, sweep.store_url)
         if env:  # never credentials: only where the servers are
-            public = {k: v for k, v in env.items() if (k.startswith("HARNESS_") and k != ACCESS_LOGS_ENV) or k == "AWS_ENDPOINT_URL"}
+            public = {
+                k: v
+                for k, v in env.items()
+                if (k.startswith("HARNESS_") and k != ACCESS_LOGS_ENV) or k == "AWS_ENDPOINT_URL"
+            }
             sweep.extra = {**sweep.extra, "servers": public, "network": network}
         done = results.done_keys(sweep.results_dir)
         todo = []
@@ -227,14 +278,27 @@ def run_sweep(sweep: Sweep) -> Counter[str]:
                 todo.append((point, pending, keys))
 
         def context(point: Point, workload: str, keys: dict[str, str]) -> dict[str, Any]:
-            return {"key": keys[workload], "run_id": run_id, "point": point.to_dict(), "dataset": dataset_info,
-                    "repeats_requested": sweep.repeats, "warmup": sweep.warmup, "stack_key": stack, "provenance": prov,
-                    **sweep.extra}
+            return {
+                "key": keys[workload],
+                "run_id": run_id,
+                "point": point.to_dict(),
+                "dataset": dataset_info,
+                "repeats_requested": sweep.repeats,
+                "warmup": sweep.warmup,
+                "stack_key": stack,
+                "provenance": prov,
+                **sweep.extra,
+            }
 
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                   TimeElapsedColumn(), TimeRemainingColumn()]
+        columns = [
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        ]
         with Progress(*columns, disable=not sweep.progress, transient=False) as bar:
             task = bar.add_task("sweep", total=len(todo))
             for index, (point, pending, keys) in enumerate(todo):
@@ -243,9 +307,18 @@ def run_sweep(sweep: Sweep) -> Counter[str]:
                 if static:
                     got = {(point.id, w): Row(point.id, w, static[0], static[1]) for w in pending}
                 else:
-                    got = run_batch([point], dataset_path, pending, repeats=sweep.repeats, warmup=sweep.warmup,
-                                    workdir=workdir / f"point-{index:04d}", timeout=sweep.timeout,
-                                    cold=sweep.cold, seed=sweep.seed, env=env)
+                    got = run_batch(
+                        [point],
+                        dataset_path,
+                        pending,
+                        repeats=sweep.repeats,
+                        warmup=sweep.warmup,
+                        workdir=workdir / f"point-{index:04d}",
+                        timeout=sweep.timeout,
+                        cold=sweep.cold,
+                        seed=sweep.seed,
+                        env=env,
+                    )
                 rows = [got[(point.id, w)].with_data(**context(point, w, keys)) for w in pending]
                 results.append(sweep.results_dir, rows)
                 counts.update(str(r.status) for r in rows)

@@ -9,7 +9,6 @@ kernel has no netem qdisc; the added latency is measured, not assumed.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import socket
@@ -23,9 +22,9 @@ from pathlib import Path
 
 from ..errors import HarnessError
 from .lifecycle import die_with_parent
+from .network import LUA_MODULES, Network, lua_available, require_lua
 
 S3_KEY, S3_SECRET, S3_REGION, S3_BUCKET = "harness", "harness-secret", "us-east-1", "harness"
-LUA_MODULES = ("/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so")
 
 
 def free_port() -> int:
@@ -102,53 +101,14 @@ def _wait_healthy(server: Server, probe: str, timeout: float = 30.0) -> None:
 def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     with open(log, "w") as fh:
         # SIGTERM when the harness dies, even by SIGKILL: nginx then stops its workers, node and moto exit
-        return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, **(env or {})}, preexec_fn=die_with_parent(signal.SIGTERM))
-
-
-@dataclass(frozen=True)
-class Network:
-    """A network condition applied by the nginx in front of every server: added latency per request and a
-    per-connection response rate (nginx `limit_rate`). This kernel has no netem, so nothing lower is used."""
-
-    latency_ms: float = 0.0
-    rate_bytes_per_s: int = 0
-
-    @classmethod
-    def parse(cls, text: str | None) -> Network:
-        """`latency=20ms,rate=1gbit` (units: ms or s; bit, kbit, mbit, gbit or b, kb, mb, gb per second)."""
-        if not text or text.strip() in ("", "none"):
-            return cls()
-        latency, rate = 0.0, 0
-        for part in (p.strip() for p in text.split(",") if p.strip()):
-            key, _, value = part.partition("=")
-            value = value.strip().lower()
-            match = re.fullmatch(r"([0-9.]+)\s*([a-z]*)", value)
-            if not match:
-                raise HarnessError(f"--network {part!r}: expected a number with a unit, e.g. latency=20ms or rate=1gbit")
-            number, unit = float(match.group(1)), match.group(2)
-            if key == "latency":
-                scale = {"ms": 1.0, "": 1.0, "s": 1000.0}.get(unit)
-                if scale is None:
-                    raise HarnessError(f"--network latency unit {unit!r} unknown; use ms or s (e.g. latency=20ms)")
-                latency = number * scale
-            elif key == "rate":
-                scale = {"bit": 1 / 8, "kbit": 1e3 / 8, "mbit": 1e6 / 8, "gbit": 1e9 / 8,
-                         "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9}.get(unit)
-                if scale is None:
-                    raise HarnessError(f"--network rate unit {unit!r} unknown; use bit, kbit, mbit, gbit (e.g. rate=1gbit)")
-                rate = int(number * scale)
-            else:
-                raise HarnessError(f"--network condition {key!r} unknown; valid: latency=<ms>, rate=<bits per second>")
-        if latency:
-            require_lua("added latency")  # fail at parse time, before any server or point starts
-        return cls(latency, rate)
-
-    @property
-    def label(self) -> str:
-        parts = [f"latency={self.latency_ms:g}ms"] if self.latency_ms else []
-        parts += [f"rate={self.rate_bytes_per_s * 8 / 1e6:g}mbit"] if self.rate_bytes_per_s else []
-        return ",".join(parts) or "none"
+        return subprocess.Popen(
+            cmd,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+            preexec_fn=die_with_parent(signal.SIGTERM),
+        )
 
 
 #: S3 server engines: s3rver (npm; Node, files on disk, 7-19x moto's range-GET rate measured here) and
@@ -171,11 +131,26 @@ def s3rver_path(install: bool = True) -> Path | None:
     if binary.exists() or not install or not shutil.which("npm") or not shutil.which("node"):
         return binary if binary.exists() else None
     tools_dir().mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", "--prefix", str(tools_dir()),
-                           f"s3rver@{S3RVER_VERSION}"], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            "npm",
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--silent",
+            "--prefix",
+            str(tools_dir()),
+            f"s3rver@{S3RVER_VERSION}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if done.returncode != 0 or not binary.exists():
-        raise HarnessError(f"could not install s3rver from npm ({done.stderr.strip()[-300:]}); "
-                           f"use {S3_ENGINE_ENV}=moto or install it: npm install -g s3rver@{S3RVER_VERSION}")
+        raise HarnessError(
+            f"could not install s3rver from npm ({done.stderr.strip()[-300:]}); "
+            f"use {S3_ENGINE_ENV}=moto or install it: npm install -g s3rver@{S3RVER_VERSION}"
+        )
     return binary
 
 
@@ -185,19 +160,22 @@ def _moto_path() -> Path | None:
     return Path(found) if found else None
 
 
-def start_s3(bucket: str = S3_BUCKET, network: Network = Network(), engine: str | None = None) -> Server:
+def start_s3(bucket: str = S3_BUCKET, network: Network | None = None, engine: str | None = None) -> Server:
     """An S3 server (s3rver, else moto) behind an nginx proxy on free loopback ports, with `bucket` created.
 
     Clients always talk to the proxy: its access log counts every request and byte, and it adds the
     network condition, so 0 ms and 20 ms runs take the same path.
     """
+    network = network or Network()
     engine = engine or os.environ.get(S3_ENGINE_ENV, "auto")
     if engine not in S3_ENGINES:
         raise HarnessError(f"unknown S3 engine {engine!r} ({S3_ENGINE_ENV}); valid: {', '.join(S3_ENGINES)}")
     binary = s3rver_path() if engine in ("auto", "s3rver") and lua_available() else None  # Lua: conditional PUTs
     if binary is None and engine == "s3rver":
-        raise HarnessError("s3rver needs Node.js, npm and nginx's Lua module (apt-get install nodejs npm libnginx-mod-http-lua), "
-                           "or set HARNESS_S3_ENGINE=moto")
+        raise HarnessError(
+            "s3rver needs Node.js, npm and nginx's Lua module (apt-get install nodejs npm libnginx-mod-http-lua), "
+            "or set HARNESS_S3_ENGINE=moto"
+        )
     if binary is None:
         engine, binary = "moto", _moto_path()
         if binary is None:
@@ -208,14 +186,30 @@ def start_s3(bucket: str = S3_BUCKET, network: Network = Network(), engine: str 
     port = free_port()
     if engine == "s3rver":
         (workdir / "data").mkdir()
-        cmd = [str(binary), "-d", str(workdir / "data"), "-a", "127.0.0.1", "-p", str(port), "--silent",
-               "--allow-mismatched-signatures", "--no-vhost-buckets", "--configure-bucket", bucket]
+        cmd = [
+            str(binary),
+            "-d",
+            str(workdir / "data"),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--silent",
+            "--allow-mismatched-signatures",
+            "--no-vhost-buckets",
+            "--configure-bucket",
+            bucket,
+        ]
     else:
         cmd = [str(binary), "-H", "127.0.0.1", "-p", str(port)]
-    upstream = Server(engine, f"http://127.0.0.1:{port}", _spawn(cmd, workdir / "server.log"), workdir / "server.log", workdir)
+    upstream = Server(
+        engine, f"http://127.0.0.1:{port}", _spawn(cmd, workdir / "server.log"), workdir / "server.log", workdir
+    )
     _wait_healthy(upstream, upstream.url + "/")
     try:
-        server = _start_nginx("s3", f"proxy_pass {upstream.url};", network, upstream=upstream.url if engine == "s3rver" else None)
+        server = _start_nginx(
+            "s3", f"proxy_pass {upstream.url};", network, upstream=upstream.url if engine == "s3rver" else None
+        )
     except BaseException:
         upstream.stop()
         raise
@@ -231,22 +225,19 @@ def start_s3(bucket: str = S3_BUCKET, network: Network = Network(), engine: str 
 def s3_env(endpoint: str, key: str = S3_KEY, secret: str = S3_SECRET) -> dict[str, str]:
     """Environment that points both s3fs (botocore) and obstore at a loopback endpoint
     (s3rver knows only its built-in key pair, S3RVER/S3RVER)."""
-    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret,
-            "AWS_REGION": S3_REGION, "AWS_DEFAULT_REGION": S3_REGION, "AWS_ALLOW_HTTP": "true"}
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_REGION": S3_REGION,
+        "AWS_DEFAULT_REGION": S3_REGION,
+        "AWS_ALLOW_HTTP": "true",
+    }
 
 
-def lua_available() -> bool:
-    return all(Path(m).exists() for m in LUA_MODULES)
-
-
-def require_lua(what: str) -> None:
-    """One check, one message: `what` needs nginx's Lua module."""
-    if not lua_available():
-        raise HarnessError(f"{what} needs nginx's Lua module: apt-get install libnginx-mod-http-lua")
-
-
-def start_http(root: Path, latency_ms: float = 0.0, network: Network | None = None,
-               faults: dict[str, int] | None = None) -> Server:
+def start_http(
+    root: Path, latency_ms: float = 0.0, network: Network | None = None, faults: dict[str, int] | None = None
+) -> Server:
     """nginx serving `root` read-only (GET/HEAD with range requests) under a network condition.
 
     `faults` maps a URL regex to an HTTP status nginx answers instead (fault injection, e.g.
@@ -254,10 +245,17 @@ def start_http(root: Path, latency_ms: float = 0.0, network: Network | None = No
     """
     network = network or Network(latency_ms=latency_ms)
     hangs = any(status == 0 for status in (faults or {}).values())
-    extra = "".join(f"location ~ {pattern} {{ {'access_by_lua_block { ngx.sleep(3600) }' if not status else f'return {int(status)};'} }}\n        "
-                    for pattern, status in (faults or {}).items())
-    return _start_nginx("http", f"root {Path(root).absolute()}; limit_except GET HEAD {{ deny all; }}", network, extra=extra,
-                        needs_lua=hangs)
+    extra = "".join(
+        f"location ~ {pattern} {{ {'access_by_lua_block { ngx.sleep(3600) }' if not status else f'return {int(status)};'} }}\n        "
+        for pattern, status in (faults or {}).items()
+    )
+    return _start_nginx(
+        "http",
+        f"root {Path(root).absolute()}; limit_except GET HEAD {{ deny all; }}",
+        network,
+        extra=extra,
+        needs_lua=hangs,
+    )
 
 
 #: Lua that fixes two s3rver gaps found by the harness's own checks, using a HEAD subrequest:
@@ -288,8 +286,9 @@ S3RVER_FIXES_LUA = """
         end"""
 
 
-def _start_nginx(kind: str, location: str, network: Network, upstream: str | None = None, extra: str = "",
-                 needs_lua: bool = False) -> Server:
+def _start_nginx(
+    kind: str, location: str, network: Network, upstream: str | None = None, extra: str = "", needs_lua: bool = False
+) -> Server:
     """nginx on a free port: `location` inside `location /`; with `upstream` (s3rver), S3RVER_FIXES_LUA too."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
@@ -298,12 +297,20 @@ def _start_nginx(kind: str, location: str, network: Network, upstream: str | Non
         require_lua("added latency" if network.latency_ms else "a hanging fault")
     workdir = Path(tempfile.mkdtemp(prefix=f"harness-nginx-{kind}-"))
     port = free_port()
-    lua = ([f"ngx.sleep({network.latency_ms / 1000:.4f})"] if network.latency_ms else []) + ([S3RVER_FIXES_LUA] if upstream else [])
+    lua = ([f"ngx.sleep({network.latency_ms / 1000:.4f})"] if network.latency_ms else []) + (
+        [S3RVER_FIXES_LUA] if upstream else []
+    )
     load = "".join(f"load_module {m};\n" for m in LUA_MODULES) if lua or needs_lua else ""
     delay = f"access_by_lua_block {{ {' '.join(lua)} }}" if lua else ""
-    exists = (f"location /__exists/ {{ internal; rewrite ^/__exists(.*)$ $1 break; proxy_pass_request_body off; "
-              f"proxy_set_header Content-Length \"\"; proxy_set_header If-None-Match \"\"; proxy_set_header Range \"\"; "
-              f"proxy_pass {upstream}; }}") if upstream else ""
+    exists = (
+        (
+            f"location /__exists/ {{ internal; rewrite ^/__exists(.*)$ $1 break; proxy_pass_request_body off; "
+            f'proxy_set_header Content-Length ""; proxy_set_header If-None-Match ""; proxy_set_header Range ""; '
+            f"proxy_pass {upstream}; }}"
+        )
+        if upstream
+        else ""
+    )
     rate = f"limit_rate {network.rate_bytes_per_s};" if network.rate_bytes_per_s else ""
     conf = workdir / "nginx.conf"
     user = "user root;\n" if os.geteuid() == 0 else ""  # workers must read the caller's private temp dirs
@@ -329,21 +336,13 @@ http {{
     }}
 }}
 """)
-    server = Server(kind, f"http://127.0.0.1:{port}", _spawn([nginx, "-c", str(conf), "-p", str(workdir)], workdir / "error.log"),
-                    workdir / "error.log", workdir, access_log=workdir / "access.log")
+    server = Server(
+        kind,
+        f"http://127.0.0.1:{port}",
+        _spawn([nginx, "-c", str(conf), "-p", str(workdir)], workdir / "error.log"),
+        workdir / "error.log",
+        workdir,
+        access_log=workdir / "access.log",
+    )
     _wait_healthy(server, server.url + "/")
     return server
-
-
-def measured_latency_ms(url: str, requests: int = 20) -> float:
-    """Median round trip of small GETs against a server (404s count: they still cross the proxy)."""
-    times = []
-    for _ in range(requests):
-        t0 = time.perf_counter()
-        try:
-            urllib.request.urlopen(url, timeout=10).close()
-        except urllib.error.HTTPError:
-            pass
-        times.append((time.perf_counter() - t0) * 1000)
-    times.sort()
-    return times[len(times) // 2]

@@ -102,12 +102,16 @@ def check_reachable(location: Location) -> None:
         from obstore.store import from_url
 
         try:
-            store = from_url(f"s3://{location.bucket}", retry_config={"max_retries": 1, "retry_timeout": timedelta(seconds=10)})
+            store = from_url(
+                f"s3://{location.bucket}", retry_config={"max_retries": 1, "retry_timeout": timedelta(seconds=10)}
+            )
             next(iter(list_objects(store, prefix=location.prefix or None, chunk_size=1)), None)
         except Exception as exc:  # noqa: BLE001 - any client error becomes one line with what to check
             cause = " ".join(str(exc).split())[:240]  # every line, joined: the cause may be on any
-            raise HarnessError(f"cannot use {location.url}: {type(exc).__name__}: {cause}. Check the bucket name, AWS_ENDPOINT_URL "
-                               "and the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or a profile)") from None
+            raise HarnessError(
+                f"cannot use {location.url}: {type(exc).__name__}: {cause}. Check the bucket name, AWS_ENDPOINT_URL "
+                "and the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or a profile)"
+            ) from None
     elif location.protocol is Protocol.HTTP:
         import urllib.error
         import urllib.request
@@ -116,6 +120,10 @@ def check_reachable(location: Location) -> None:
             urllib.request.urlopen(urllib.request.Request(location.url, method="HEAD"), timeout=10).close()
         except urllib.error.HTTPError as exc:
             if exc.code >= 500:
-                raise HarnessError(f"cannot use {location.url}: the server answered HTTP {exc.code}; check the server") from None
+                raise HarnessError(
+                    f"cannot use {location.url}: the server answered HTTP {exc.code}; check the server"
+                ) from None
         except OSError as exc:
-            raise HarnessError(f"cannot reach {location.url}: {exc}; check the URL and that the server is running") from None
+            raise HarnessError(
+                f"cannot reach {location.url}: {exc}; check the URL and that the server is running"
+            ) from None

@@ -76,11 +76,11 @@ class Stream(Workload):
         if self.mode == "dask":
             X = open_lazy(self.ctx).X
             for start in starts:
-                yield start, X[start:start + STREAM_BATCH_ROWS]
+                yield start, X[start : start + STREAM_BATCH_ROWS]
         elif self.mode == "sync":
             X = open_x(self.ctx)
             for start in starts:
-                yield start, X[start:start + STREAM_BATCH_ROWS]
+                yield start, X[start : start + STREAM_BATCH_ROWS]
         else:
             yield from stream_async(self.ctx, starts)
 
@@ -89,13 +89,17 @@ class Stream(Workload):
         n = self.ctx.source.n_obs
         seen = [start for start, _ in self.result]
         if sorted(seen) != list(range(0, n, STREAM_BATCH_ROWS)):
-            raise verify.VerificationError(f"{self.name}: batches {len(seen)} read, {len(set(seen))} distinct, "
-                                           f"{len(range(0, n, STREAM_BATCH_ROWS))} expected (rows lost or read twice)")
+            raise verify.VerificationError(
+                f"{self.name}: batches {len(seen)} read, {len(set(seen))} distinct, "
+                f"{len(range(0, n, STREAM_BATCH_ROWS))} expected (rows lost or read twice)"
+            )
         for start, check in self.result:
-            want = batch_checksum(X[start:start + STREAM_BATCH_ROWS])
+            want = batch_checksum(X[start : start + STREAM_BATCH_ROWS])
             if check[:2] != want[:2] or check[3] != want[3] or not np.isclose(check[2], want[2], rtol=1e-9):
-                raise verify.VerificationError(f"{self.name}: batch at row {start} differs from the source "
-                                               f"(rows, nnz, sum, index sum) {check} != {want}")
+                raise verify.VerificationError(
+                    f"{self.name}: batch at row {start} differs from the source "
+                    f"(rows, nnz, sum, index sum) {check} != {want}"
+                )
 
 
 def stream_async(ctx: Context, starts: list[int]):
@@ -144,7 +148,7 @@ async def _produce(ctx: Context, starts: list[int], out: Any) -> None:
     loop = asyncio.get_running_loop()
     if encoding.endswith("_matrix"):
         if encoding != "csr_matrix":
-                raise UnsupportedPoint(f"stream-async reads row batches of CSR matrices; X is {encoding}")
+            raise UnsupportedPoint(f"stream-async reads row batches of CSR matrices; X is {encoding}")
         data, indices, indptr_array = [await node.getitem(k) for k in ("data", "indices", "indptr")]
         indptr = np.asarray(await indptr_array.getitem(slice(None)))
         n_vars = int(node.attrs["shape"][1])
@@ -154,8 +158,9 @@ async def _produce(ctx: Context, starts: list[int], out: Any) -> None:
             lo, hi = int(indptr[start]), int(indptr[stop])
             async with limit:
                 values, cols = await asyncio.gather(data.getitem(slice(lo, hi)), indices.getitem(slice(lo, hi)))
-            return start, sp.csr_matrix((values, cols, indptr[start:stop + 1] - lo), shape=(stop - start, n_vars))
+            return start, sp.csr_matrix((values, cols, indptr[start : stop + 1] - lo), shape=(stop - start, n_vars))
     else:
+
         async def fetch(start: int):
             async with limit:
                 return start, await node.getitem(slice(start, start + STREAM_BATCH_ROWS))
@@ -172,10 +177,12 @@ async def _produce(ctx: Context, starts: list[int], out: Any) -> None:
 
 def _stream_class(mode: str, shuffled: bool) -> type[Stream]:
     name = f"stream-{mode}" + ("-shuffled" if shuffled else "")
-    return type(f"Stream{mode.title()}{'Shuffled' if shuffled else ''}", (Stream,), {"name": name, "mode": mode, "shuffled": shuffled})
+    return type(
+        f"Stream{mode.title()}{'Shuffled' if shuffled else ''}",
+        (Stream,),
+        {"name": name, "mode": mode, "shuffled": shuffled},
+    )
 
 
 STREAM_MODES = ("sync", "async", "dask")
 STREAMS = [_stream_class(mode, shuffled) for shuffled in (False, True) for mode in STREAM_MODES]
-
-

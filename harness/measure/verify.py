@@ -47,8 +47,11 @@ def _same_compressed(got: Any, want: Any) -> bool:
     fmt = getattr(got, "format", None)
     if fmt not in ("csr", "csc") or getattr(want, "format", None) != fmt:
         return False
-    return (np.array_equal(got.indptr, want.indptr) and np.array_equal(got.indices, want.indices)
-            and np.array_equal(got.data, want.data, equal_nan=got.data.dtype.kind == "f"))
+    return (
+        np.array_equal(got.indptr, want.indptr)
+        and np.array_equal(got.indices, want.indices)
+        and np.array_equal(got.data, want.data, equal_nan=got.data.dtype.kind == "f")
+    )
 
 
 def _column_values(series: pd.Series) -> np.ndarray:

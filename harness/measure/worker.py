@@ -111,7 +111,8 @@ def measure(workload: Any, repeats: int, warmup: int) -> dict[str, Any]:
     extra: dict[str, Any] = {"metrics": metrics} if metrics else {}
     if requests:
         extra["requests"] = {k: [r.get(k, 0) for r in requests] for k in sorted({k for r in requests for k in r})}
-    return {**extra,
+    return {
+        **extra,
         "values": walls,
         "warmup_values": warm,
         "cpu_user": users,
@@ -202,14 +203,26 @@ def run_point(spec: WorkerSpec, point: Point, source: Any, workdir: Path, loop_t
         return
     ctx = Context(point, source, workdir, seed=spec.seed, cold=spec.cold)
     workdir.mkdir(parents=True, exist_ok=True)
-    store_error = _write_untimed(ctx) if "write" not in spec.workloads else ""  # reads need a store: written once, untimed
+    store_error = (
+        _write_untimed(ctx) if "write" not in spec.workloads else ""
+    )  # reads need a store: written once, untimed
     store_status = Status.FAILED
-    for name in ["write", *(w for w in spec.workloads if w != "write")] if "write" in spec.workloads else spec.workloads:
+    for name in (
+        ["write", *(w for w in spec.workloads if w != "write")] if "write" in spec.workloads else spec.workloads
+    ):
         data = {**base, "pipeline_requested": str(pipeline_for(point, name))}
         if name == "write" and not point.config.store.supports_writes:  # written to the served directory, untimed
             store_error = _write_untimed(ctx)
-            _emit(out, Row(point.id, name, Status.UNSUPPORTED, f"{point.config.store} is read-only (HTTP); reads use a "
-                           "store written to the served directory", data))
+            _emit(
+                out,
+                Row(
+                    point.id,
+                    name,
+                    Status.UNSUPPORTED,
+                    f"{point.config.store} is read-only (HTTP); reads use a store written to the served directory",
+                    data,
+                ),
+            )
             continue
         if store_error:
             _emit(out, Row(point.id, name, store_status, f"write: {store_error}", data))
@@ -264,12 +277,23 @@ def _measure_workload(spec: WorkerSpec, ctx: Any, name: str) -> Row:
         return _failure(point.id, name, exc)
     finally:
         work.result = None
-    data = {**stats, "pipeline_effective": tracer.effective(), "pipeline_per_array": tracer.summary(),
-            "fsspec_loop": fsspec_loop_type()}
+    data = {
+        **stats,
+        "pipeline_effective": tracer.effective(),
+        "pipeline_per_array": tracer.summary(),
+        "fsspec_loop": fsspec_loop_type(),
+    }
     if point.config.loop is Loop.UVLOOP and (data["fsspec_loop"] or "uvloop").split(".")[0] != "uvloop":
         return Row(point.id, name, Status.FAILED, f"uvloop requested but fsspec's loop is {data['fsspec_loop']}", data)
-    if point.api == "dispatched" and point.config.pipeline is Pipeline.ZARRS and tracer.used and "zarrs" not in tracer.effective():
-        return Row(point.id, name, Status.UNSUPPORTED, "zarrs was requested but every array ran on the Python pipeline", data)
+    if (
+        point.api == "dispatched"
+        and point.config.pipeline is Pipeline.ZARRS
+        and tracer.used
+        and "zarrs" not in tracer.effective()
+    ):
+        return Row(
+            point.id, name, Status.UNSUPPORTED, "zarrs was requested but every array ran on the Python pipeline", data
+        )
     return Row(point.id, name, Status.OK, "", data)
 
 

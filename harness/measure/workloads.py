@@ -16,8 +16,21 @@ from .base import Workload
 from .context import open_lazy, read_store, write_input, write_store, zarr_config
 from .streams import STREAMS
 
-WORKLOADS = ("write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene",
-             "stream-sync", "stream-async", "stream-dask", "stream-sync-shuffled", "stream-async-shuffled", "stream-dask-shuffled")
+WORKLOADS = (
+    "write",
+    "read",
+    "lazy-open",
+    "lazy-rows",
+    "lazy-random",
+    "lazy-obs",
+    "lazy-gene",
+    "stream-sync",
+    "stream-async",
+    "stream-dask",
+    "stream-sync-shuffled",
+    "stream-async-shuffled",
+    "stream-dask-shuffled",
+)
 DEFAULT_WORKLOADS = ("write", "read", "lazy-rows", "lazy-random")
 
 

@@ -56,7 +56,9 @@ def parse_cache(text: Any) -> CacheSpec:
         return CacheSpec()
     match = re.fullmatch(r"(memory|disk)-(-?\d+)(kb|mb|gb|b)", text)
     if not match:
-        raise HarnessError(f"cache {text!r} not understood; use none, memory-<size> or disk-<size> (e.g. memory-256mb, disk-2gb)")
+        raise HarnessError(
+            f"cache {text!r} not understood; use none, memory-<size> or disk-<size> (e.g. memory-256mb, disk-2gb)"
+        )
     kind, number, unit = match.group(1), int(match.group(2)), match.group(3)
     size = number * UNITS.get(unit, 1)
     if size <= 0:
@@ -94,7 +96,9 @@ def wrap(store: Any, spec: CacheSpec) -> Any:
             root.mkdir(parents=True, exist_ok=True)
             directory = Path(tempfile.mkdtemp(prefix="session-", dir=root))
         except OSError as exc:
-            raise HarnessError(f"cache directory {root} is not writable ({exc.strerror}); set {CACHE_DIR_ENV} to a writable directory") from None
+            raise HarnessError(
+                f"cache directory {root} is not writable ({exc.strerror}); set {CACHE_DIR_ENV} to a writable directory"
+            ) from None
         backend = LocalStore(directory)
     cached = coalescing_cache_class()(store, cache_store=backend, max_size=spec.max_bytes)
     if directory is not None:

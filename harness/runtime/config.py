@@ -49,9 +49,18 @@ def parse_bool(value: Any) -> bool:
 
 #: One parser per field: text (or the typed value itself) -> the typed value.
 PARSERS: dict[str, Callable[[Any], Any]] = {
-    "store": Store.parse, "loop": Loop.parse, "pipeline": Pipeline.parse, "codec": parse_codec,
-    "sharding": parse_policy, "consolidated": parse_bool, "concurrency": parse_concurrency, "cache": parse_cache,
-    "knobs": parse_knobs, "filters": Filter.parse, "align_dask": parse_bool, "client": Client.parse,
+    "store": Store.parse,
+    "loop": Loop.parse,
+    "pipeline": Pipeline.parse,
+    "codec": parse_codec,
+    "sharding": parse_policy,
+    "consolidated": parse_bool,
+    "concurrency": parse_concurrency,
+    "cache": parse_cache,
+    "knobs": parse_knobs,
+    "filters": Filter.parse,
+    "align_dask": parse_bool,
+    "client": Client.parse,
 }
 
 
@@ -92,8 +101,10 @@ class IOConfig:
         if reason := self.client.invalid_reason(self.store):
             return reason
         if self.filters is not Filter.NONE and self.sharding.sparse.kind in ("auto", "guide-example"):
-            return ("a sparse filter writes CSR/CSC itself, outside anndata's sparse writer: it needs an explicit sparse "
-                    "policy (rows-RxK or none), not auto / guide-example")
+            return (
+                "a sparse filter writes CSR/CSC itself, outside anndata's sparse writer: it needs an explicit sparse "
+                "policy (rows-RxK or none), not auto / guide-example"
+            )
         return None
 
     # --- serialisation ---------------------------------------------------------------------
@@ -123,11 +134,16 @@ class IOConfig:
         """This config with unavailable optional packages replaced by their fallbacks (warned)."""
         cfg = self
         if cfg.pipeline is Pipeline.ZARRS and importlib.util.find_spec("zarrs") is None:
-            warnings.warn("zarrs is not installed (pip install zarrs): using zarr's FusedCodecPipeline instead", stacklevel=3)
+            warnings.warn(
+                "zarrs is not installed (pip install zarrs): using zarr's FusedCodecPipeline instead", stacklevel=3
+            )
             cfg = replace(cfg, pipeline=Pipeline.FUSED)
         if cfg.store.client == "obstore" and importlib.util.find_spec("obstore") is None:
             fallback = Store.LOCAL if cfg.store.protocol is Protocol.FILE else Store.of(cfg.store.protocol, "fsspec")
-            warnings.warn(f"obstore is not installed (pip install obstore): using the {fallback} store backend instead", stacklevel=3)
+            warnings.warn(
+                f"obstore is not installed (pip install obstore): using the {fallback} store backend instead",
+                stacklevel=3,
+            )
             cfg = replace(cfg, store=fallback)
         if cfg.loop is Loop.UVLOOP and importlib.util.find_spec("uvloop") is None:
             warnings.warn("uvloop is not installed (pip install uvloop): using asyncio's event loop", stacklevel=3)
@@ -192,7 +208,8 @@ class IOConfig:
             raise UnsupportedPoint(
                 f"zarrs over an obstore store silently reads fill values for keys with non-ASCII or any of "
                 f"{''.join(sorted(ZARRS_OBSTORE_UNSAFE))} (found by harness's fuzzed round trips); this data has "
-                f"{', '.join(map(repr, bad[:3]))}. Use pipeline='fused', or rename those elements")
+                f"{', '.join(map(repr, bad[:3]))}. Use pipeline='fused', or rename those elements"
+            )
 
     # --- what users call -------------------------------------------------------------------
     def write(self, adata: Any, target: Any) -> None:

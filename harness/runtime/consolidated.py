@@ -25,8 +25,8 @@ class Check:
     url: str
     consolidated: bool
     nodes: int = 0
-    missing: list[str] = field(default_factory=list)   # in the consolidated copy, gone from the store
-    changed: list[str] = field(default_factory=list)   # zarr.json differs from the consolidated copy
+    missing: list[str] = field(default_factory=list)  # in the consolidated copy, gone from the store
+    changed: list[str] = field(default_factory=list)  # zarr.json differs from the consolidated copy
     unlisted: list[str] = field(default_factory=list)  # in the store, absent from the consolidated copy
     listing: bool = True
 
@@ -36,15 +36,22 @@ class Check:
 
     def message(self) -> str:
         if not self.consolidated:
-            return (f"{self.url}: no consolidated metadata; remote read_lazy will fetch every zarr.json. "
-                    "Add it with zarr.consolidate_metadata(store) (or harness check-store URL --fix)")
+            return (
+                f"{self.url}: no consolidated metadata; remote read_lazy will fetch every zarr.json. "
+                "Add it with zarr.consolidate_metadata(store) (or harness check-store URL --fix)"
+            )
         if not self.stale:
             scope = "" if self.listing else " (store cannot list: nodes added later are not checked)"
             return f"{self.url}: consolidated metadata matches all {self.nodes} nodes{scope}"
-        parts = [f"{len(v)} {k} ({', '.join(v[:5])}{', ...' if len(v) > 5 else ''})"
-                 for k, v in (("removed", self.missing), ("changed", self.changed), ("not in it", self.unlisted)) if v]
-        return (f"{self.url}: consolidated metadata is STALE: {'; '.join(parts)}. Readers that use it see the old "
-                "hierarchy. Fix: zarr.consolidate_metadata(store) on a writable store (harness check-store URL --fix)")
+        parts = [
+            f"{len(v)} {k} ({', '.join(v[:5])}{', ...' if len(v) > 5 else ''})"
+            for k, v in (("removed", self.missing), ("changed", self.changed), ("not in it", self.unlisted))
+            if v
+        ]
+        return (
+            f"{self.url}: consolidated metadata is STALE: {'; '.join(parts)}. Readers that use it see the old "
+            "hierarchy. Fix: zarr.consolidate_metadata(store) on a writable store (harness check-store URL --fix)"
+        )
 
 
 def _normalised(doc: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +74,9 @@ def check(url: str | Path, client: str | None = None, *, fix: bool = False) -> C
     try:
         group = zarr.open_group(store, mode="r")  # reads the consolidated copy when there is one
     except Exception as exc:  # noqa: BLE001 - whatever the store raises, the user gets one line
-        raise HarnessError(f"cannot open {url} as a zarr group ({type(exc).__name__}: {exc}); check the URL and credentials") from None
+        raise HarnessError(
+            f"cannot open {url} as a zarr group ({type(exc).__name__}: {exc}); check the URL and credentials"
+        ) from None
     consolidated = group.metadata.consolidated_metadata
     result = Check(url, consolidated is not None)
     if consolidated is None:
@@ -83,6 +92,7 @@ def check(url: str | Path, client: str | None = None, *, fix: bool = False) -> C
             result.changed.append(key)
     result.listing = bool(getattr(store, "supports_listing", False)) and location.protocol.supports_listing
     if result.listing:
+
         async def metadata_keys() -> list[str]:
             return [k async for k in store.list() if k.endswith("zarr.json")]
 

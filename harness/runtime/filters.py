@@ -47,15 +47,20 @@ def part_codecs(name: Filter, part: str, dtype: Any, compressors: Any) -> dict[s
     return {"compressors": compressors}
 
 
-def write_sparse(group: Any, key: str, elem: Any, encoding_type: str, kwargs: dict[str, Any], name: Filter,
-                 compressors: Any) -> None:
+def write_sparse(
+    group: Any, key: str, elem: Any, encoding_type: str, kwargs: dict[str, Any], name: Filter, compressors: Any
+) -> None:
     """Write a CSR/CSC matrix as anndata does, with the filter applied per part."""
     target = group.create_group(key, overwrite=True)
-    target.attrs.update({"encoding-type": encoding_type, "encoding-version": "0.1.0", "shape": [int(s) for s in elem.shape]})
+    target.attrs.update(
+        {"encoding-type": encoding_type, "encoding-version": "0.1.0", "shape": [int(s) for s in elem.shape]}
+    )
     layout = {k: v for k, v in kwargs.items() if k in ("chunks", "shards")}
     for part in SPARSE_PARTS:
         values = getattr(elem, part)
-        extra = dict(layout) if part != "indptr" and layout.get("chunks") else {}  # indptr: one chunk, as small as it is
+        extra = (
+            dict(layout) if part != "indptr" and layout.get("chunks") else {}
+        )  # indptr: one chunk, as small as it is
         if extra.get("shards") is None:
             extra.pop("shards", None)
         target.create_array(part, data=values, **extra, **part_codecs(name, part, values.dtype, compressors))

@@ -25,14 +25,26 @@ class Knob:
 
 KNOBS: dict[str, Knob] = {
     "zarrs-workers": Knob("threading.max_workers", int, ("zarrs",), "zarrs' Rust thread pool size"),
-    "zarrs-chunk-min": Knob("codec_pipeline.chunk_concurrent_minimum", int, ("zarrs",),
-                            "chunks decoded concurrently at least (the rest of the threads go to codecs)"),
-    "zarrs-chunk-max": Knob("codec_pipeline.chunk_concurrent_maximum", int, ("zarrs",), "chunks decoded concurrently at most"),
+    "zarrs-chunk-min": Knob(
+        "codec_pipeline.chunk_concurrent_minimum",
+        int,
+        ("zarrs",),
+        "chunks decoded concurrently at least (the rest of the threads go to codecs)",
+    ),
+    "zarrs-chunk-max": Knob(
+        "codec_pipeline.chunk_concurrent_maximum", int, ("zarrs",), "chunks decoded concurrently at most"
+    ),
     "zarrs-checksums": Knob("codec_pipeline.validate_checksums", bool, ("zarrs",), "validate crc32c checksums on read"),
     "zarrs-direct-io": Knob("codec_pipeline.direct_io", bool, ("zarrs",), "O_DIRECT for local files"),
-    "batch-size": Knob("codec_pipeline.batch_size", int, ("python",), "chunks per batch in zarr's BatchedCodecPipeline"),
-    "dask-workers": Knob("dask:num_workers", int, ("python", "fused", "zarrs", "gpu"),
-                         "threads of dask's scheduler for read_lazy arrays (default: one per core)"),
+    "batch-size": Knob(
+        "codec_pipeline.batch_size", int, ("python",), "chunks per batch in zarr's BatchedCodecPipeline"
+    ),
+    "dask-workers": Knob(
+        "dask:num_workers",
+        int,
+        ("python", "fused", "zarrs", "gpu"),
+        "threads of dask's scheduler for read_lazy arrays (default: one per core)",
+    ),
 }
 DASK_PREFIX = "dask:"
 
@@ -52,7 +64,10 @@ class Knobs:
     def invalid_reason(self, pipeline: str) -> str | None:
         """Why this setting makes no sense with a pipeline, or None."""
         wrong = [n for n, _ in self.values if pipeline not in KNOBS[n].pipelines]
-        return "; ".join(f"knob {n} is honoured only by the {'/'.join(KNOBS[n].pipelines)} pipeline" for n in wrong) or None
+        return (
+            "; ".join(f"knob {n} is honoured only by the {'/'.join(KNOBS[n].pipelines)} pipeline" for n in wrong)
+            or None
+        )
 
     @property
     def zarr(self) -> dict[str, int | bool]:
@@ -62,7 +77,9 @@ class Knobs:
     @property
     def dask(self) -> dict[str, int | bool]:
         """The dask config entries this setting means (e.g. `num_workers` of the threaded scheduler)."""
-        return {KNOBS[n].key.removeprefix(DASK_PREFIX): v for n, v in self.values if KNOBS[n].key.startswith(DASK_PREFIX)}
+        return {
+            KNOBS[n].key.removeprefix(DASK_PREFIX): v for n, v in self.values if KNOBS[n].key.startswith(DASK_PREFIX)
+        }
 
 
 def parse_knobs(text: Any) -> Knobs:
@@ -76,7 +93,9 @@ def parse_knobs(text: Any) -> Knobs:
     for part in text.split("+"):
         name, sep, raw = part.partition("=")
         if name not in KNOBS or not sep:
-            raise HarnessError(f"knob {part!r} not understood; use name=value with name one of {', '.join(KNOBS)}, joined by +")
+            raise HarnessError(
+                f"knob {part!r} not understood; use name=value with name one of {', '.join(KNOBS)}, joined by +"
+            )
         if KNOBS[name].kind is bool:
             if raw not in ("true", "false"):
                 raise HarnessError(f"knob {name} takes true or false, not {raw!r}")

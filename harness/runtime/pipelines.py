@@ -90,8 +90,11 @@ def install_loop(loop: Loop) -> tuple[str, Any]:
     if sync.loop[0] is not None:
         running = loop_name(sync.loop[0])
         if (loop is Loop.UVLOOP) != running.startswith("uvloop"):
-            warnings.warn(f"zarr's event loop already runs on {running}; {loop} applies only to a fresh process "
-                          "(activate the config before the first zarr call)", stacklevel=3)
+            warnings.warn(
+                f"zarr's event loop already runs on {running}; {loop} applies only to a fresh process "
+                "(activate the config before the first zarr call)",
+                stacklevel=3,
+            )
         return running, None
     previous = None
     if loop is Loop.UVLOOP:

@@ -114,7 +114,9 @@ def _guide_example(encoding_type: str, elem: Any, kwargs: dict[str, Any]) -> dic
     return kwargs
 
 
-def _rows_shapes(rule: Rule, role: str, encoding_type: str, elem: Any) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+def _rows_shapes(
+    rule: Rule, role: str, encoding_type: str, elem: Any
+) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
     """Convert a `rows` rule into (chunks, shards) element counts; None for empty arrays."""
     if role == "sparse":
         major = elem.shape[0] if encoding_type == "csr_matrix" else elem.shape[1]
@@ -181,7 +183,9 @@ def dataset_kwargs_for(policy: Policy, encoding_type: str, elem: Any, kwargs: Ma
     return {**kwargs, "chunks": chunks, "shards": shards}
 
 
-def make_callback(policy: Policy, compressors: Any, *, set_compressors: bool = True, filters: Filter = Filter.NONE) -> Callable[..., None]:
+def make_callback(
+    policy: Policy, compressors: Any, *, set_compressors: bool = True, filters: Filter = Filter.NONE
+) -> Callable[..., None]:
     """A `write_dispatched` callback applying the policy and codec to every leaf array (and a sparse
     filter, see harness.filters, to CSR/CSC matrices)."""
 

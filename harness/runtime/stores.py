@@ -110,7 +110,9 @@ def parse_location(target: str | os.PathLike[str]) -> Location:
         return Location(text, Protocol.FILE, path=Path(text))
     protocol = SCHEMES.get(scheme.lower())
     if protocol is None:
-        raise HarnessError(f"unsupported store URL scheme {scheme!r} in {text!r}; use a path, s3://bucket/prefix or https://host/path")
+        raise HarnessError(
+            f"unsupported store URL scheme {scheme!r} in {text!r}; use a path, s3://bucket/prefix or https://host/path"
+        )
     if protocol is Protocol.FILE:
         return Location(text, protocol, path=Path(rest))
     if protocol is Protocol.S3:

@@ -30,25 +30,42 @@ def run(request: TuneRequest, log=print) -> Path:
 
         def on_rung(rung: Rung) -> None:
             best = min((v for v in rung.scores.values() if v is not None), default=None)
-            log(f"rung on {rung.rows} rows: {len(rung.candidates)} candidates, {len(rung.rejected)} rejected, "
-                f"best score {best:.4g} ({rung.seconds:.0f}s)" if best is not None else f"rung on {rung.rows} rows: nothing measurable")
+            log(
+                f"rung on {rung.rows} rows: {len(rung.candidates)} candidates, {len(rung.rejected)} rejected, "
+                f"best score {best:.4g} ({rung.seconds:.0f}s)"
+                if best is not None
+                else f"rung on {rung.rows} rows: nothing measurable"
+            )
 
         with contextlib.ExitStack() as servers_running:  # remote: servers (or the user's URL) for the search
             env: dict[str, str] = {}
             if request.remote:
                 from ..matrix import Point
                 from ..measure.runner import start_servers
-                from ..measure.servers import Network
 
-                network = Network.parse(request.search_network)
+                network = request.search_network
                 if network.label != "none":
                     log(f"search under the network condition {network.label} (the last --verify-network)")
-                env, _ = start_servers([Point.of(store=request.store)], workdir, servers_running, network, request.store_url)
-            found = search.search(dataset_path, request.objective, request.space, request.constraints, workdir=workdir,
-                                budget_s=request.budget_s, timeout=request.timeout, verify_repeats=request.repeats,
-                                on_rung=on_rung, env=env,
-                                verify_shape=(len(request.verify_workloads()), 1 + len(request.references()),
-                                              len(request.verify_networks)))
+                env, _ = start_servers(
+                    [Point.of(store=request.store)], workdir, servers_running, network, request.store_url
+                )
+            found = search.search(
+                dataset_path,
+                request.objective,
+                request.space,
+                request.constraints,
+                workdir=workdir,
+                budget_s=request.budget_s,
+                timeout=request.timeout,
+                verify_repeats=request.repeats,
+                on_rung=on_rung,
+                env=env,
+                verify_shape=(
+                    len(request.verify_workloads()),
+                    1 + len(request.references()),
+                    len(request.verify_networks),
+                ),
+            )
         if found.note:
             log(found.note)
         log(f"search: {len(found.rungs)} rungs in {found.seconds:.0f}s; verifying the best of {len(found.ranked)}")
@@ -56,5 +73,3 @@ def run(request: TuneRequest, log=print) -> Path:
     table = finalists.verification_table(rows, winner, request.references(), request.verify_workloads())
     emit.emit(out, request, winner, table, readers, found, rejected, dataset_path, time.perf_counter() - started)
     return out
-
-

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..matrix import Point, baseline_point
+from ..measure.network import Network
 from ..runtime import Location, Store
 from .space import DEFAULT_SPACE, REMOTE_VERIFY_WORKLOADS, VERIFY_WORKLOADS, Constraints
 
@@ -27,18 +28,18 @@ class TuneRequest:
     progress: bool = True
     store: Store = Store.LOCAL  # remote ones (s3-*, http-*) run against loopback servers or store_url
     store_url: Location | None = None  # the user's s3:// or https:// location instead of the loopback server
-    verify_networks: tuple[str, ...] = ("",)  # network conditions of the verification (remote: none and 20 ms)
+    verify_networks: tuple[Network, ...] = (Network(),)  # conditions of the verification (remote: none and 20 ms)
 
     @property
     def remote(self) -> bool:
         return Store.parse(self.store).remote
 
     @property
-    def search_network(self) -> str:
+    def search_network(self) -> Network:
         """The condition the search runs under: the last verification condition (e.g. 20 ms added) on
         the loopback servers, so levers against round trips (concurrency, cache, dask threads) can win
         the search; none for a user's URL (the real network) and for local stores."""
-        return "" if self.store_url or not self.remote else self.verify_networks[-1]
+        return Network() if self.store_url or not self.remote else self.verify_networks[-1]
 
     def references(self) -> list[Point]:
         """What the winner is verified beside: anndata's defaults, or the default remote setup on the
@@ -49,5 +50,3 @@ class TuneRequest:
 
     def verify_workloads(self) -> list[str]:
         return list(REMOTE_VERIFY_WORKLOADS if self.remote else VERIFY_WORKLOADS)
-
-

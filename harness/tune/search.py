@@ -87,17 +87,28 @@ def _nothing_left(rejected: dict[str, str], rows: int, total: int) -> str:
     """Name the constraint that removed the most candidates."""
     counts: dict[str, int] = {}
     for reason in rejected.values():
-        key = ("--max-size-ratio" if reason.startswith("size") else
-               "--require-readable-by (cross-pipeline read failed)" if reason.startswith("interop") else
-               f"the {reason.split(':')[0]} workload failing")
+        key = (
+            "--max-size-ratio"
+            if reason.startswith("size")
+            else "--require-readable-by (cross-pipeline read failed)"
+            if reason.startswith("interop")
+            else f"the {reason.split(':')[0]} workload failing"
+        )
         counts[key] = counts.get(key, 0) + 1
     worst = max(counts, key=counts.get) if counts else "nothing measurable"
-    return (f"no candidate satisfies the constraints on {rows} rows; {counts.get(worst, 0)} of {total} were removed by "
-            f"{worst}; relax it or widen --pipelines")
+    return (
+        f"no candidate satisfies the constraints on {rows} rows; {counts.get(worst, 0)} of {total} were removed by "
+        f"{worst}; relax it or widen --pipelines"
+    )
 
 
-def _verification_estimate(ref_rows: Mapping[str, Mapping[str, Any]], rows: int, n_obs: int, repeats: int,
-                           shape: tuple[int, int, int] = (len(VERIFY_WORKLOADS), 3, 1)) -> float:
+def _verification_estimate(
+    ref_rows: Mapping[str, Mapping[str, Any]],
+    rows: int,
+    n_obs: int,
+    repeats: int,
+    shape: tuple[int, int, int] = (len(VERIFY_WORKLOADS), 3, 1),
+) -> float:
     """Seconds to verify on the full data, scaled from anndata-default's cost on the sample.
     `shape` = (workloads, points, sweeps): local 7 workloads x 3 points x 1; remote 5 x 2 x networks."""
     workloads, points, sweeps = shape
@@ -107,8 +118,16 @@ def _verification_estimate(ref_rows: Mapping[str, Mapping[str, Any]], rows: int,
     return sweeps * points * (per_workload * workloads * (n_obs / rows) * (repeats + 1) + startup)
 
 
-def _measure_rung(points: list[Point], sample: Path, workloads: list[str], repeats: int, workdir: Path,
-                  timeout: float, readers: list[str], env: dict[str, str] | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+def _measure_rung(
+    points: list[Point],
+    sample: Path,
+    workloads: list[str],
+    repeats: int,
+    workdir: Path,
+    timeout: float,
+    readers: list[str],
+    env: dict[str, str] | None = None,
+) -> dict[str, dict[str, dict[str, Any]]]:
     """All points of a rung, batched one worker per event loop; {point id: {workload: row}}."""
     by_point: dict[str, dict[str, dict[str, Any]]] = {}
     # one worker per event loop and knob setting: both are fixed once zarr (or zarrs) has started
@@ -116,17 +135,37 @@ def _measure_rung(points: list[Point], sample: Path, workloads: list[str], repea
     for index, setting in enumerate(settings):
         group = [p for p in points if (p.config.loop, p.config.knobs.name) == setting]
         # No per-point warm-up while screening: the reference point goes first and absorbs import costs.
-        got = run_batch(group, sample, workloads, repeats=repeats, warmup=0, workdir=workdir / f"rung-{index}",
-                        timeout=timeout, readers=readers, env=env)
+        got = run_batch(
+            group,
+            sample,
+            workloads,
+            repeats=repeats,
+            warmup=0,
+            workdir=workdir / f"rung-{index}",
+            timeout=timeout,
+            readers=readers,
+            env=env,
+        )
         for (pid, workload), row in got.items():
             by_point.setdefault(pid, {})[workload] = row.to_json()
     return by_point
 
 
-def search(dataset_path: Path, objective: str, space: Mapping[str, tuple[str, ...]], constraints: Constraints,
-           *, workdir: Path, budget_s: float, timeout: float = 1800, keep: int = 3, verify_repeats: int = 5,
-           on_rung: Callable[[Rung], None] | None = None, env: dict[str, str] | None = None,
-           verify_shape: tuple[int, int, int] = (len(VERIFY_WORKLOADS), 3, 1)) -> SearchResult:
+def search(
+    dataset_path: Path,
+    objective: str,
+    space: Mapping[str, tuple[str, ...]],
+    constraints: Constraints,
+    *,
+    workdir: Path,
+    budget_s: float,
+    timeout: float = 1800,
+    keep: int = 3,
+    verify_repeats: int = 5,
+    on_rung: Callable[[Rung], None] | None = None,
+    env: dict[str, str] | None = None,
+    verify_shape: tuple[int, int, int] = (len(VERIFY_WORKLOADS), 3, 1),
+) -> SearchResult:
     """Successive halving; returns candidates ranked best first (at least `keep` when possible).
 
     `env` points workers at running servers for remote stores; the reference is anndata-default on
@@ -145,21 +184,39 @@ def search(dataset_path: Path, objective: str, space: Mapping[str, tuple[str, ..
         # Reader constraints are checked on the first (cheapest) rung so failing points leave early;
         # the verification repeats the check on the full dataset under every reader.
         readers = list(constraints.readable_by) if level == 0 else []
-        measured = _measure_rung([reference, *pool], sample, workloads, repeats=1 + level, workdir=workdir,
-                                 timeout=timeout, readers=readers, env=env)
+        measured = _measure_rung(
+            [reference, *pool],
+            sample,
+            workloads,
+            repeats=1 + level,
+            workdir=workdir,
+            timeout=timeout,
+            readers=readers,
+            env=env,
+        )
         ref_bytes = (measured.get(reference.id, {}).get("write") or {}).get("bytes")
         scores, rejected = {}, {}
         for point in pool:
             rows_of = measured.get(point.id, {})
-            bad = next((f"{w}: {r.get('status')}: {r.get('error', '')}" for w, r in rows_of.items()
-                        if r.get("status") != "ok" and not (w == "write" and r.get("status") == "unsupported"
-                                                            and "write" not in check_objective(objective))), None)
+            bad = next(
+                (
+                    f"{w}: {r.get('status')}: {r.get('error', '')}"
+                    for w, r in rows_of.items()
+                    if r.get("status") != "ok"
+                    and not (
+                        w == "write" and r.get("status") == "unsupported" and "write" not in check_objective(objective)
+                    )
+                ),
+                None,
+            )
             if bad:
                 rejected[point.id] = bad
                 continue
             size = (rows_of.get("write") or {}).get("bytes")
             if constraints.max_size_ratio and ref_bytes and size and size > constraints.max_size_ratio * ref_bytes:
-                rejected[point.id] = f"size {size / ref_bytes:.2f}x anndata-default exceeds --max-size-ratio {constraints.max_size_ratio}"
+                rejected[point.id] = (
+                    f"size {size / ref_bytes:.2f}x anndata-default exceeds --max-size-ratio {constraints.max_size_ratio}"
+                )
                 continue
             scores[point.id] = score(rows_of, objective)
         ranked = sorted((p for p in pool if scores.get(p.id) is not None), key=lambda p: scores[p.id])
@@ -175,9 +232,11 @@ def search(dataset_path: Path, objective: str, space: Mapping[str, tuple[str, ..
             if verify_s > budget_s:
                 # what was measured is kept: the search stops here and the best of this rung are verified.
                 # (The estimate scales the sample's times by rows; round-trip-bound remote times scale less.)
-                result.note = (f"budget {budget_s:.0f}s is too small for more rungs: verifying against the baselines is "
-                               f"estimated at {verify_s:.0f}s on this dataset; the best of the first rung are verified "
-                               f"(pass --budget {math.ceil(verify_s * 1.5 / 60)}m or fewer --repeats for a deeper search)")
+                result.note = (
+                    f"budget {budget_s:.0f}s is too small for more rungs: verifying against the baselines is "
+                    f"estimated at {verify_s:.0f}s on this dataset; the best of the first rung are verified "
+                    f"(pass --budget {math.ceil(verify_s * 1.5 / 60)}m or fewer --repeats for a deeper search)"
+                )
             budget_s -= verify_s
         spent = time.perf_counter() - started
         next_cost = rung.seconds * ETA * (2 + level) / (1 + level) / ETA  # 3x rows, 1/3 of the points, +1 repeat

@@ -49,8 +49,13 @@ DEEP_AXES: dict[str, tuple[str, ...]] = {
 #: categorical codes) unsharded, one object each. A rows-RxK sparse rule keeps indptr in one chunk.
 REMOTE_LAYOUTS = ("auto", "rows-1024x16", "rows-256x64", "sparse:rows-1024x16+dense:rows-1024x16+columns:none")
 REMOTE_SPACE: dict[str, tuple[str, ...]] = {
-    "loop": ("asyncio",), "codec": ("zstd-0",), "sharding": REMOTE_LAYOUTS, "consolidated": ("on",),
-    "concurrency": ("10", "64"), "cache": ("none", "memory-512mb"), "knobs": ("default", "dask-workers=32"),
+    "loop": ("asyncio",),
+    "codec": ("zstd-0",),
+    "sharding": REMOTE_LAYOUTS,
+    "consolidated": ("on",),
+    "concurrency": ("10", "64"),
+    "cache": ("none", "memory-512mb"),
+    "knobs": ("default", "dask-workers=32"),
 }
 #: What a remote verification measures: the reads a remote user does (writes over HTTP are not possible).
 REMOTE_VERIFY_WORKLOADS = ["read", "lazy-open", "lazy-rows", "lazy-random", "stream-async"]
@@ -64,8 +69,11 @@ def remote_space(store: str) -> dict[str, tuple[str, ...]]:
 
 #: A space small enough to measure fully, for --validate-search.
 VALIDATION_SPACE: dict[str, tuple[str, ...]] = {
-    "store": ("local",), "loop": ("asyncio",), "codec": ("zstd-0", "zstd-3", "blosc-lz4-bitshuffle"),
-    "sharding": ("auto", "rows-256x16", "rows-4096x16"), "consolidated": ("on",),
+    "store": ("local",),
+    "loop": ("asyncio",),
+    "codec": ("zstd-0", "zstd-3", "blosc-lz4-bitshuffle"),
+    "sharding": ("auto", "rows-256x16", "rows-4096x16"),
+    "consolidated": ("on",),
 }
 
 
@@ -108,12 +116,16 @@ class Constraints:
     def __post_init__(self) -> None:
         for reader in self.readable_by:
             if reader not in READERS:
-                raise HarnessError(f"unknown reader {reader!r} for --require-readable-by; valid: {', '.join(READERS)}, none")
+                raise HarnessError(
+                    f"unknown reader {reader!r} for --require-readable-by; valid: {', '.join(READERS)}, none"
+                )
         for pipeline in self.pipelines:
             if pipeline not in set(Pipeline):
                 raise HarnessError(f"unknown pipeline {pipeline!r} in --pipelines; valid: {', '.join(Pipeline)}")
         if self.max_size_ratio is not None and self.max_size_ratio <= 0:
-            raise HarnessError("--max-size-ratio must be positive (e.g. 1.1 = at most 10% larger than anndata's default)")
+            raise HarnessError(
+                "--max-size-ratio must be positive (e.g. 1.1 = at most 10% larger than anndata's default)"
+            )
 
 
 def candidates(space: Mapping[str, tuple[str, ...]], constraints: Constraints) -> tuple[list[Point], dict[str, str]]:
@@ -129,5 +141,3 @@ def candidates(space: Mapping[str, tuple[str, ...]], constraints: Constraints) -
     if not kept:
         raise HarnessError("no candidate can run here: " + "; ".join(sorted(set(dropped.values())))[:300])
     return kept, dropped
-
-

@@ -21,7 +21,9 @@ def test_workload(benchmark, point_id: str, workload: str) -> None:
         bench = prepare(workload, point_id)
     except UnsupportedPoint as exc:
         pytest.skip(str(exc))
-    benchmark.extra_info.update(point_by_id(point_id).to_dict(), workload=workload, files=bench.files, bytes=bench.bytes)
+    benchmark.extra_info.update(
+        point_by_id(point_id).to_dict(), workload=workload, files=bench.files, bytes=bench.bytes
+    )
     try:
         benchmark.pedantic(bench.run, setup=bench.reset, rounds=5, iterations=1, warmup_rounds=1)
         bench.work.verify()
