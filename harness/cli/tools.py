@@ -9,6 +9,11 @@ from ..errors import HarnessError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    for add in (_add_gpu, _add_serve, _add_check_store, _add_datasets):
+        add(sub)
+
+
+def _add_gpu(sub: argparse._SubParsersAction) -> None:
     gp = sub.add_parser(
         "gpu",
         help="probe CUDA/kvikio and table which elements read onto the GPU, per codec (bit-for-bit checked)",
@@ -20,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     gp.add_argument("--results", default="results", help="results directory the capability rows are appended to")
     gp.set_defaults(func=cmd_gpu)
 
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
     srv = sub.add_parser("serve", help="start the loopback S3 server or nginx for manual use and print the URL")
     srv.add_argument("kind", choices=["s3", "http"])
     srv.add_argument("--dir", help="directory nginx serves (http; default: current directory)")
@@ -28,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     srv.set_defaults(func=cmd_serve)
 
+
+def _add_check_store(sub: argparse._SubParsersAction) -> None:
     chk = sub.add_parser(
         "check-store",
         help="check that a store's consolidated metadata still matches its nodes",
@@ -43,6 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     chk.set_defaults(func=cmd_check_store)
 
+
+def _add_datasets(sub: argparse._SubParsersAction) -> None:
     ds = sub.add_parser("datasets", help="list, fetch a built-in (real) dataset, or make a synthetic one")
     ds.add_argument("action", choices=["list", "fetch", "make"])
     ds.add_argument(

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import HarnessError
+from ..errors import HarnessError, one_line
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -310,7 +310,7 @@ def load(path: Path) -> ad.AnnData:
     except HarnessError:
         raise
     except Exception as exc:
-        raise HarnessError(f"could not read dataset {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
+        raise HarnessError(f"could not read dataset {path}: {one_line(exc)}") from exc
 
 
 def fingerprint(path: Path) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import HarnessError
+from .errors import HarnessError, one_line
 from .stores import Protocol, Store, open_store, parse_location
 
 
@@ -75,7 +75,7 @@ def check(url: str | Path, client: str | None = None, *, fix: bool = False) -> C
         group = zarr.open_group(store, mode="r")  # reads the consolidated copy when there is one
     except Exception as exc:  # noqa: BLE001 - whatever the store raises, the user gets one line
         raise HarnessError(
-            f"cannot open {url} as a zarr group ({type(exc).__name__}: {exc}); check the URL and credentials"
+            f"cannot open {url} as a zarr group ({one_line(exc)}); check the URL and credentials"
         ) from None
     consolidated = group.metadata.consolidated_metadata
     result = Check(url, consolidated is not None)

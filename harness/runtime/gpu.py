@@ -7,6 +7,8 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from .errors import one_line
+
 
 def cuda_probe() -> str | None:
     """None when a CUDA device is usable through cupy, else the reason it is not."""
@@ -17,7 +19,7 @@ def cuda_probe() -> str | None:
 
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # noqa: BLE001 - cupy raises its own CUDARuntimeError subclasses
-        return f"CUDA is not usable: {type(exc).__name__}: {exc}".splitlines()[0]
+        return f"CUDA is not usable: {one_line(exc)}"
     return None if count > 0 else "CUDA reports no device"
 
 
