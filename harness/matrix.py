@@ -38,6 +38,23 @@ class Input(StrEnum):
 
 
 BASELINES = ("anndata-default", "anndata-default+zarrs", "guide-example", "h5ad")
+#: Workload names (harness.measure.workloads defines them; reports order their columns by this).
+WORKLOADS = (
+    "write",
+    "read",
+    "lazy-open",
+    "lazy-rows",
+    "lazy-random",
+    "lazy-obs",
+    "lazy-gene",
+    "stream-sync",
+    "stream-async",
+    "stream-dask",
+    "stream-sync-shuffled",
+    "stream-async-shuffled",
+    "stream-dask-shuffled",
+)
+DEFAULT_WORKLOADS = ("write", "read", "lazy-rows", "lazy-random")
 
 #: What each axis means, for `harness matrix --help` and the README. The order is the order of point ids.
 AXES: dict[str, str] = {

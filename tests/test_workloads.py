@@ -13,7 +13,7 @@ from harness.matrix import Point
 from harness.measure import context, datasets, streams, verify, workloads
 
 
-@pytest.mark.parametrize("name", workloads.WORKLOADS)
+@pytest.mark.parametrize("name", matrix.WORKLOADS)
 @pytest.mark.parametrize(
     "point",
     [
@@ -38,7 +38,7 @@ def test_each_workload_runs_and_verifies(name: str, point: Point, tiny_adata, tm
     work.verify()
 
 
-@pytest.mark.parametrize("name", [w for w in workloads.WORKLOADS if w.startswith("stream")])
+@pytest.mark.parametrize("name", [w for w in matrix.WORKLOADS if w.startswith("stream")])
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_stream_returns_every_row_exactly_once(
     name: str, loop: str, tiny_adata, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

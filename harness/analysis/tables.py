@@ -7,26 +7,12 @@ from typing import Any
 
 import pandas as pd
 
+from ..matrix import WORKLOADS
 from ..runtime import Store
 from .stats import median
 
 BASELINE = "anndata-default"
-#: Column order of tables; mirrors harness.workloads.WORKLOADS (not imported: reports never import the stack).
-WORKLOAD_ORDER = (
-    "write",
-    "read",
-    "lazy-open",
-    "lazy-rows",
-    "lazy-random",
-    "lazy-obs",
-    "lazy-gene",
-    "stream-sync",
-    "stream-async",
-    "stream-dask",
-    "stream-sync-shuffled",
-    "stream-async-shuffled",
-    "stream-dask-shuffled",
-)
+WORKLOAD_ORDER = WORKLOADS  # column order of tables
 
 
 def with_speedup(df: pd.DataFrame) -> pd.DataFrame:

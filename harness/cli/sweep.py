@@ -11,7 +11,7 @@ from .common import DATASET_HELP, DEFAULT_DATASET, add_matrix_args, console, poi
 
 
 def workload_names(text: str) -> list[str]:
-    from ..measure.workloads import WORKLOADS
+    from ..matrix import WORKLOADS
 
     names = [w.strip() for w in text.split(",") if w.strip()]
     if names == ["all"]:
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_run(sub: argparse._SubParsersAction) -> None:
-    from ..measure.workloads import DEFAULT_WORKLOADS
+    from ..matrix import DEFAULT_WORKLOADS
 
     run = sub.add_parser(
         "run",

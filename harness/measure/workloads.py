@@ -11,27 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from ..matrix import WORKLOADS
 from . import storefiles, verify
 from .base import Workload
 from .context import open_lazy, read_store, write_input, write_store, zarr_config
 from .streams import STREAMS
-
-WORKLOADS = (
-    "write",
-    "read",
-    "lazy-open",
-    "lazy-rows",
-    "lazy-random",
-    "lazy-obs",
-    "lazy-gene",
-    "stream-sync",
-    "stream-async",
-    "stream-dask",
-    "stream-sync-shuffled",
-    "stream-async-shuffled",
-    "stream-dask-shuffled",
-)
-DEFAULT_WORKLOADS = ("write", "read", "lazy-rows", "lazy-random")
 
 
 class Write(Workload):
