@@ -40,7 +40,7 @@ fi
 .venv/bin/python -m pip install --quiet -e ".[all,test]"
 # s3rver (npm) is the loopback S3 server: ~10x moto's rate on range GETs. Without Node.js, moto is used.
 if command -v npm >/dev/null 2>&1; then
-  .venv/bin/python -c "from harness.servers import s3rver_path; s3rver_path()" \
+  .venv/bin/python -c "from harness.measure.servers import s3rver_path; s3rver_path()" \
     || echo "bootstrap: warning: could not install s3rver from npm; the S3 points use moto" >&2
 fi
 

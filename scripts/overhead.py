@@ -43,10 +43,10 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=1)
     args = parser.parse_args()
 
-    from harness.runner import Sweep, run_sweep
-
-    from harness import datasets, results
+    from harness.analysis import results
     from harness.matrix import baseline_point
+    from harness.measure import datasets
+    from harness.measure.runner import Sweep, run_sweep
 
     src = datasets.resolve(args.dataset)
     with tempfile.TemporaryDirectory(prefix="harness-overhead-") as tmp:
@@ -61,7 +61,7 @@ def main() -> int:
             progress=False,
         )
         run_sweep(sweep)
-        (row,) = results.iter_rows(results.results_path(sweep.results_dir))
+        (row,) = results.iter_rows(sweep.results_dir)
         bare = json.loads(
             subprocess.run(
                 [
