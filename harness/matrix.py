@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from .errors import HarnessError
-from .runtime import IOConfig, Pipeline, Protocol, Store
+from .runtime import Api, IOConfig, Pipeline, Protocol, Store
 from .runtime.codecs import all_codec_names
 from .runtime.config import text_of
 from .runtime.pipelines import unavailable_reason
@@ -38,6 +38,8 @@ class Input(StrEnum):
 
 
 BASELINES = ("anndata-default", "anndata-default+zarrs", "guide-example", "h5ad")
+#: The baselines that are anndata's own calls (write_zarr / read_zarr / read_lazy), without and with zarrs.
+ANNDATA_BASELINES = ("anndata-default", "anndata-default+zarrs")
 #: Workload names (harness.measure.workloads defines them; reports order their columns by this).
 WORKLOADS = (
     "write",
@@ -135,10 +137,12 @@ class Point:
 
     @classmethod
     def of(cls, *, baseline: str = "", input: Any = Input.MEMORY, **axes: Any) -> Point:
-        """A point from axis values given as text (as in ids and result rows) or typed values."""
+        """A point from axis values given as text (as in ids and result rows) or typed values. Which anndata
+        calls it makes follows from the baseline: anndata's own for the anndata-default recipes."""
         if unknown := set(axes) - set(CONFIG_AXES):
             raise HarnessError(f"unknown axis {sorted(unknown)[0]!r}; valid: {', '.join(AXES)}")
-        return cls(IOConfig(**axes, check=False), baseline, input)
+        api = Api.ANNDATA if baseline in ANNDATA_BASELINES else Api.DISPATCHED
+        return cls(IOConfig(**axes, api=api, check=False), baseline, input)
 
     def with_axes(self, **axes: Any) -> Point:
         """This point with some axis values changed (text or typed)."""
@@ -176,11 +180,7 @@ class Point:
     @property
     def api(self) -> str:
         """Which anndata entry points the workloads call for this point."""
-        if self.baseline == "h5ad":
-            return "h5ad"
-        if self.baseline in ("anndata-default", "anndata-default+zarrs"):
-            return "anndata"
-        return "dispatched"
+        return "h5ad" if self.baseline == "h5ad" else str(self.config.api)
 
     def to_dict(self) -> dict[str, str]:
         return {**{a: self.axis(a) for a in AXES}, "baseline": self.baseline}
@@ -202,8 +202,8 @@ def baseline_point(name: str) -> Point:
     - h5ad: write_h5ad / read_h5ad.
     """
     recipes = {
-        "anndata-default": IOConfig(),
-        "anndata-default+zarrs": IOConfig(pipeline="zarrs"),
+        "anndata-default": IOConfig(api="anndata"),
+        "anndata-default+zarrs": IOConfig(api="anndata", pipeline="zarrs"),
         "guide-example": IOConfig(pipeline="python", sharding="guide-example"),
         "h5ad": IOConfig(pipeline="python", codec="none", sharding="none"),
     }
@@ -269,8 +269,13 @@ def invalid_reason(point: Point) -> str | None:
         return "h5ad is a single local file: it has no zarr store backend"
     if point.baseline:
         recipe = baseline_point(point.baseline).config
-        if (cfg.pipeline, cfg.codec, cfg.sharding) != (recipe.pipeline, recipe.codec, recipe.sharding):
-            return f"baseline {point.baseline!r} fixes pipeline, codec and sharding"
+        if (cfg.api, cfg.pipeline, cfg.codec, cfg.sharding) != (
+            recipe.api,
+            recipe.pipeline,
+            recipe.codec,
+            recipe.sharding,
+        ):
+            return f"baseline {point.baseline!r} fixes the calls, pipeline, codec and sharding"
     if point.input is not Input.MEMORY and point.api != "dispatched":
         return "dask-backed input is measured with write_dispatched points"
     if reason := cfg.invalid_reason():

@@ -9,14 +9,21 @@ from pathlib import Path
 
 import pytest
 
+from harness.analysis.results import Row
 from harness.errors import HarnessError
 from harness.matrix import Point
 from harness.measure import datasets, verify
-from harness.tune import emit, search, space
+from harness.tune import emit, layout, search, space
+from harness.tune.layout import ArraySpec, Shapes
 
 
-def _row(median: float, nbytes: int = 1000, status: str = "ok") -> dict:
-    return {"status": status, "values": [median * 0.9, median, median * 1.1], "bytes": nbytes, "files": 10}
+def _row(median: float, nbytes: int = 1000, status: str = "ok", spread: float = 0.02) -> dict:
+    return {
+        "status": status,
+        "values": [median * (1 - spread), median, median * (1 + spread)],
+        "bytes": nbytes,
+        "files": 10,
+    }
 
 
 def test_balanced_is_the_equal_weight_geometric_mean() -> None:
@@ -46,10 +53,40 @@ def test_bad_objective_budget_and_constraints() -> None:
         space.Constraints(max_size_ratio=0)
 
 
-def test_candidates_respect_allowed_pipelines_and_say_why_points_drop() -> None:
-    kept, dropped = space.candidates(space.VALIDATION_SPACE, space.Constraints(pipelines=("fused", "gpu")))
-    assert {p.axis("pipeline") for p in kept} == {"fused"}
-    assert all("unsupported" in reason for reason in dropped.values()) and dropped
+SHAPES = Shapes(
+    100_000,
+    (
+        ArraySpec("X", "csr_matrix", (100_000, 20_000), "float32", 120_000_000),
+        ArraySpec("obs/_index/values", "array", (100_000,), "object"),
+    ),
+)
+
+
+def test_round_scores_line_up_by_round_and_the_score_is_their_median() -> None:
+    rows = {"write": {"status": "ok", "values": [4.0, 1.0, 2.0]}, "read": {"status": "ok", "values": [1.0, 4.0, 2.0]}}
+    assert space.round_scores(rows, "balanced") is None  # lazy workloads missing
+    assert space.round_scores(rows, "write") == [4.0, 1.0, 2.0]
+    both = {"write": rows["write"], "read": rows["read"], "lazy-rows": rows["read"], "lazy-random": rows["write"]}
+    assert space.round_scores(both, "balanced") == pytest.approx([2.0, 2.0, 2.0])  # geometric mean per round
+    assert space.score(both, "balanced") == pytest.approx(2.0)
+
+
+def test_candidates_start_with_the_defaults_respect_pipelines_and_say_why_points_drop() -> None:
+    kept, dropped = space.candidates(space.VALIDATION_SPACE, space.Constraints(pipelines=("fused", "gpu")), SHAPES)
+    assert [p.id for p in kept[:1]] == ["anndata-default"] and kept[0].api == "anndata"
+    assert {p.axis("pipeline") for p in kept if not p.baseline} == {"fused"}
+    assert any("unsupported" in reason for reason in dropped.values())
+
+
+def test_stores_that_are_the_same_at_full_size_are_measured_once() -> None:
+    kept, dropped = space.candidates(space.VALIDATION_SPACE, space.Constraints(pipelines=("fused",)), SHAPES)
+    zstd3 = "local/asyncio/fused/zstd-3/auto/cons-on"
+    assert zstd3 not in {p.id for p in kept} and "same store" in dropped[zstd3] and "zstd-0" in dropped[zstd3]
+    a, b = (Point.of(pipeline="fused", sharding=s) for s in ("rows-1024x16", "rows-1024x64"))
+    assert layout.fingerprint(a, SHAPES) != layout.fingerprint(b, SHAPES)  # 7 vs 2 shards of 100k rows
+    sample = SHAPES.sample(3703)
+    assert layout.fingerprint(a, sample) == layout.fingerprint(b, sample)  # one shard either way: measured once
+    assert layout.fingerprint(a, sample) != layout.fingerprint(a.with_axes(pipeline="zarrs"), sample)
 
 
 def test_rung_sizes_grow_by_three_and_respect_small_datasets() -> None:
@@ -58,91 +95,96 @@ def test_rung_sizes_grow_by_three_and_respect_small_datasets() -> None:
     assert search.rung_sizes(80) == [80]
 
 
-def _fake_rungs(monkeypatch: pytest.MonkeyPatch, cost, nbytes=lambda p: 1000, interop_ok=lambda p: True) -> list:
-    """Replace measuring with a deterministic cost per point; record which points each rung saw."""
+def _fake_rounds(monkeypatch: pytest.MonkeyPatch, cost, nbytes=lambda p: 1000, interop_ok=lambda p: True) -> list:
+    """Replace measuring with a deterministic cost per point (2% spread over 3 rounds); record what each rung saw."""
     seen: list[list[str]] = []
-    monkeypatch.setattr(search, "n_obs_of", lambda path: 100_000)
+    monkeypatch.setattr(search, "dataset_shapes", lambda path: SHAPES)
     monkeypatch.setattr(search, "subsample", lambda path, rows, workdir: path)
 
-    def measure(points, sample, workloads, repeats, workdir, timeout, readers, env=None):
+    def run_rounds(points, sample, workloads, *, rounds, readers, **kw):
         seen.append([p.id for p in points if not p.baseline])
         out = {}
         for p in points:
-            out[p.id] = {w: _row(cost(p), nbytes(p)) for w in workloads}
+            for w in workloads:
+                out[(p.id, w)] = Row(p.id, w, "ok", data=_row(cost(p), nbytes(p)))
             if readers and not p.baseline:
-                out[p.id]["interop"] = {"status": "ok" if interop_ok(p) else "failed", "error": "zarrs: bad frame"}
+                status = "ok" if interop_ok(p) else "failed"
+                out[(p.id, "interop")] = Row(p.id, "interop", status, "" if status == "ok" else "zarrs: bad frame")
         return out
 
-    monkeypatch.setattr(search, "_measure_rung", measure)
+    monkeypatch.setattr(search, "run_rounds", run_rounds)
     return seen
 
 
 def _cost(point: Point) -> float:
+    if point.baseline:
+        return 3.0
     return (
         {"zarrs": 1.0, "fused": 2.0, "python": 4.0}[point.axis("pipeline")]
-        * {"zstd-0": 1.0, "zstd-3": 1.5, "blosc-lz4-bitshuffle": 0.8}[point.axis("codec")]
+        * {"zstd-0": 1.0, "blosc-lz4-bitshuffle": 0.8}[point.axis("codec")]
         * {"auto": 1.0, "rows-256x16": 1.2, "rows-4096x16": 0.9}[point.axis("sharding")]
     )
 
 
-def test_successive_halving_keeps_the_best_and_shrinks_by_eta(monkeypatch, tmp_path: Path) -> None:
-    seen = _fake_rungs(monkeypatch, _cost)
+def test_halving_keeps_ties_and_the_defaults_and_drops_what_is_significantly_slower(
+    monkeypatch, tmp_path: Path
+) -> None:
+    seen = _fake_rounds(monkeypatch, _cost)
     found = search.search(
         tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=1e9
     )
-    assert [len(s) for s in seen] == [27, 9, 3]
-    assert found.ranked[0].id == "local/asyncio/zarrs/blosc-lz4-bitshuffle/rows-4096x16/cons-on"
-    assert [r.rows for r in found.rungs] == [3703, 11111, 33333]
+    assert len(seen[0]) == 18  # 3 pipelines x 2 codecs x 3 shardings: zstd-3 is zstd-0's store
+    best = "local/asyncio/zarrs/blosc-lz4-bitshuffle/rows-4096x16/cons-on"
+    assert [p.id for p in found.ranked if not p.baseline] == [best]  # all others 10% or more slower, 2% spread
+    assert len(seen) == 1  # one contender left: no further rung, straight to the verification
+    assert {p.id for p in found.ranked if p.baseline} == {"anndata-default", "anndata-default+zarrs"}  # never pruned
+    tied = _fake_rounds(monkeypatch, lambda p: 3.0 if p.baseline else 1.0)
+    search.search(tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=1e9)
+    assert len(tied[1]) == 18  # all tied: all kept, not a fixed third
 
 
 def test_size_constraint_and_reader_failures_remove_points(monkeypatch, tmp_path: Path) -> None:
-    _fake_rungs(
+    _fake_rounds(
         monkeypatch,
         _cost,
         nbytes=lambda p: 5000 if p.axis("codec") == "blosc-lz4-bitshuffle" else 1000,
         interop_ok=lambda p: p.axis("pipeline") != "zarrs",
     )
     found = search.search(
-        tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(max_size_ratio=1.1), workdir=tmp_path, budget_s=1e9
+        tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=1e9
     )
-    assert found.ranked[0].axis("codec") != "blosc-lz4-bitshuffle" and found.ranked[0].axis("pipeline") != "zarrs"
-    assert any("max-size-ratio" in r for r in found.rungs[0].rejected.values())
+    best = next(p for p in found.ranked if not p.baseline)
+    assert best.axis("codec") != "blosc-lz4-bitshuffle" and best.axis("pipeline") != "zarrs"
+    assert any("max-size-ratio 1" in r for r in found.rungs[0].rejected.values())
     assert any(r.startswith("interop") for r in found.rungs[0].rejected.values())
 
 
 def test_impossible_constraints_name_the_one_that_removed_most(monkeypatch, tmp_path: Path) -> None:
-    _fake_rungs(monkeypatch, _cost, nbytes=lambda p: 10_000)
+    _fake_rounds(monkeypatch, _cost, nbytes=lambda p: 1000 if p.baseline else 10_000)
     with pytest.raises(HarnessError, match="removed by --max-size-ratio"):
-        search.search(
-            tmp_path,
-            "write",
-            space.VALIDATION_SPACE,
-            space.Constraints(max_size_ratio=1.0 - 1e-9),
-            workdir=tmp_path,
-            budget_s=1e9,
-        )
+        search.search(tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=1e9)
 
 
-def test_budget_too_small_for_the_baselines_stops_after_one_rung_and_keeps_it(monkeypatch, tmp_path: Path) -> None:
-    _fake_rungs(monkeypatch, _cost)
+def test_budget_too_small_for_the_verification_stops_after_one_rung_and_keeps_it(monkeypatch, tmp_path: Path) -> None:
+    _fake_rounds(monkeypatch, _cost)
     found = search.search(tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=10)
     assert len(found.rungs) == 1 and found.ranked  # what was measured is verified, not thrown away
-    assert "budget 10s is too small for more rungs" in found.note and "--budget" in found.note
-    roomy = search.search(
-        tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=1e9
-    )
-    assert len(roomy.rungs) > 1 and not roomy.note
+    assert "budget is too small for more rungs" in found.note and "--budget" in found.note
 
 
 def test_generated_module_imports_and_round_trips(tmp_path: Path, tiny_adata) -> None:
     point = Point.of(pipeline="zarrs", codec="blosc-lz4-bitshuffle", sharding="rows-16x4")
     record = {
+        "outcome": "change",
         "config": point.config.to_dict(),
         "point_id": point.id,
+        "reference": "anndata-default",
         "objective": "balanced",
         "dataset": {"name": "tiny", "fingerprint": "abc"},
         "provenance": {"date": "2026-11-25"},
-        "verification": [{"workload": "write", "speedup_vs_anndata-default": 1.5}],
+        "verification": [
+            {"workload": "write", "network": "none", "anndata-default": {"median": 3.0}, point.id: {"median": 2.0}}
+        ],
     }
     (tmp_path / "io_config.py").write_text(emit.module_text(record))
     spec = importlib.util.spec_from_file_location("io_config_test", tmp_path / "io_config.py")
@@ -169,7 +211,7 @@ def test_subsample_creates_its_directory_and_keeps_rows(tiny_h5ad: Path, tmp_pat
 
 def test_deep_space_adds_filters_and_knobs_and_drops_what_cannot_combine() -> None:
     pool, dropped = space.candidates(
-        {**space.DEFAULT_SPACE, **space.DEEP_AXES}, space.Constraints(pipelines=("fused", "zarrs"))
+        {**space.DEFAULT_SPACE, **space.DEEP_AXES}, space.Constraints(pipelines=("fused", "zarrs")), SHAPES
     )
     assert any(p.axis("filters") == "delta" for p in pool) and any(p.axis("knobs") != "default" for p in pool)
     assert all(p.axis("pipeline") == "zarrs" for p in pool if p.axis("knobs") != "default")
@@ -179,7 +221,153 @@ def test_deep_space_adds_filters_and_knobs_and_drops_what_cannot_combine() -> No
 
 def test_verification_estimate_scales_with_what_the_verification_measures() -> None:
     ref_rows = {"write": {"values": [0.2]}, "lazy-random": {"values": [0.2]}}
-    local = search._verification_estimate(ref_rows, rows=500, n_obs=10_000, repeats=5)
-    remote = search._verification_estimate(ref_rows, rows=500, n_obs=10_000, repeats=5, shape=(5, 2, 2))
-    assert local == pytest.approx(3 * (0.2 * 7 * 20 * 6 + 5))
-    assert remote == pytest.approx(4 * (0.2 * 5 * 20 * 6 + 5)) and remote < local
+    local = search.verification_estimate(ref_rows, rows=500, n_obs=10_000, rounds=5, shape=(7, 6, 1))
+    remote = search.verification_estimate(ref_rows, rows=500, n_obs=10_000, rounds=5, shape=(5, 2, 2))
+    assert local == pytest.approx(5 * (6 * 0.2 * 7 * 20 + 5))
+    assert remote == pytest.approx(2 * 5 * (2 * 0.2 * 5 * 20 + 5)) and remote < local
+
+
+def _verification_rows(points: dict, rounds: int = 5) -> list[dict]:
+    """Result rows of a verification: {point: (seconds per round of every workload, bytes, interop ok)}."""
+    rows = []
+    for point, (seconds, nbytes, readable) in points.items():
+        for w in ("write", "read", "lazy-rows", "lazy-random"):
+            values = [seconds * (1 + 0.01 * i) for i in range(rounds)]
+            rows.append({"point_id": point.id, "workload": w, "status": "ok", "values": values, "bytes": nbytes})
+        if not point.baseline:
+            rows.append(
+                {
+                    "point_id": point.id,
+                    "workload": "interop",
+                    "status": "ok" if readable else "failed",
+                    "error": "" if readable else "zarrs: bad frame",
+                    "readers": {},
+                }
+            )
+    return rows
+
+
+def test_the_decision_rule_needs_significance_size_and_readers() -> None:
+    from harness.matrix import baseline_point
+    from harness.tune import finalists
+    from harness.tune.request import TuneRequest
+
+    request = TuneRequest(dataset="x")
+    default, zarrs = baseline_point("anndata-default"), baseline_point("anndata-default+zarrs")
+    fast, big, unreadable, same = (
+        Point.of(pipeline="fused", sharding=s) for s in ("rows-16x2", "rows-16x4", "rows-16x8", "none")
+    )
+    rows = _verification_rows(
+        {
+            default: (2.0, 1000, True),
+            zarrs: (2.0, 1000, True),
+            fast: (1.0, 900, True),
+            big: (0.5, 1500, True),
+            unreadable: (0.4, 900, False),
+            same: (2.0, 800, True),
+        }
+    )
+    verdicts = {v.point.id: v for v in finalists.judge(request, [fast, big, unreadable, same, default, zarrs], rows)}
+    assert (
+        verdicts[fast.id].qualifies
+        and verdicts[fast.id].ratio == pytest.approx(2.0)
+        and verdicts[fast.id].p_value < 0.05
+    )
+    assert (
+        verdicts[big.id].beats and not verdicts[big.id].qualifies and "max-size-ratio" in verdicts[big.id].problems[0]
+    )
+    assert not verdicts[unreadable.id].correct and "reader interop" in verdicts[unreadable.id].problems[0]
+    assert not verdicts[same.id].beats  # equal on the objective: not a change, however small
+    bigger = TuneRequest(dataset="x", constraints=space.Constraints(max_size_ratio=1.5))
+    assert {v.point.id for v in finalists.judge(bigger, [fast, big], rows) if v.qualifies} == {fast.id, big.id}
+    noisy = _verification_rows({default: (2.0, 1000, True), fast: (1.9, 900, True)}, rounds=3)
+    (verdict,) = finalists.judge(request, [fast], noisy)
+    assert not verdict.beats  # 5% faster, but three rounds cannot show it: keep the default
+
+
+def _emitted(tmp_path: Path, pick: Point, verified: list[Point], rows: list[dict]) -> dict:
+    import json
+
+    from harness.tune import finalists
+    from harness.tune.request import TuneRequest
+
+    request = TuneRequest(dataset="tiny", out=tmp_path)
+    found = search.SearchResult(ranked=verified, shapes=SHAPES)
+    found.rungs.append(search.Rung(500, [p.id for p in verified], {}, {}, {}, {}, [p.id for p in verified], 1.0))
+    checked = finalists.Verification(pick, finalists.judge(request, verified, rows), rows, {}, tmp_path / "v")
+    emit.emit(tmp_path, request, found, checked, Path(__file__), 1.0)
+    return json.loads((tmp_path / "recommended.json").read_text())
+
+
+def _module(path: Path):
+    spec = importlib.util.spec_from_file_location(f"io_config_{abs(hash(path))}", path / "io_config.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_emitted_config_is_the_verified_points_field_for_field(tmp_path: Path) -> None:
+    from harness.matrix import baseline_point
+
+    default = baseline_point("anndata-default")
+    pick = Point.of(
+        pipeline="fused", codec="blosc-zstd-bitshuffle", sharding="rows-16x2", concurrency="32", knobs="dask-workers=4"
+    )
+    record = _emitted(
+        tmp_path, pick, [pick, default], _verification_rows({default: (2.0, 1000, True), pick: (1.0, 900, True)})
+    )
+    assert record["outcome"] == "change" and record["config"] == pick.config.to_dict()
+    emitted = _module(tmp_path).recommended_config()
+    assert emitted.to_dict() == pick.config.to_dict() and emitted.align_dask  # no safety guard turned off
+    assert "**Recommended: `" in (tmp_path / "summary.md").read_text()
+
+
+def test_keep_the_default_emits_anndatas_own_calls(tmp_path: Path, tiny_adata) -> None:
+    import anndata as ad
+
+    from harness.matrix import baseline_point
+
+    default = baseline_point("anndata-default")
+    slower = Point.of(pipeline="fused", sharding="rows-16x2")
+    record = _emitted(
+        tmp_path, default, [slower, default], _verification_rows({default: (1.0, 1000, True), slower: (1.1, 900, True)})
+    )
+    assert record["outcome"] == "keep-default" and record["config"]["api"] == "anndata"
+    assert "Outcome: keep anndata's default" in (tmp_path / "summary.md").read_text()
+    cfg = _module(tmp_path).recommended_config()
+    cfg.write(tiny_adata, tmp_path / "kept.zarr")  # anndata's write_zarr, as the default user calls it
+    verify.assert_anndata_equal(ad.io.read_zarr(tmp_path / "kept.zarr"), tiny_adata)
+    verify.assert_anndata_equal(cfg.to_memory(cfg.read_lazy(tmp_path / "kept.zarr")), tiny_adata)
+
+
+def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: Path, tmp_path: Path) -> None:
+    """On tiny data and a 4-point space: the grid, then the whole tune over it, compared on the grid's numbers."""
+    import json
+
+    from harness.tune import validate
+    from harness.tune.request import TuneRequest
+
+    small = {
+        "store": ("local",),
+        "loop": ("asyncio",),
+        "codec": ("zstd-0", "blosc-lz4-bitshuffle"),
+        "sharding": ("auto", "rows-16x2"),
+        "consolidated": ("on",),
+    }
+    request = TuneRequest(
+        dataset=str(tiny_h5ad),
+        objective="write",
+        repeats=4,
+        out=tmp_path,
+        progress=False,
+        constraints=space.Constraints(pipelines=("fused",), max_size_ratio=2.0),
+    )
+    said: list[str] = []
+    report = validate.run(request, log=said.append, space=small)
+    assert report["points"] == 5  # four candidates and anndata-default (zarrs is not allowed here)
+    assert report["tune_pick"] in report["grid_scores"] and report["distance"] >= 0
+    assert report["tune_seconds"] > 0 and report["grid_seconds"] > 0 and report["time_fraction"] > 0
+    assert report["rank_correlation_rung0"] is not None and -1 <= report["rank_correlation_rung0"] <= 1
+    saved = next((tmp_path / "validation").glob("validation-*.json"))
+    assert json.loads(saved.read_text())["grid_best"] == report["grid_best"]
+    assert any("rank correlation of rung 0" in line for line in said)

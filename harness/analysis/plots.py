@@ -244,3 +244,53 @@ def effect_bars(effects: list, axis: str, path: Path) -> str | None:
         f"{axis}: B significantly faster in {faster}, slower in {slower}, no significant difference in "
         f"{len(found) - faster - slower} of {len(found)} pairs (Mann-Whitney on the raw repeats, p < 0.05)."
     )
+
+
+def tune_front(verdicts: list[dict], front: list[str], pick: str, path: Path) -> str | None:
+    """Verified points of a tune: objective against bytes on disk, the Pareto front joined, the pick starred."""
+    points = [v for v in verdicts if v.get("objective") and v.get("bytes")]
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for v in points:
+        ax.scatter(
+            v["bytes"] / 1e6,
+            v["objective"],
+            s=45,
+            color="tab:gray" if v["default"] else "tab:blue",
+            edgecolor="k",
+            lw=0.3,
+            zorder=3,
+        )
+        ax.annotate(
+            v["point_id"] if len(v["point_id"]) < 48 else v["point_id"][:45] + "…",
+            (v["bytes"] / 1e6, v["objective"]),
+            xytext=(6, 4),
+            textcoords="offset points",
+            fontsize=7,
+        )
+    on_front = sorted((v for v in points if v["point_id"] in front), key=lambda v: v["bytes"])
+    ax.plot(
+        [v["bytes"] / 1e6 for v in on_front],
+        [v["objective"] for v in on_front],
+        color="tab:red",
+        lw=1,
+        label="Pareto front (objective vs bytes)",
+    )
+    chosen = next((v for v in points if v["point_id"] == pick), None)
+    if chosen:
+        ax.scatter(
+            [chosen["bytes"] / 1e6],
+            [chosen["objective"]],
+            marker="*",
+            s=260,
+            color="gold",
+            edgecolor="k",
+            zorder=5,
+            label="pick",
+        )
+    ax.set_xlabel("bytes on disk [MB] (grey: anndata's defaults)")
+    ax.set_ylabel("objective [s] (lower is better)")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    return path.name

@@ -41,3 +41,30 @@ def mann_whitney(a: Sequence[float], b: Sequence[float]) -> float | None:
     from scipy.stats import mannwhitneyu
 
     return float(mannwhitneyu(list(a), list(b), alternative="two-sided").pvalue)
+
+
+def ratio_interval(
+    a: Sequence[float], b: Sequence[float], *, level: float = 0.95, draws: int = 4000, seed: int = 0
+) -> tuple[float, float] | None:
+    """Bootstrap interval of median(a) / median(b) (resampling each side with replacement); None without values."""
+    if len(a) == 0 or len(b) == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    xa = np.median(rng.choice(np.asarray(a, dtype=float), (draws, len(a))), axis=1)
+    xb = np.median(rng.choice(np.asarray(b, dtype=float), (draws, len(b))), axis=1)
+    low, high = np.percentile(xa / xb, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return float(low), float(high)
+
+
+def slower_p(candidate: Sequence[float], best: Sequence[float]) -> float:
+    """One-sided p that `candidate` is slower than `best`: Welch's t-test on log times (timings are close to
+    log-normal, and with 3 repeats a rank test can never reach 0.05). Identical samples give 1."""
+    from scipy.stats import ttest_ind
+
+    x, y = np.log(np.asarray(candidate, dtype=float)), np.log(np.asarray(best, dtype=float))
+    if len(x) < 2 or len(y) < 2:
+        return 1.0
+    if np.ptp(x) == 0 and np.ptp(y) == 0:  # no spread at all (e.g. bytes): the means decide
+        return 0.0 if x.mean() > y.mean() else 1.0
+    p = ttest_ind(x, y, equal_var=False, alternative="greater").pvalue
+    return 1.0 if np.isnan(p) else float(p)

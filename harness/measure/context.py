@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..matrix import Input, Point
-from ..runtime import IOConfig, Pipeline, Protocol, Store
-from ..runtime.stores import open_store
+from ..runtime import Pipeline, Protocol, Store
+from ..runtime.config import Api
 
 #: Environment the runner sets for workers of remote points (see harness.measure.servers).
 S3_BUCKET_ENV, HTTP_ROOT_ENV, HTTP_URL_ENV = "HARNESS_S3_BUCKET", "HARNESS_HTTP_ROOT", "HARNESS_HTTP_URL"
@@ -84,16 +84,17 @@ def pipeline_for(point: Point, workload: str) -> Pipeline:
     return point.config.pipeline
 
 
-def runtime_config(point: Point, workload: str = "write") -> IOConfig:
-    """The production config a workload of a point runs under (the point's, with the pipeline zarr is set to)."""
-    return replace(point.config, pipeline=pipeline_for(point, workload), check=False)
-
-
 def zarr_config(point: Point, workload: str):
-    """The zarr (and dask) settings the point means, as a context (the runtime's own `settings`)."""
+    """The zarr (and dask) settings the point means, as a context: the runtime's own `settings`, and for
+    anndata's own calls the pipeline a user of that baseline has (`pipeline_for`)."""
     if point.api == "h5ad":
         return nullcontext()
-    return runtime_config(point, workload).settings()
+    stack = point.config.settings()
+    if point.config.api is Api.ANNDATA:
+        import zarr
+
+        stack.enter_context(zarr.config.set({"codec_pipeline.path": pipeline_for(point, workload).path}))
+    return stack
 
 
 def as_dask(adata: Any, rows: int = DASK_ROWS) -> Any:
@@ -137,36 +138,23 @@ def dataframes_copied(adata: Any) -> Any:
     )
 
 
-def _open(ctx: Context, target: Any = None, store: Store | None = None, *, read_only: bool = True) -> Any:
-    """A store for a baseline's anndata call, through the point's client library and options."""
-    cfg = ctx.point.config
-    return open_store(
-        store or cfg.store, ctx.output if target is None else target, read_only=read_only, client=cfg.client
-    )
-
-
 def write_store(ctx: Context, adata: Any) -> None:
     """Write `adata` to `ctx.output` the way the point says (the timed part of `write`)."""
-    import anndata as ad
-
     store, target = ctx.write_target
     if ctx.point.api == "h5ad":
         adata.write_h5ad(target)
-    elif ctx.point.api == "anndata":
-        ad.io.write_zarr(_open(ctx, target, store, read_only=False), adata)
     else:
-        replace(runtime_config(ctx.point, "write"), store=store).write(adata, target)
+        replace(ctx.point.config, store=store).write(adata, target)
 
 
 def read_store(ctx: Context) -> Any:
+    """Read the whole store: `IOConfig.read` (read_elem: read_zarr without the pipeline switch anndata applies
+    inside it, FACTS: trap; read_zarr itself for anndata's own calls)."""
     import anndata as ad
 
     if ctx.point.api == "h5ad":
         return ad.io.read_h5ad(ctx.on_disk)
-    if ctx.point.api == "anndata":
-        return ad.io.read_zarr(_open(ctx))
-    # IOConfig.read uses read_elem: read_zarr without the pipeline switch anndata applies inside it (FACTS: trap)
-    return runtime_config(ctx.point, "read").read(ctx.output)
+    return ctx.point.config.read(ctx.output)
 
 
 def open_lazy(ctx: Context) -> Any:
@@ -176,11 +164,7 @@ def open_lazy(ctx: Context) -> Any:
         import h5py
 
         return ad.experimental.read_lazy(h5py.File(ctx.on_disk, "r"))
-    if ctx.point.api == "anndata":
-        import zarr
-
-        return ad.experimental.read_lazy(zarr.open_group(_open(ctx), mode="r"))
-    return runtime_config(ctx.point, "lazy-open").read_lazy(ctx.output)
+    return ctx.point.config.read_lazy(ctx.output)
 
 
 def open_x(ctx: Context) -> Any:
@@ -194,6 +178,6 @@ def open_x(ctx: Context) -> Any:
     else:
         import zarr
 
-        group = zarr.open_group(runtime_config(ctx.point, "read").open_store(ctx.output, read_only=True), mode="r")
+        group = zarr.open_group(ctx.point.config.open_store(ctx.output, read_only=True), mode="r")
     node = group["X"]
     return ad.io.sparse_dataset(node) if node.attrs.get("encoding-type", "").endswith("_matrix") else node

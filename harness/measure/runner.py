@@ -51,6 +51,8 @@ class Sweep:
     extra: dict[str, Any] = field(default_factory=dict)
     network: Network = field(default_factory=Network)  # e.g. latency=20ms,rate=1gbit, applied by the loopback servers
     store_url: Location | None = None  # a user's s3:// or http(s):// location replacing the loopback server
+    rounds: int = 0  # > 0: interleaved rounds (measure.rounds) instead of `repeats` per point in turn
+    readers: list[str] = field(default_factory=list)  # cross-pipeline reads of each dispatched point's store
 
     def __post_init__(self) -> None:
         if isinstance(self.store_url, str):
@@ -134,6 +136,7 @@ def run_batch(
     seed: int = 0,
     readers: list[str] | None = None,
     env: dict[str, str] | None = None,
+    warmup_rows: int = 0,
 ) -> dict[tuple[str, str], Row]:
     """Measure `points` in one fresh worker; returns {(point id, workload): row}.
 
@@ -154,6 +157,7 @@ def run_batch(
         cold=cold,
         seed=seed,
         readers=list(readers or []),
+        warmup_rows=warmup_rows,
     )
     try:
         outcome, tail = _run_worker(spec, timeout, env, meta)
@@ -245,6 +249,41 @@ def start_servers(
     return env, record if protocols else {}
 
 
+def _interleaved(
+    sweep: Sweep, todo: list, dataset_path: Path, workdir: Path, env: dict[str, str], context, bar
+) -> Counter[str]:
+    """The sweep's points measured in interleaved rounds (measure.rounds); rows appended at the end."""
+    from .rounds import run_rounds
+
+    runnable = [(p, keys) for p, _, keys in todo if not static_status(p)]
+    rows = [
+        Row(p.id, w, *static_status(p)).with_data(**context(p, w, keys))
+        for p, _, keys in todo
+        if static_status(p)
+        for w in sweep.workloads
+    ]
+    task = bar.add_task(f"{len(runnable)} points x {sweep.rounds} interleaved rounds", total=sweep.rounds)
+    got = run_rounds(
+        [p for p, _ in runnable],
+        dataset_path,
+        sweep.workloads,
+        rounds=sweep.rounds,
+        workdir=workdir / "rounds",
+        timeout=sweep.timeout,
+        seed=sweep.seed,
+        cold=sweep.cold,
+        readers=sweep.readers,
+        env=env,
+        on_round=lambda _: bar.advance(task),
+    )
+    for point, keys in runnable:
+        names = [*sweep.workloads, *(["interop"] if (point.id, "interop") in got else [])]
+        keys = {**keys, "interop": keys.get("interop") or f"{keys[sweep.workloads[0]]}-interop"}
+        rows += [got[(point.id, w)].with_data(**context(point, w, keys), rounds=sweep.rounds) for w in names]
+    results.append(sweep.results_dir, rows)
+    return Counter(str(r.status) for r in rows)
+
+
 def run_sweep(sweep: Sweep) -> Counter[str]:
     """Measure every (point, workload) not already measured; returns a count per status."""
     dataset_path = datasets.resolve(sweep.dataset)
@@ -300,6 +339,9 @@ def run_sweep(sweep: Sweep) -> Counter[str]:
             TimeRemainingColumn(),
         ]
         with Progress(*columns, disable=not sweep.progress, transient=False) as bar:
+            if sweep.rounds:
+                counts.update(_interleaved(sweep, todo, dataset_path, workdir, env, context, bar))
+                todo = []
             task = bar.add_task("sweep", total=len(todo))
             for index, (point, pending, keys) in enumerate(todo):
                 bar.update(task, description=f"[bold]{point.id}")

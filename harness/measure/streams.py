@@ -13,7 +13,7 @@ from ..matrix import Point
 from ..runtime import Loop
 from . import verify
 from .base import Workload
-from .context import Context, open_lazy, open_x, runtime_config
+from .context import Context, open_lazy, open_x
 
 STREAM_BATCH_ROWS = 2048
 STREAM_IN_FLIGHT = 8
@@ -140,7 +140,7 @@ async def _produce(ctx: Context, starts: list[int], out: Any) -> None:
     import scipy.sparse as sp
     import zarr.api.asynchronous as za
 
-    store = runtime_config(ctx.point, "read").open_store(ctx.output, read_only=True)
+    store = ctx.point.config.open_store(ctx.output, read_only=True)
     group = await za.open_group(store=store, mode="r")
     node = await group.getitem("X")
     encoding = node.attrs.get("encoding-type", "")

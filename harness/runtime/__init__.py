@@ -7,7 +7,7 @@ configuration asks for them, and nothing of the benchmarking side of harness is 
 
 from .cache import CacheSpec, parse_cache
 from .codecs import CodecSpec, parse_codec
-from .config import IOConfig, element_keys, layered, zarrs_obstore_unsafe
+from .config import Api, IOConfig, element_keys, layered, zarrs_obstore_unsafe
 from .errors import HarnessError, UnsupportedPoint
 from .filters import Filter
 from .knobs import Knobs, parse_knobs
@@ -16,6 +16,7 @@ from .sharding import Policy, parse_policy
 from .stores import Client, Location, Protocol, Store, parse_location
 
 __all__ = [
+    "Api",
     "CacheSpec",
     "Client",
     "CodecSpec",

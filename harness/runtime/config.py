@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import InitVar, dataclass, fields, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,29 @@ from .sharding import Policy, make_callback, parse_policy
 from .stores import Client, Protocol, Store, open_store
 
 ENV_PREFIX = "HARNESS_"
+
+
+class Api(StrEnum):
+    """Which anndata calls a config makes.
+
+    - `dispatched`: `write_dispatched` with this config's codec, sharding and filters; `read_elem` and
+      `read_lazy` on a group opened through this config's store, cache and pipeline.
+    - `anndata`: anndata's defaults exactly as a user calls them: `write_zarr`, `read_zarr`, `read_lazy`,
+      with zarr's codec pipeline left alone (anndata then picks Fused, or zarrs when it is installed). What
+      `harness tune` emits when nothing beat anndata's default.
+    """
+
+    DISPATCHED = "dispatched"
+    ANNDATA = "anndata"
+
+    @classmethod
+    def parse(cls, text: Any) -> Api:
+        try:
+            return cls(str(text))
+        except ValueError:
+            raise HarnessError(f"unknown api {text!r}; valid: {', '.join(cls)}") from None
+
+
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "on", "yes"), ("0", "false", "off", "no")
 
 
@@ -61,6 +85,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "filters": Filter.parse,
     "align_dask": parse_bool,
     "client": Client.parse,
+    "api": Api.parse,
 }
 
 
@@ -88,6 +113,7 @@ class IOConfig:
     filters: Filter = Filter.NONE  # filter on sparse matrices before the compressor
     align_dask: bool = True  # rechunk dask-backed X/layers to whole shards before writing (a safety guard)
     client: Client = Client.DEFAULT  # client-library options, e.g. s3fs-no-head
+    api: Api = Api.DISPATCHED  # anndata: anndata's own calls, untouched (see Api)
     check: InitVar[bool] = True  # False only for the matrix, which records invalid combinations as such
 
     def __post_init__(self, check: bool) -> None:
@@ -100,6 +126,12 @@ class IOConfig:
         """Why this combination of settings makes no sense, whatever the machine, or None."""
         if reason := self.client.invalid_reason(self.store):
             return reason
+        if self.api is Api.ANNDATA and (self.codec.name, self.sharding.name, self.filters) != (
+            "zstd-0",
+            "auto",
+            "none",
+        ):
+            return "api=anndata writes with anndata's own codec and sharding: leave codec, sharding and filters at their defaults"
         if self.filters is not Filter.NONE and self.sharding.sparse.kind in ("auto", "guide-example"):
             return (
                 "a sparse filter writes CSR/CSC itself, outside anndata's sparse writer: it needs an explicit sparse "
@@ -162,8 +194,10 @@ class IOConfig:
         return wrap(store, self.cache) if read_only else store
 
     def zarr_settings(self) -> dict[str, Any]:
-        """The zarr config entries this config means: pipeline, concurrency and pipeline knobs."""
-        return {"codec_pipeline.path": self.pipeline.path, "async.concurrency": self.concurrency, **self.knobs.zarr}
+        """The zarr config entries this config means: pipeline (not with api=anndata, whose calls pick their
+        own), concurrency and pipeline knobs."""
+        pipeline = {} if self.api is Api.ANNDATA else {"codec_pipeline.path": self.pipeline.path}
+        return {**pipeline, "async.concurrency": self.concurrency, **self.knobs.zarr}
 
     def settings(self) -> ExitStack:
         """A context setting this config's zarr entries (`zarr_settings`) and dask entries (the
@@ -219,6 +253,10 @@ class IOConfig:
         import zarr
 
         self._check_zarrs_keys(element_keys(adata))
+        if self.api is Api.ANNDATA:
+            with self.activate() as cfg:
+                ad.io.write_zarr(cfg.open_store(target), adata)  # consolidates; anndata's codec and auto sharding
+            return
         if self.align_dask:
             adata, _ = align(adata, self.sharding)  # dask chunks on shard boundaries: no shard rewritten
         with self.activate() as cfg:
@@ -230,16 +268,21 @@ class IOConfig:
     def open_group(self, target: Any) -> Any:
         import zarr
 
-        group = zarr.open_group(self.open_store(target, read_only=True), mode="r", use_consolidated=self.consolidated)
+        store = self.open_store(target, read_only=True)
+        if self.api is Api.ANNDATA:  # as a user opens it: consolidated metadata when there is some
+            return zarr.open_group(store, mode="r")
+        group = zarr.open_group(store, mode="r", use_consolidated=self.consolidated)
         if self.effective().pipeline is Pipeline.ZARRS:
             self._check_zarrs_keys(path for path, _ in group.members(max_depth=None))
         return group
 
     def read(self, target: Any) -> Any:
-        """Read fully into memory (anndata's reader, with this config's pipeline)."""
+        """Read fully into memory: anndata's `read_elem` under this config's pipeline (`read_zarr` with api=anndata)."""
         import anndata as ad
 
         with self.activate():
+            if self.api is Api.ANNDATA:
+                return ad.io.read_zarr(self.open_store(target, read_only=True))
             return ad.io.read_elem(self.open_group(target))
 
     def read_lazy(self, target: Any) -> Any:

@@ -32,7 +32,8 @@ def run(request: TuneRequest, log=print) -> Path:
             best = min((v for v in rung.scores.values() if v is not None), default=None)
             log(
                 f"rung on {rung.rows} rows: {len(rung.candidates)} candidates, {len(rung.rejected)} rejected, "
-                f"best score {best:.4g} ({rung.seconds:.0f}s)"
+                f"{len(rung.kept)} kept (not significantly slower than the best), best score {best:.4g} "
+                f"({rung.seconds:.0f}s)"
                 if best is not None
                 else f"rung on {rung.rows} rows: nothing measurable"
             )
@@ -57,19 +58,20 @@ def run(request: TuneRequest, log=print) -> Path:
                 workdir=workdir,
                 budget_s=request.budget_s,
                 timeout=request.timeout,
-                verify_repeats=request.repeats,
+                verify_rounds=request.repeats,
                 on_rung=on_rung,
                 env=env,
                 verify_shape=(
                     len(request.verify_workloads()),
-                    1 + len(request.references()),
+                    finalists.MAX_FINALISTS + len(request.references()),
                     len(request.verify_networks),
                 ),
             )
         if found.note:
             log(found.note)
-        log(f"search: {len(found.rungs)} rungs in {found.seconds:.0f}s; verifying the best of {len(found.ranked)}")
-        winner, rows, readers, rejected = finalists.verify(request, found.ranked, dataset_path, workdir, out, log)
-    table = finalists.verification_table(rows, winner, request.references(), request.verify_workloads())
-    emit.emit(out, request, winner, table, readers, found, rejected, dataset_path, time.perf_counter() - started)
+        log(f"search: {len(found.rungs)} rungs in {found.seconds:.0f}s; {len(found.ranked)} survivors")
+        checked = finalists.verify(request, found, dataset_path, workdir, out, log)
+    if checked.keep_default:
+        log("nothing beat anndata's default on the full data: the recommendation is to keep it")
+    emit.emit(out, request, found, checked, dataset_path, time.perf_counter() - started)
     return out

@@ -1,6 +1,7 @@
-"""Write the recommendation: recommended.json (config, objective, verification table, provenance),
-io_config.py (a generated module defining `recommended_config()`, importing only harness.runtime) and
-summary.md (what was chosen, why, the speedups with spread, what was rejected and why)."""
+"""Write the recommendation: recommended.json (outcome, config, every verdict, the verification table,
+provenance), io_config.py (a generated module defining `recommended_config()`, importing only
+harness.runtime), summary.md (what was decided and why, with the evidence) and front.png (the verified
+points' objective against bytes, the pick marked)."""
 
 from __future__ import annotations
 
@@ -8,29 +9,92 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..matrix import Point
 from ..measure import datasets, provenance
-from ..runtime import Store
-from .request import REFERENCES, TuneRequest
+from .finalists import SIZE_BUDGETS, Verdict, Verification, verification_table
+from .request import TuneRequest
 from .search import ETA, SearchResult
+
+RULE = (
+    "A change is recommended only when, on the full data, every workload reads back equal, the store reads back "
+    "under every required reader, it is at most --max-size-ratio x anndata-default's bytes, and it beats "
+    "anndata-default on the objective: Mann-Whitney p < 0.05 on the per-round objective and the 95% bootstrap "
+    "interval of the ratio (anndata-default / candidate) above 1. Otherwise: keep anndata's default."
+)
+
+
+def _verdict(v: Verdict) -> dict[str, Any]:
+    return {
+        "point_id": v.point.id,
+        "config": v.point.config.to_dict(),
+        "objective": v.objective,
+        "ratio": v.ratio,
+        "p_value": v.p_value,
+        "interval": v.interval,
+        "bytes": v.bytes,
+        "bytes_ratio": v.bytes_ratio,
+        "problems": v.problems,
+        "beats": v.beats,
+        "qualifies": v.qualifies,
+        "default": bool(v.point.baseline),
+    }
+
+
+def size_budgets(verdicts: list[Verdict]) -> list[dict[str, Any]]:
+    """The fastest correct verified point within 1.0x, 1.25x, 1.5x and 2x of anndata-default's bytes."""
+    out = []
+    for budget in SIZE_BUDGETS:
+        within = [
+            v
+            for v in verdicts
+            if v.correct
+            and v.objective
+            and v.bytes_ratio is not None
+            and v.bytes_ratio <= budget
+            and not v.point.baseline
+        ]
+        best = min(within, key=lambda v: v.objective, default=None)
+        out.append(
+            {
+                "budget": budget,
+                **(
+                    {
+                        "point_id": best.point.id,
+                        "ratio": best.ratio,
+                        "p_value": best.p_value,
+                        "interval": best.interval,
+                        "bytes_ratio": best.bytes_ratio,
+                    }
+                    if best
+                    else {}
+                ),
+            }
+        )
+    return out
+
+
+def pareto(verdicts: list[Verdict]) -> list[str]:
+    """Ids of the correct verified points that no other beats on both objective and bytes."""
+    points = sorted(
+        (v for v in verdicts if v.correct and v.objective and v.bytes), key=lambda v: (v.objective, v.bytes)
+    )
+    front, smallest = [], float("inf")
+    for v in points:
+        if v.bytes < smallest:
+            front.append(v.point.id)
+            smallest = v.bytes
+    return front
 
 
 def emit(
-    out: Path,
-    request: TuneRequest,
-    winner: Point,
-    table: list[dict[str, Any]],
-    readers: dict[str, str],
-    found: SearchResult,
-    rejected: dict[str, str],
-    dataset_path: Path,
-    seconds: float,
+    out: Path, request: TuneRequest, found: SearchResult, checked: Verification, dataset_path: Path, seconds: float
 ) -> None:
-    config = winner.config.to_dict()
+    verified = [v.point for v in checked.verdicts]
     record = {
-        "config": config,
-        "point_id": winner.id,
+        "outcome": "keep-default" if checked.keep_default else "change",
+        "config": checked.pick.config.to_dict(),
+        "point_id": checked.pick.id,
         "objective": request.objective,
+        "rule": RULE,
         "reference": request.references()[0].id,
         "references": [r.id for r in request.references()],
         "store_url": request.store_url.url if request.store_url else None,
@@ -43,21 +107,29 @@ def emit(
             "name": request.dataset,
             "path": str(dataset_path),
             "fingerprint": datasets.fingerprint(dataset_path),
+            "n_obs": found.shapes.n_obs,
         },
-        "verification": table,
-        "readers": readers,
-        "rejected_in_verification": rejected,
+        "verdicts": [_verdict(v) for v in checked.verdicts],
+        "size_budgets": size_budgets(checked.verdicts),
+        "pareto": pareto(checked.verdicts),
+        "verification": verification_table(checked.rows, verified, request.verify_workloads()),
+        "verification_rounds": request.repeats,
+        "verification_results": str(checked.results_dir),
+        "readers": checked.readers,
         "search": {
-            "method": "successive halving on row subsamples",
+            "method": "successive halving on row subsamples, ties kept",
             "eta": ETA,
             "seconds": found.seconds,
+            "note": found.note,
             "rungs": [
                 {
                     "rows": r.rows,
                     "candidates": len(r.candidates),
+                    "kept": r.kept,
                     "rejected": r.rejected,
                     "seconds": r.seconds,
                     "scores": r.scores,
+                    "bytes": r.bytes,
                 }
                 for r in found.rungs
             ],
@@ -68,27 +140,43 @@ def emit(
     }
     (out / "recommended.json").write_text(json.dumps(record, indent=2, default=str))
     (out / "io_config.py").write_text(module_text(record))
-    (out / "summary.md").write_text(summary_text(record))
+    front_png = _front_figure(record, out / "front.png")
+    (out / "summary.md").write_text(summary_text(record, figure=front_png))
 
 
-def _speedups(record: dict[str, Any]) -> str:
-    ref = record.get("reference", "anndata-default")
-    parts = [
-        f"{e['workload']}{' (' + e['network'] + ')' if e.get('network', 'none') != 'none' else ''} "
-        f"{e[f'speedup_vs_{ref}']:.2f}x"
-        for e in record["verification"]
-        if e.get(f"speedup_vs_{ref}")
-    ]
+def _front_figure(record: dict[str, Any], path: Path) -> str | None:
+    try:
+        from ..analysis.plots import tune_front
+    except ImportError:  # matplotlib is the `report` extra
+        return None
+    return tune_front(record["verdicts"], record["pareto"], record["point_id"], path)
+
+
+def _ratios(record: dict[str, Any]) -> str:
+    pick, ref = record["point_id"], record["reference"]
+    parts = []
+    for e in record["verification"]:
+        a, b = (e.get(ref) or {}).get("median"), (e.get(pick) or {}).get("median")
+        if a and b:
+            net = f" ({e['network']})" if e.get("network", "none") != "none" else ""
+            parts.append(f"{e['workload']}{net} {a / b:.2f}x")
     return ", ".join(parts)
 
 
 def module_text(record: dict[str, Any]) -> str:
     cfg = record["config"]
     lines = ",\n".join(f"    {k!r}: {v!r}" for k, v in cfg.items())
+    if record.get("outcome") == "keep-default":
+        what = (
+            "Nothing beat anndata's default on this dataset (see summary.md): recommended_config() calls\n"
+            "anndata's own write_zarr / read_zarr / read_lazy, with zarr's settings left as they are."
+        )
+    else:
+        what = f"Measured against {record.get('reference', 'anndata-default')} in the same run (ratio of medians, >1 faster): {_ratios(record)}."
     return f'''"""Storage configuration for AnnData on zarr v3, tuned by `harness tune`.
 
 Dataset {record["dataset"]["name"]} (fingerprint {record["dataset"]["fingerprint"]}), objective {record["objective"]!r}.
-Measured against anndata-default in the same run (median speedups): {_speedups(record)}.
+{what}
 Generated {record["provenance"]["date"]}; regenerate with: harness tune --dataset {record["dataset"]["name"]} --objective {record["objective"]}
 
 Usage:
@@ -111,73 +199,7 @@ def recommended_config(**overrides) -> IOConfig:
 '''
 
 
-def _cell(entry: dict[str, Any]) -> str:
-    if entry.get("median") is None:
-        return str(entry.get("status"))
-    counted = (
-        f" [{entry['requests']:.0f} req, {entry['transferred'] / 1e6:.0f} MB]"
-        if entry.get("requests") is not None and entry.get("transferred") is not None
-        else ""
-    )
-    return f"{entry['median']:.3f} ±{entry['iqr']:.3f}{counted}"
+def summary_text(record: dict[str, Any], figure: str | None = None) -> str:
+    from .summary import render
 
-
-def summary_text(record: dict[str, Any]) -> str:
-    cfg = record["config"]
-    refs = record.get("references") or list(REFERENCES)
-    extra = (
-        f", concurrency {cfg.get('concurrency', 10)}, cache {cfg.get('cache', 'none')}"
-        if Store.parse(cfg["store"]).remote
-        else ""
-    )
-    lines = [
-        f"# Tuned storage for {record['dataset']['name']} (objective: {record['objective']})",
-        "",
-        f"**Chosen:** `{record['point_id']}` – store {cfg['store']}, pipeline {cfg['pipeline']}, codec {cfg['codec']}, "
-        f"sharding {cfg['sharding']}, consolidated {cfg['consolidated']}{extra}.",
-        "",
-        f"Chosen because it had the lowest {record['objective']} score among the candidates that survived "
-        f"successive halving ({len(record['search']['rungs'])} rungs, {record['search']['seconds']:.0f}s), "
-        "passed every workload on the full dataset, and read back equal under every reader pipeline.",
-        "",
-    ]
-    for net in dict.fromkeys(e.get("network", "none") for e in record["verification"]):
-        lines += [
-            f"## Verification (full dataset, one run, median seconds ±IQR{'; network ' + net if net != 'none' else ''})",
-            "",
-            "| workload | tuned | " + " | ".join(refs) + " | " + " | ".join(f"speedup vs {r}" for r in refs) + " |",
-            "|---" * (2 + 2 * len(refs)) + "|",
-        ]
-        for e in (e for e in record["verification"] if e.get("network", "none") == net):
-            speedups = [(e.get(f"speedup_vs_{r}"), e.get(f"p_vs_{r}")) for r in refs]
-            lines.append(
-                f"| {e['workload']} | {_cell(e['tuned'])} | "
-                + " | ".join(_cell(e[r]) for r in refs)
-                + " | "
-                + " | ".join(
-                    f"{s:.2f}x" + (f" (p={p:.3f})" if p is not None else "") if s else "–" for s, p in speedups
-                )
-                + " |"
-            )
-        lines.append("")
-    write = next((e for e in record["verification"] if e["workload"] == "write"), None)
-    if write and write["tuned"].get("bytes") and write[refs[0]].get("bytes"):
-        lines += [
-            f"Store: {write['tuned']['files']} files, {write['tuned']['bytes'] / 1e6:.1f} MB "
-            f"({refs[0]}: {write[refs[0]]['files']} files, {write[refs[0]]['bytes'] / 1e6:.1f} MB).",
-            "",
-        ]
-    if record["readers"]:
-        lines += ["## Cross-pipeline reads", ""] + [f"- {r}: {v}" for r, v in record["readers"].items()]
-    rejected = {**record["rejected_in_verification"]}
-    for rung in record["search"]["rungs"]:
-        rejected.update(rung["rejected"])
-    if rejected:
-        lines += ["", "## Rejected", ""] + [f"- `{k}`: {v}" for k, v in list(rejected.items())[:30]]
-    lines += [
-        "",
-        f"Speedup = {refs[0]} median / tuned median (>1 is faster), p = Mann-Whitney on the raw repeats "
-        "(with 5 repeats the smallest possible is 0.008). Remote cells: [median requests per run, MB transferred], "
-        "counted at the server's proxy. Local reads are cold (page cache evicted).",
-    ]
-    return "\n".join(lines) + "\n"
+    return render(record, figure)

@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..matrix import Point, baseline_point
+from ..matrix import Point
 from ..measure.network import Network
 from ..runtime import Location, Store
-from .space import DEFAULT_SPACE, REMOTE_VERIFY_WORKLOADS, VERIFY_WORKLOADS, Constraints
-
-REFERENCES = ("anndata-default", "anndata-default+zarrs")
+from .space import DEFAULT_SPACE, REMOTE_VERIFY_WORKLOADS, VERIFY_WORKLOADS, Constraints, defaults
 
 
 @dataclass
@@ -20,7 +18,7 @@ class TuneRequest:
     dataset: str
     objective: str = "balanced"
     constraints: Constraints = field(default_factory=Constraints)
-    budget_s: float = 600.0
+    budget_s: float = 1200.0
     repeats: int = 5
     out: Path | None = None
     space: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_SPACE))
@@ -42,11 +40,10 @@ class TuneRequest:
         return Network() if self.store_url or not self.remote else self.verify_networks[-1]
 
     def references(self) -> list[Point]:
-        """What the winner is verified beside: anndata's defaults, or the default remote setup on the
-        user's store and client (concurrency 10, no cache, anndata's default layout)."""
-        if self.remote:
-            return [baseline_point("anndata-default").with_axes(store=self.store)]
-        return [baseline_point(r) for r in REFERENCES]
+        """anndata's defaults the finalists are verified beside, anndata-default first (the reference of
+        every ratio): locally without and with zarrs, remotely the default remote setup on the user's store
+        and client (concurrency 10, no cache, anndata's layout)."""
+        return defaults(Store.parse(self.store), self.constraints)
 
     def verify_workloads(self) -> list[str]:
         return list(REMOTE_VERIFY_WORKLOADS if self.remote else VERIFY_WORKLOADS)

@@ -1,13 +1,15 @@
-"""Successive halving on row subsamples.
+"""Successive halving on row subsamples, with anndata's defaults in every rung and ties kept.
 
-Every candidate is screened on a small random row subsample; the best third (eta = 3) moves on to a
-subsample three times larger, and so on. Shapes are data-relative (`rows-RxK` policies), so a ranking
-made on a sample transfers to the full data. Screening batches all candidates of a rung into one worker
-process per event loop (process start-up would otherwise dominate); the finalists are then verified the
-usual way, one isolated process per point, beside anndata's defaults in the same run, and round-tripped
-under every reader pipeline. Why this search: it needs no model of the response surface (shard size and
-pipeline interact, so factorising axes would be wrong), it spends most time on promising points, and its
-cost is bounded by the first rung, which is cheap because the sample is small.
+Every candidate of the space that writes a store of its own at the full data size (`layout`) is
+measured on a random row sample of n/27 rows, in interleaved rounds (`measure.rounds`: a new random
+order each round, an untimed warm-up on a slice, at least 3 rounds), beside anndata's defaults, which
+are scored like every candidate and never pruned. A candidate moves on to the next, three times larger
+sample unless it is significantly slower than the rung's best (one-sided Welch test on the log of its
+per-round objective, p < 0.05): ties are kept, not a fixed third. Candidates that write the same store
+at a sample's size share one measurement there. Lazy workloads read a fraction of the rows, so a sample
+asks the same question as the full data. The survivors of the last rung go to the verification.
+Why this search: it needs no model of the response surface (shard size and pipeline interact), it
+spends most time on promising points, and its cost is bounded by the first rung.
 """
 
 from __future__ import annotations
@@ -19,15 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import matrix
-from ..analysis.stats import median
+from ..analysis.stats import median, slower_p
 from ..errors import HarnessError
 from ..matrix import Point
-from ..measure.runner import run_batch
-from .space import VERIFY_WORKLOADS, Constraints, candidates, check_objective, score
+from ..measure.rounds import run_rounds
+from .layout import Shapes, dataset_shapes, fingerprint
+from .space import VERIFY_WORKLOADS, Constraints, candidates, check_objective, round_scores
 
 ETA = 3
 MIN_SAMPLE_ROWS = 500
+ROUNDS = 3  # rounds per rung: with fewer no test can tell a tie from a loss
+ALPHA = 0.05
+#: On a sample the size check is a pre-filter (the verification checks the full-data store): this much slack.
+SAMPLE_SIZE_SLACK = 1.1
 
 
 def rung_sizes(n_obs: int) -> list[int]:
@@ -53,29 +59,22 @@ def subsample(dataset_path: Path, rows: int, workdir: Path, seed: int = 0) -> Pa
     return out
 
 
-def n_obs_of(dataset_path: Path) -> int:
-    import anndata as ad
-
-    if dataset_path.is_file():
-        import h5py
-
-        with h5py.File(dataset_path, "r") as f:
-            return int(ad.io.read_elem(f["obs"]).shape[0]) if "obs" in f else 0
-    return ad.experimental.read_lazy(dataset_path).n_obs
-
-
 @dataclass
 class Rung:
     rows: int
     candidates: list[str]
-    scores: dict[str, float | None]
+    scores: dict[str, float | None]  # median per-round objective
+    rounds: dict[str, list[float]]  # per-round objective
+    bytes: dict[str, int]  # store bytes on the sample
     rejected: dict[str, str]
+    kept: list[str]  # promoted: not significantly worse than the best
     seconds: float
 
 
 @dataclass
 class SearchResult:
-    ranked: list[Point]
+    ranked: list[Point]  # the last rung's survivors, best first (defaults included)
+    shapes: Shapes
     rungs: list[Rung] = field(default_factory=list)
     dropped: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
@@ -87,13 +86,12 @@ def _nothing_left(rejected: dict[str, str], rows: int, total: int) -> str:
     """Name the constraint that removed the most candidates."""
     counts: dict[str, int] = {}
     for reason in rejected.values():
-        key = (
-            "--max-size-ratio"
-            if reason.startswith("size")
-            else "--require-readable-by (cross-pipeline read failed)"
-            if reason.startswith("interop")
-            else f"the {reason.split(':')[0]} workload failing"
-        )
+        if reason.startswith("size"):
+            key = "--max-size-ratio"
+        elif reason.startswith("interop"):
+            key = "--require-readable-by (cross-pipeline read failed)"
+        else:
+            key = f"the {reason.split(':')[0]} workload failing"
         counts[key] = counts.get(key, 0) + 1
     worst = max(counts, key=counts.get) if counts else "nothing measurable"
     return (
@@ -102,53 +100,72 @@ def _nothing_left(rejected: dict[str, str], rows: int, total: int) -> str:
     )
 
 
-def _verification_estimate(
-    ref_rows: Mapping[str, Mapping[str, Any]],
-    rows: int,
-    n_obs: int,
-    repeats: int,
-    shape: tuple[int, int, int] = (len(VERIFY_WORKLOADS), 3, 1),
+def verification_estimate(
+    ref_rows: Mapping[str, Mapping[str, Any]], rows: int, n_obs: int, rounds: int, shape: tuple[int, int, int]
 ) -> float:
     """Seconds to verify on the full data, scaled from anndata-default's cost on the sample.
-    `shape` = (workloads, points, sweeps): local 7 workloads x 3 points x 1; remote 5 x 2 x networks."""
+    `shape` = (workloads, points, network conditions)."""
     workloads, points, sweeps = shape
-    per_run = sum(median(r.get("values")) or 0 for r in ref_rows.values())
-    per_workload = per_run / max(1, len(ref_rows))
-    startup = 5.0  # interpreter, imports and dataset load per isolated point (measured order of magnitude)
-    return sweeps * points * (per_workload * workloads * (n_obs / rows) * (repeats + 1) + startup)
+    per_workload = sum(median(r.get("values")) or 0 for r in ref_rows.values()) / max(1, len(ref_rows))
+    startup = 5.0  # interpreter, imports, dataset load and warm-up slice per worker (measured order of magnitude)
+    return sweeps * rounds * (points * per_workload * workloads * (n_obs / rows) + startup)
 
 
-def _measure_rung(
-    points: list[Point],
-    sample: Path,
-    workloads: list[str],
-    repeats: int,
-    workdir: Path,
-    timeout: float,
-    readers: list[str],
-    env: dict[str, str] | None = None,
+def _measure(
+    pool: list[Point], shapes: Shapes, sample: Path, workloads: list[str], readers: list[str], rounds: int, **kw: Any
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """All points of a rung, batched one worker per event loop; {point id: {workload: row}}."""
+    """{point id: {workload: row}} for the pool; points that write the same store at the sample's size share
+    one measurement."""
+    first: dict[str, Point] = {}
+    twin = {p.id: first.setdefault(fingerprint(p, shapes), p).id for p in pool}
+    measured = run_rounds(list(first.values()), sample, workloads, rounds=rounds, readers=readers, **kw)
     by_point: dict[str, dict[str, dict[str, Any]]] = {}
-    # one worker per event loop and knob setting: both are fixed once zarr (or zarrs) has started
-    settings = sorted({(p.config.loop, p.config.knobs.name) for p in points})
-    for index, setting in enumerate(settings):
-        group = [p for p in points if (p.config.loop, p.config.knobs.name) == setting]
-        # No per-point warm-up while screening: the reference point goes first and absorbs import costs.
-        got = run_batch(
-            group,
-            sample,
-            workloads,
-            repeats=repeats,
-            warmup=0,
-            workdir=workdir / f"rung-{index}",
-            timeout=timeout,
-            readers=readers,
-            env=env,
+    for (pid, workload), row in measured.items():
+        by_point.setdefault(pid, {})[workload] = row.to_json()
+    return {p.id: by_point.get(twin[p.id], {}) for p in pool}
+
+
+def _judge(
+    pool: list[Point],
+    measured: dict[str, dict[str, dict[str, Any]]],
+    objective: str,
+    constraints: Constraints,
+    level: int,
+) -> tuple[dict[str, list[float]], dict[str, int], dict[str, str]]:
+    """Per-round objective and bytes of every candidate that measured and meets the constraints; the
+    reasons of the others (defaults are never rejected for size)."""
+    reference = next(p for p in pool if p.baseline == "anndata-default")
+    ref_bytes = (measured.get(reference.id, {}).get("write") or {}).get("bytes")
+    scores, sizes, rejected = {}, {}, {}
+    for point in pool:
+        rows_of = measured.get(point.id, {})
+        bad = next(
+            (
+                f"{w}: {r.get('status')}: {r.get('error', '')}"
+                for w, r in rows_of.items()
+                if r.get("status") != "ok"
+                and not (
+                    w == "write" and r.get("status") == "unsupported" and "write" not in check_objective(objective)
+                )
+            ),
+            None,
         )
-        for (pid, workload), row in got.items():
-            by_point.setdefault(pid, {})[workload] = row.to_json()
-    return by_point
+        size = (rows_of.get("write") or {}).get("bytes")
+        limit = constraints.max_size_ratio * SAMPLE_SIZE_SLACK
+        if bad:
+            rejected[point.id] = bad
+        elif not point.baseline and ref_bytes and size and size > limit * ref_bytes:
+            rejected[point.id] = (
+                f"size {size / ref_bytes:.2f}x anndata-default on {level and 'a larger' or 'the'} "
+                f"sample exceeds --max-size-ratio {constraints.max_size_ratio:g}"
+            )
+        elif (values := round_scores(rows_of, objective)) is None:
+            rejected[point.id] = "objective: not measurable"
+        else:
+            scores[point.id] = values
+            if size:
+                sizes[point.id] = int(size)
+    return scores, sizes, rejected
 
 
 def search(
@@ -160,89 +177,82 @@ def search(
     workdir: Path,
     budget_s: float,
     timeout: float = 1800,
-    keep: int = 3,
-    verify_repeats: int = 5,
+    rounds: int = ROUNDS,
+    verify_rounds: int = 5,
     on_rung: Callable[[Rung], None] | None = None,
     env: dict[str, str] | None = None,
-    verify_shape: tuple[int, int, int] = (len(VERIFY_WORKLOADS), 3, 1),
+    verify_shape: tuple[int, int, int] = (len(VERIFY_WORKLOADS), 6, 1),
 ) -> SearchResult:
-    """Successive halving; returns candidates ranked best first (at least `keep` when possible).
+    """Successive halving with ties; returns the last rung's survivors ranked best first.
 
-    `env` points workers at running servers for remote stores; the reference is anndata-default on
-    the space's (first) store, so remote candidates are ranked against the default remote setup."""
+    `env` points workers at running servers for remote stores; the defaults are on the space's store, so
+    remote candidates are ranked against the default remote setup."""
     started = time.perf_counter()
-    pool, dropped = candidates(space, constraints)
+    shapes = dataset_shapes(dataset_path)
+    pool, dropped = candidates(space, constraints, shapes)
     workloads = list(dict.fromkeys(["write", *check_objective(objective)]))
-    reference = matrix.baseline_point("anndata-default").with_axes(store=space.get("store", ("local",))[0])
-    result = SearchResult(ranked=[], dropped=dropped)
-    n_obs = n_obs_of(dataset_path)
-    sizes = rung_sizes(n_obs)
+    result = SearchResult(ranked=[], shapes=shapes, dropped=dropped)
+    sizes = rung_sizes(shapes.n_obs)
     for level, rows in enumerate(sizes):
         t0 = time.perf_counter()
-        last = level == len(sizes) - 1
-        sample = subsample(dataset_path, rows, workdir)
         # Reader constraints are checked on the first (cheapest) rung so failing points leave early;
         # the verification repeats the check on the full dataset under every reader.
         readers = list(constraints.readable_by) if level == 0 else []
-        measured = _measure_rung(
-            [reference, *pool],
-            sample,
+        measured = _measure(
+            pool,
+            shapes.sample(rows),
+            subsample(dataset_path, rows, workdir),
             workloads,
-            repeats=1 + level,
-            workdir=workdir,
+            readers,
+            rounds,
+            workdir=workdir / f"rung-{level}",
             timeout=timeout,
-            readers=readers,
             env=env,
+            seed=level,
         )
-        ref_bytes = (measured.get(reference.id, {}).get("write") or {}).get("bytes")
-        scores, rejected = {}, {}
-        for point in pool:
-            rows_of = measured.get(point.id, {})
-            bad = next(
-                (
-                    f"{w}: {r.get('status')}: {r.get('error', '')}"
-                    for w, r in rows_of.items()
-                    if r.get("status") != "ok"
-                    and not (
-                        w == "write" and r.get("status") == "unsupported" and "write" not in check_objective(objective)
-                    )
-                ),
-                None,
-            )
-            if bad:
-                rejected[point.id] = bad
-                continue
-            size = (rows_of.get("write") or {}).get("bytes")
-            if constraints.max_size_ratio and ref_bytes and size and size > constraints.max_size_ratio * ref_bytes:
-                rejected[point.id] = (
-                    f"size {size / ref_bytes:.2f}x anndata-default exceeds --max-size-ratio {constraints.max_size_ratio}"
-                )
-                continue
-            scores[point.id] = score(rows_of, objective)
-        ranked = sorted((p for p in pool if scores.get(p.id) is not None), key=lambda p: scores[p.id])
-        rung = Rung(rows, [p.id for p in pool], scores, rejected, time.perf_counter() - t0)
+        scores, nbytes, rejected = _judge(pool, measured, objective, constraints, level)
+        for point in pool:  # a failed cross-pipeline read removes a candidate
+            interop = measured.get(point.id, {}).get("interop")
+            if interop and interop.get("status") != "ok" and point.id in scores:
+                rejected[point.id] = f"interop: {interop.get('error', '')}"
+                del scores[point.id]
+        ranked = sorted((p for p in pool if p.id in scores), key=lambda p: median(scores[p.id]))
+        if not any(not p.baseline for p in ranked):
+            raise HarnessError(_nothing_left(rejected, rows, len(pool)))
+        best = scores[ranked[0].id]
+        kept = [p for p in ranked if p.baseline or slower_p(scores[p.id], best) >= ALPHA]
+        rung = Rung(
+            rows,
+            [p.id for p in pool],
+            {k: median(v) for k, v in scores.items()},
+            scores,
+            nbytes,
+            rejected,
+            [p.id for p in kept],
+            time.perf_counter() - t0,
+        )
         result.rungs.append(rung)
         if on_rung:
             on_rung(rung)
-        if not ranked:
-            raise HarnessError(_nothing_left(rejected, rows, len(pool)))
         if level == 0:
-            verify_s = _verification_estimate(measured.get(reference.id, {}), rows, n_obs, verify_repeats, verify_shape)
-            result.verify_estimate_s = verify_s
-            if verify_s > budget_s:
+            reference = next(p for p in pool if p.baseline == "anndata-default")
+            result.verify_estimate_s = verification_estimate(
+                measured.get(reference.id, {}), rows, shapes.n_obs, verify_rounds, verify_shape
+            )
+            budget_s -= result.verify_estimate_s
+            if budget_s < 0:
                 # what was measured is kept: the search stops here and the best of this rung are verified.
-                # (The estimate scales the sample's times by rows; round-trip-bound remote times scale less.)
                 result.note = (
-                    f"budget {budget_s:.0f}s is too small for more rungs: verifying against the baselines is "
-                    f"estimated at {verify_s:.0f}s on this dataset; the best of the first rung are verified "
-                    f"(pass --budget {math.ceil(verify_s * 1.5 / 60)}m or fewer --repeats for a deeper search)"
+                    f"the budget is too small for more rungs: verifying against the defaults is estimated at "
+                    f"{result.verify_estimate_s:.0f}s on this dataset; the best of the first rung are verified "
+                    f"(pass --budget {math.ceil(result.verify_estimate_s * 1.5 / 60)}m for a deeper search)"
                 )
-            budget_s -= verify_s
         spent = time.perf_counter() - started
-        next_cost = rung.seconds * ETA * (2 + level) / (1 + level) / ETA  # 3x rows, 1/3 of the points, +1 repeat
-        if last or spent + next_cost > budget_s:
-            result.ranked = ranked
+        contenders = [p for p in kept if not p.baseline]
+        next_cost = rung.seconds * ETA * len(kept) / max(1, len(pool))  # 3x the rows for the kept points
+        result.ranked = kept
+        if level == len(sizes) - 1 or len(contenders) <= 1 or spent + next_cost > budget_s:
             break
-        pool = ranked[: max(keep, math.ceil(len(ranked) / ETA))]
+        pool = kept
     result.seconds = time.perf_counter() - started
     return result

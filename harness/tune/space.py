@@ -13,6 +13,7 @@ from ..analysis.stats import median
 from ..errors import HarnessError
 from ..matrix import Point, static_status
 from ..runtime import Client, Pipeline, Store
+from .layout import Shapes, fingerprint
 
 #: Objective -> workload weights of a weighted geometric mean of median seconds (lower is better).
 #: balanced weighs a full write, a full read and the two lazy access patterns equally.
@@ -25,11 +26,11 @@ OBJECTIVES: dict[str, dict[str, float]] = {
 }
 VERIFY_WORKLOADS = ["write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene"]
 READERS = ("python", "fused", "zarrs", "read_zarr")
-#: The default search space (crossed with the allowed pipelines): 4 codecs x 5 shardings.
+#: The default search space (crossed with the allowed pipelines): 3 codecs x 5 shardings.
 DEFAULT_SPACE: dict[str, tuple[str, ...]] = {
     "store": ("local",),
     "loop": ("asyncio",),
-    "codec": ("zstd-0", "zstd-3", "blosc-lz4-bitshuffle", "blosc-zstd-bitshuffle"),
+    "codec": ("zstd-0", "blosc-lz4-bitshuffle", "blosc-zstd-bitshuffle"),  # zstd-3 writes zstd-0's bytes
     "sharding": ("auto", "rows-256x16", "rows-1024x16", "rows-4096x16", "rows-1024x64"),
     "consolidated": ("on",),
 }
@@ -91,26 +92,40 @@ def check_objective(objective: str) -> dict[str, float]:
     return OBJECTIVES[objective]
 
 
-def score(rows: Mapping[str, Mapping[str, Any]], objective: str) -> float | None:
-    """Objective value of one point from its rows by workload (lower is better); None if not measurable."""
+def round_scores(rows: Mapping[str, Mapping[str, Any]], objective: str) -> list[float] | None:
+    """The objective of one point in each round (lower is better): the weighted geometric mean of that
+    round's seconds over the objective's workloads (their values line up by round), or the store's bytes;
+    None when a workload did not measure."""
     weights = check_objective(objective)
     if not weights:
         write = rows.get("write", {})
-        return float(write["bytes"]) if write.get("status") == "ok" and write.get("bytes") else None
-    total = 0.0
-    for workload, weight in weights.items():
+        ok = write.get("status") == "ok" and write.get("bytes")
+        return [float(write["bytes"])] * max(1, len(write.get("values") or [])) if ok else None
+    series = []
+    for workload in weights:
         row = rows.get(workload, {})
-        value = median(row.get("values") or []) if row.get("status") == "ok" else None
-        if not value or value <= 0:
+        values = row.get("values") or [] if row.get("status") == "ok" else []
+        if not values or min(values) <= 0:
             return None
-        total += weight * math.log(value)
-    return math.exp(total / sum(weights.values()))
+        series.append(values)
+    count = min(len(v) for v in series)
+    total = sum(weights.values())
+    return [math.exp(sum(w * math.log(v[i]) for w, v in zip(weights.values(), series)) / total) for i in range(count)]
+
+
+def score(rows: Mapping[str, Mapping[str, Any]], objective: str) -> float | None:
+    """Objective value of one point: the median over rounds of `round_scores` (lower is better)."""
+    values = round_scores(rows, objective)
+    return median(values) if values else None
 
 
 @dataclass(frozen=True)
 class Constraints:
+    """What a recommendation must satisfy. Size is part of every objective: by default the store may not
+    be larger than anndata-default's on the full data (`max_size_ratio` 1.0)."""
+
     readable_by: tuple[str, ...] = ("python",)
-    max_size_ratio: float | None = None
+    max_size_ratio: float = 1.0
     pipelines: tuple[str, ...] = ("python", "fused", "zarrs")
 
     def __post_init__(self) -> None:
@@ -122,22 +137,39 @@ class Constraints:
         for pipeline in self.pipelines:
             if pipeline not in set(Pipeline):
                 raise HarnessError(f"unknown pipeline {pipeline!r} in --pipelines; valid: {', '.join(Pipeline)}")
-        if self.max_size_ratio is not None and self.max_size_ratio <= 0:
+        if self.max_size_ratio <= 0:
             raise HarnessError(
                 "--max-size-ratio must be positive (e.g. 1.1 = at most 10% larger than anndata's default)"
             )
 
 
-def candidates(space: Mapping[str, tuple[str, ...]], constraints: Constraints) -> tuple[list[Point], dict[str, str]]:
-    """Runnable candidate points, and for every dropped one the reason."""
+def defaults(store: Store, constraints: Constraints) -> list[Point]:
+    """anndata's default as users get it, on the store tuned for: a candidate in every rung, never pruned.
+    Locally without and with zarrs (when zarrs may be used here); remotely the default remote setup."""
+    names = (
+        ["anndata-default"] if store.remote or "zarrs" not in constraints.pipelines else list(matrix.ANNDATA_BASELINES)
+    )
+    points = [matrix.baseline_point(n).with_axes(store=store) for n in names]
+    return [p for p in points if not static_status(p)]
+
+
+def candidates(
+    space: Mapping[str, tuple[str, ...]], constraints: Constraints, shapes: Shapes
+) -> tuple[list[Point], dict[str, str]]:
+    """The defaults, then every runnable candidate of the space that writes a store of its own at the full
+    data size (`layout.fingerprint`); for every dropped one the reason."""
     axes = {**space, "pipeline": constraints.pipelines}
-    kept, dropped = [], {}
+    store = Store.parse(space.get("store", ("local",))[0])
+    kept = defaults(store, constraints)
+    seen = {fingerprint(p, shapes): p for p in kept}
+    dropped: dict[str, str] = {}
     for point in matrix.expand(axes, defaults=matrix.DEFAULT_SWEEP):
-        status = static_status(point)
-        if status:
+        if status := static_status(point):
             dropped[point.id] = f"{status[0]}: {status[1]}"
+        elif (twin := seen.setdefault(fingerprint(point, shapes), point)) is not point:
+            dropped[point.id] = f"duplicate: writes the same store and runs the same way as {twin.id}"
         else:
             kept.append(point)
-    if not kept:
+    if not any(not p.baseline for p in kept):
         raise HarnessError("no candidate can run here: " + "; ".join(sorted(set(dropped.values())))[:300])
     return kept, dropped

@@ -1,0 +1,95 @@
+"""Interleaved rounds: every point measured once per round, in a new random order each round.
+
+Each round starts one fresh worker per group of points that can share a process (same event loop and
+knob setting: both are fixed once zarr or zarrs has started), with the group's points in random order;
+each point first gets an untimed warm-up of every workload on a slice of the data. Drift on the machine
+(a noisy neighbour, the page cache, thermal state) then spreads over all points instead of looking
+like an effect of whichever point ran last, and a point's values line up by round: value i of every
+workload comes from round i, so a per-round objective can be compared between points with a test.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from ..analysis.results import Row, Status
+from ..matrix import Point
+from .runner import run_batch
+
+#: Rows of the untimed warm-up slice (imports, first-call set-up): a fraction of a full warm-up run's cost.
+WARMUP_ROWS = 500
+#: Per-repeat fields that line up by round, concatenated when rounds are merged.
+PER_RUN = ("values", "cpu_user", "cpu_sys")
+
+
+def groups(points: Iterable[Point]) -> list[list[Point]]:
+    """Points that can share one worker: same event loop and knob setting."""
+    by: dict[tuple[str, str], list[Point]] = {}
+    for point in points:
+        by.setdefault((str(point.config.loop), point.config.knobs.name), []).append(point)
+    return list(by.values())
+
+
+def merge(into: Row | None, row: Row) -> Row:
+    """One row from the rounds so far and this round's: values appended, the first failure kept."""
+    if into is None or (into.ok and not row.ok):
+        return row
+    if not into.ok:
+        return into
+    data = {**into.data, **row.data}  # files, bytes and pipelines: this round's
+    for key in PER_RUN:
+        data[key] = [*into.data.get(key, []), *row.data.get(key, [])]
+    for key in ("requests", "metrics"):
+        if key in into.data or key in row.data:
+            old, new = into.data.get(key, {}), row.data.get(key, {})
+            data[key] = {k: [*old.get(k, []), *new.get(k, [])] for k in {*old, *new}}
+    data["peak_rss_mb"] = max(into.data.get("peak_rss_mb", 0.0), row.data.get("peak_rss_mb", 0.0))
+    if "page_cache" in into.data and into.data["page_cache"] != row.data.get("page_cache"):
+        data["page_cache"] = "warm"  # cold only when every round was
+    return Row(into.point_id, into.workload, Status.OK, "", data)
+
+
+def run_rounds(
+    points: list[Point],
+    dataset_path: Path,
+    workloads: list[str],
+    *,
+    rounds: int,
+    workdir: Path,
+    timeout: float,
+    seed: int = 0,
+    cold: bool = True,
+    readers: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    warmup_rows: int = WARMUP_ROWS,
+    on_round: Callable[[int], None] | None = None,
+) -> dict[tuple[str, str], Row]:
+    """Measure every (point, workload) once per round for `rounds` rounds; {(point id, workload): merged row}.
+    Cross-pipeline reads (`readers`) run once, in the first round."""
+    order = random.Random(seed)
+    merged: dict[tuple[str, str], Row] = {}
+    for index in range(rounds):
+        batches = groups(points)
+        order.shuffle(batches)
+        for number, group in enumerate(batches):
+            got = run_batch(
+                order.sample(group, len(group)),
+                dataset_path,
+                workloads,
+                repeats=1,
+                warmup=0,
+                warmup_rows=warmup_rows,
+                workdir=workdir / f"round-{index}-{number}",
+                timeout=timeout,
+                cold=cold,
+                seed=seed,
+                readers=readers if index == 0 else None,
+                env=env,
+            )
+            for key, row in got.items():
+                merged[key] = merge(merged.get(key), row)
+        if on_round:
+            on_round(index)
+    return merged

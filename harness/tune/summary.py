@@ -1,0 +1,194 @@
+"""summary.md: the decision first, in plain words, then the evidence that supports it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..analysis.stats import mann_whitney
+
+
+def _interval(v: dict[str, Any]) -> str:
+    lo_hi = v.get("interval")
+    return f"[{lo_hi[0]:.2f}, {lo_hi[1]:.2f}]" if lo_hi else "–"
+
+
+def _p(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _status(v: dict[str, Any], pick: str, reference: str) -> str:
+    if v["point_id"] == pick:
+        return "**kept (the default)**" if v["default"] else "**recommended**"
+    if v["point_id"] == reference:
+        return "the reference"
+    if v["problems"]:
+        return "; ".join(v["problems"])
+    if v.get("ratio") is None:
+        return "–"
+    if v["beats"]:
+        return "beats the default, but another qualifying point is better"
+    if (v.get("ratio") or 0) > 1:
+        return "faster on the median, not significantly"
+    return "not faster than the default"
+
+
+def _cell(entry: dict[str, Any] | None) -> str:
+    if not entry or entry.get("median") is None:
+        return str((entry or {}).get("status") or "–")
+    counted = (
+        f" [{entry['requests']:.0f} req, {entry['transferred'] / 1e6:.0f} MB]"
+        if entry.get("requests") is not None and entry.get("transferred") is not None
+        else ""
+    )
+    return f"{entry['median']:.3f} ±{entry['iqr']:.3f}{counted}"
+
+
+def _headline(record: dict[str, Any], verdicts: dict[str, dict[str, Any]]) -> list[str]:
+    pick, cfg = record["point_id"], record["config"]
+    if record["outcome"] == "keep-default":
+        best = min(
+            (v for v in verdicts.values() if not v["default"] and v.get("objective")),
+            key=lambda v: v["objective"],
+            default=None,
+        )
+        closest = (
+            f" The closest finalist, `{best['point_id']}`, measured {best['ratio']:.2f}x on the objective "
+            f"(95% interval {_interval(best)}, p = {_p(best['p_value'])})"
+            f"{'; ' + '; '.join(best['problems']) if best['problems'] else ''}."
+            if best
+            else ""
+        )
+        return [
+            f"**Outcome: keep anndata's default.** Nothing beat `{pick}` on the {record['objective']} objective "
+            f"on the full data under the rule below, so `recommended_config()` calls anndata's own "
+            f"`write_zarr` / `read_zarr` / `read_lazy` and changes nothing.{closest}"
+        ]
+    v = verdicts[pick]
+    return [
+        f"**Recommended: `{pick}`** – store {cfg['store']}, pipeline {cfg['pipeline']}, codec {cfg['codec']}, "
+        f"sharding {cfg['sharding']}, consolidated {cfg['consolidated']}, concurrency {cfg['concurrency']}, "
+        f"cache {cfg['cache']}, knobs {cfg['knobs']}, filters {cfg['filters']}.",
+        "",
+        f"On the full data it is {v['ratio']:.2f}x anndata-default on the {record['objective']} objective "
+        f"(95% bootstrap interval {_interval(v)}, Mann-Whitney p = {_p(v['p_value'])}) with "
+        f"{v['bytes_ratio']:.2f}x its bytes."
+        if v.get("bytes_ratio")
+        else "",
+    ]
+
+
+def render(record: dict[str, Any], figure: str | None = None) -> str:
+    verdicts = {v["point_id"]: v for v in record["verdicts"]}
+    rounds = record.get("verification_rounds", 5)
+    lines = [
+        f"# Tuned storage for {record['dataset']['name']} (objective: {record['objective']})",
+        "",
+        *_headline(record, verdicts),
+        "",
+        f"Rule: {record['rule']}",
+        "",
+        f"## Verified on the full data ({rounds} interleaved rounds; objective = median over rounds of the "
+        "round's geometric mean of the objective's workloads, seconds)",
+        "",
+        "| point | objective | vs anndata-default (95% interval) | p | bytes vs default | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for v in record["verdicts"]:
+        ratio = f"{v['ratio']:.2f}x {_interval(v)}" if v.get("ratio") else "–"
+        size = (
+            f"{v['bytes'] / 1e6:.1f} MB ({v['bytes_ratio']:.2f}x)" if v.get("bytes") and v.get("bytes_ratio") else "–"
+        )
+        objective = f"{v['objective']:.4g}" if v.get("objective") else "–"
+        lines.append(
+            f"| `{v['point_id']}` | {objective} | {ratio} | {_p(v.get('p_value'))} | {size} | "
+            f"{_status(v, record['point_id'], record['reference'])} |"
+        )
+    lines += [
+        "",
+        "## What each extra byte buys",
+        "",
+        "Fastest correct verified point within each budget of anndata-default's bytes (on the full data):",
+        "",
+        "| bytes budget | point | objective vs default | p | bytes |",
+        "|---|---|---|---|---|",
+    ]
+    for b in record["size_budgets"]:
+        if b.get("point_id"):
+            lines.append(
+                f"| {b['budget']:g}x | `{b['point_id']}` | {b['ratio']:.2f}x {_interval(b)} | {_p(b['p_value'])} | "
+                f"{b['bytes_ratio']:.2f}x |"
+            )
+        else:
+            lines.append(f"| {b['budget']:g}x | none verified | | | |")
+    if figure:
+        lines += [
+            "",
+            f"![objective against bytes]({figure})",
+            "",
+            "Verified points: objective (lower is better) against bytes on disk; the line joins the Pareto front, "
+            "the star is the pick.",
+        ]
+    lines += _workload_tables(record)
+    if any(record["readers"].values()):
+        lines += ["## Cross-pipeline reads (full data)", ""]
+        lines += [
+            f"- `{pid}`: " + ", ".join(f"{r} {s}" for r, s in readers.items())
+            for pid, readers in record["readers"].items()
+        ]
+    lines += _search(record)
+    return "\n".join(lines) + "\n"
+
+
+def _workload_tables(record: dict[str, Any]) -> list[str]:
+    ref, pick = record["reference"], record["point_id"]
+    shown = list(dict.fromkeys([pick, *record["references"]]))
+    lines: list[str] = []
+    for net in dict.fromkeys(e.get("network", "none") for e in record["verification"]):
+        where = "" if net == "none" else f"; network {net}"
+        lines += [
+            "",
+            f"## Per workload (median seconds ±IQR{where}; ratio = {ref} / this, Mann-Whitney p)",
+            "",
+            "| workload | " + " | ".join(f"`{p}`" for p in shown) + " | ratio |",
+            "|---" * (len(shown) + 2) + "|",
+        ]
+        for e in (e for e in record["verification"] if e.get("network", "none") == net):
+            a, b = e.get(ref) or {}, e.get(pick) or {}
+            ratio = f"{a['median'] / b['median']:.2f}x" if a.get("median") and b.get("median") and pick != ref else "–"
+            p = mann_whitney(a.get("values") or [], b.get("values") or []) if pick != ref else None
+            lines.append(
+                f"| {e['workload']} | "
+                + " | ".join(_cell(e.get(p_)) for p_ in shown)
+                + f" | {ratio}{f' (p={p:.3f})' if p is not None else ''} |"
+            )
+    return [*lines, ""]
+
+
+def _search(record: dict[str, Any]) -> list[str]:
+    search = record["search"]
+    lines = [
+        "## Search",
+        "",
+        f"Successive halving on random row samples ({search['seconds']:.0f}s): every rung measures "
+        "its candidates beside anndata's defaults in interleaved rounds and keeps every candidate not significantly "
+        "slower than the rung's best.",
+        "",
+        "| rows | candidates | kept | rejected | seconds |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['rows']} | {r['candidates']} | {len(r['kept'])} | {len(r['rejected'])} | {r['seconds']:.0f} |"
+        for r in search["rungs"]
+    ]
+    duplicates = sum(1 for reason in search["dropped_before_search"].values() if reason.startswith("duplicate"))
+    lines += [
+        "",
+        f"{duplicates} candidates of the space were dropped before measuring because they write the same "
+        "store as another at the full data size (e.g. zstd level 0 is numcodecs' level 3).",
+    ]
+    if search.get("note"):
+        lines += ["", f"Note: {search['note']}"]
+    rejected = {k: v for r in search["rungs"] for k, v in r["rejected"].items()}
+    if rejected:
+        lines += ["", "## Rejected during the search", ""] + [f"- `{k}`: {v}" for k, v in list(rejected.items())[:30]]
+    return lines
