@@ -110,7 +110,10 @@ def test_core_install_has_the_runtime_and_nothing_of_the_bench(core_env: Path) -
 def test_generated_io_config_writes_reads_and_reads_lazily_without_extras(core_env: Path, tmp_path: Path) -> None:
     tuned = IOConfig(codec="blosc-lz4-bitshuffle", sharding="rows-16x2")
     record = {
+        "outcome": "change",
         "config": tuned.to_dict(),
+        "point_id": "tuned",
+        "reference": "anndata-default",
         "objective": "balanced",
         "verification": [],
         "provenance": {"date": "today"},
