@@ -35,6 +35,7 @@ def _verdict(v: Verdict) -> dict[str, Any]:
         "problems": v.problems,
         "beats": v.beats,
         "qualifies": v.qualifies,
+        "correct": v.correct,
         "default": bool(v.point.baseline),
     }
 
