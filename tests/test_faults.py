@@ -13,7 +13,7 @@ import pytest
 from harness.errors import VerificationError
 from harness.matrix import Point
 from harness.measure import context, network, servers, workloads
-from harness.measure.runner import run_batch
+from harness.measure.batch import run_batch
 
 
 @pytest.fixture

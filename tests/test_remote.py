@@ -427,7 +427,7 @@ def test_server_killed_mid_read_is_a_recorded_failure_and_the_batch_goes_on(tiny
     import threading
     import time
 
-    from harness.measure.runner import run_batch
+    from harness.measure.batch import run_batch
 
     server = servers.start_s3()
     killed, done = threading.Event(), threading.Event()

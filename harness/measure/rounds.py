@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..analysis.results import Row, Status
 from ..matrix import Point
-from .runner import run_batch
+from .batch import run_batch
 
 #: Rows of the untimed warm-up slice (imports, first-call set-up): a fraction of a full warm-up run's cost.
 WARMUP_ROWS = 500
