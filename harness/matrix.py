@@ -37,7 +37,9 @@ class Input(StrEnum):
             raise HarnessError(f"unknown input {text!r}; valid: {', '.join(cls)}") from None
 
 
-BASELINES = ("anndata-default", "anndata-default+zarrs", "guide-example", "h5ad")
+BASELINES = ("anndata-default", "anndata-default+zarrs", "guide-example", "h5ad", "annbatch")
+#: The baselines a sweep measures unless told otherwise (annbatch's writer is an optional extra).
+DEFAULT_BASELINES = BASELINES[:4]
 #: The baselines that are anndata's own calls (write_zarr / read_zarr / read_lazy), without and with zarrs.
 ANNDATA_BASELINES = ("anndata-default", "anndata-default+zarrs")
 #: Workload names (harness.measure.workloads defines them; reports order their columns by this).
@@ -55,6 +57,11 @@ WORKLOADS = (
     "stream-sync-shuffled",
     "stream-async-shuffled",
     "stream-dask-shuffled",
+    "stream-blocks",
+    "stream-blocks-sync",
+    "stream-random-rows",
+    "stream-random-rows-sync",
+    "stream-annbatch",
 )
 DEFAULT_WORKLOADS = ("write", "read", "lazy-rows", "lazy-random")
 
@@ -76,6 +83,8 @@ AXES: dict[str, str] = {
     "filters": "filter on sparse matrices before the compressor: none, delta (indices and indptr), shuffle (byte shuffle)",
     "input": "what the write is given: memory (numpy/scipy) or dask (X and layers as dask arrays of 1000-row chunks); "
     "dask-aligned rechunks them to the policy's shards first",
+    "indices": "dtype of CSR/CSC indices: default (as the matrix has them) or minimal (the smallest unsigned integer "
+    "that holds the minor axis, e.g. uint16 for 20,000 genes)",
     "client": "client-library options that change requests: default, s3fs-no-head (s3-fsspec: one GET per whole object, "
     "no HEAD before it)",
 }
@@ -88,6 +97,7 @@ QUIET_DEFAULTS = {
     "knobs": "default",
     "filters": "none",
     "input": "memory",
+    "indices": "default",
     "client": "default",
 }
 ID_PREFIXES = {
@@ -96,6 +106,7 @@ ID_PREFIXES = {
     "knobs": "knobs",
     "filters": "filters",
     "input": "input",
+    "indices": "idx",
     "client": "client",
 }
 
@@ -112,6 +123,7 @@ DEFAULT_SWEEP: dict[str, tuple[str, ...]] = {
     "knobs": ("default",),
     "filters": ("none",),
     "input": ("memory",),
+    "indices": ("default",),
     "client": ("default",),
 }
 
@@ -180,7 +192,7 @@ class Point:
     @property
     def api(self) -> str:
         """Which anndata entry points the workloads call for this point."""
-        return "h5ad" if self.baseline == "h5ad" else str(self.config.api)
+        return self.baseline if self.baseline in ("h5ad", "annbatch") else str(self.config.api)
 
     def to_dict(self) -> dict[str, str]:
         return {**{a: self.axis(a) for a in AXES}, "baseline": self.baseline}
@@ -200,12 +212,19 @@ def baseline_point(name: str) -> Point:
     - anndata-default+zarrs: the same calls as a user *with* zarrs installed gets them.
     - guide-example: write_dispatched with the zarr-v3 guide's callback on the Python pipeline.
     - h5ad: write_h5ad / read_h5ad.
+    - annbatch: annbatch's `write_sharded` (64-row chunks, ~1 GB shards, Blosc lz4 level 3 with byte shuffle,
+      minimal index dtype), the peer training loader's own writer; read like a dispatched store.
     """
     recipes = {
         "anndata-default": IOConfig(api="anndata"),
         "anndata-default+zarrs": IOConfig(api="anndata", pipeline="zarrs"),
         "guide-example": IOConfig(pipeline="python", sharding="guide-example"),
         "h5ad": IOConfig(pipeline="python", codec="none", sharding="none"),
+        "annbatch": IOConfig(
+            codec="blosc-lz4-shuffle-3",
+            sharding="sparse:rows-64x16384+dense:rows-64x16384+columns:auto",
+            indices="minimal",
+        ),
     }
     if name not in recipes:
         raise HarnessError(f"unknown baseline {name!r}; valid: {', '.join(BASELINES)}")
@@ -293,6 +312,11 @@ def static_unsupported_reason(point: Point) -> str | None:
     """Combinations known not to do what they claim, whatever the machine (see FACTS: zarrs + fsspec),
     and the gds store where CUDA or kvikio is missing."""
     cfg = point.config
+    if point.baseline == "annbatch":
+        import importlib.util
+
+        if importlib.util.find_spec("annbatch") is None:
+            return "annbatch is not installed (pip install 'harness[annbatch]')"
     if cfg.store is Store.GDS:
         from .runtime.gpu import gds_unsupported_reason
 

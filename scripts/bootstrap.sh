@@ -46,7 +46,7 @@ fi
 
 case "$mode" in
   run)
-    .venv/bin/harness datasets fetch >/dev/null
+    .venv/bin/harness datasets fetch pbmc3k >/dev/null
     exec .venv/bin/harness tune "$@" ;;
   test)
     exec .venv/bin/python -m pytest "$@" ;;

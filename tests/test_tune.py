@@ -100,6 +100,7 @@ def _fake_rounds(monkeypatch: pytest.MonkeyPatch, cost, nbytes=lambda p: 1000, i
     seen: list[list[str]] = []
     monkeypatch.setattr(search, "dataset_shapes", lambda path: SHAPES)
     monkeypatch.setattr(search, "subsample", lambda path, rows, workdir: path)
+    monkeypatch.setattr(search, "calibrated_estimate", lambda *args, **kwargs: 600.0)  # one full-data round, faked
 
     def run_rounds(points, sample, workloads, *, rounds, readers, **kw):
         seen.append([p.id for p in points if not p.baseline])
@@ -122,7 +123,7 @@ def _cost(point: Point) -> float:
     return (
         {"zarrs": 1.0, "fused": 2.0, "python": 4.0}[point.axis("pipeline")]
         * {"zstd-0": 1.0, "blosc-lz4-bitshuffle": 0.8}[point.axis("codec")]
-        * {"auto": 1.0, "rows-256x16": 1.2, "rows-4096x16": 0.9}[point.axis("sharding")]
+        * {"auto": 1.0, "rows-256": 1.2, "rows-4096": 0.9}[point.axis("sharding").split("x")[0]]  # any shard size
     )
 
 
@@ -214,6 +215,8 @@ def test_deep_space_adds_filters_and_knobs_and_drops_what_cannot_combine() -> No
         {**space.DEFAULT_SPACE, **space.DEEP_AXES}, space.Constraints(pipelines=("fused", "zarrs")), SHAPES
     )
     assert any(p.axis("filters") == "delta" for p in pool) and any(p.axis("knobs") != "default" for p in pool)
+    assert any(p.axis("indices") == "minimal" for p in pool) and any(":" in p.axis("codec") for p in pool)
+    assert any(p.axis("sharding").startswith("bytes-") for p in pool)
     assert all(p.axis("pipeline") == "zarrs" for p in pool if p.axis("knobs") != "default")
     assert all(p.axis("sharding") != "auto" for p in pool if p.axis("filters") != "none")
     assert any("honoured only by the zarrs pipeline" in reason for reason in dropped.values())

@@ -32,13 +32,16 @@ def test_each_workload_runs_and_verifies(name: str, point: Point, tiny_adata, tm
         with pytest.raises(UnsupportedPoint, match="no async API"), work.config():
             work.run()
         return
+    if reason := workloads.REGISTRY[name].unsupported_reason(point):  # the worker records it, never runs it
+        assert (point.api == "h5ad" and "h5ad" in reason) or "annbatch is not installed" in reason
+        return
     with work.config():
         work.reset()
         work.run()
     work.verify()
 
 
-@pytest.mark.parametrize("name", [w for w in matrix.WORKLOADS if w.startswith("stream")])
+@pytest.mark.parametrize("name", [cls.name for cls in streams.STREAMS])
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_stream_returns_every_row_exactly_once(
     name: str, loop: str, tiny_adata, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -8,10 +8,13 @@ from typing import Any
 
 from ..errors import HarnessError
 from . import results
+from .ceilings import attribution_markdown
 from .tables import (
     WORKLOAD_ORDER,
+    ceiling_markdown,
     effects_markdown,
     latest,
+    loader_markdown,
     markdown_table,
     problems,
     remote_lines,
@@ -47,7 +50,12 @@ def build(results_dir: Path, out_dir: Path, recommended: str | None = None) -> P
         raise HarnessError(
             f"{path} has no rows of schema {results.SCHEMA} ({skipped} rows of other schemas skipped); re-run the sweep"
         )
+    ceilings = ceiling_markdown(raw)
+    ceiling_rows = [r for r in raw if r.get("kind") == "ceiling"]
+    raw = [r for r in raw if r.get("kind") != "ceiling"]
     latest_raw = results.load(path)
+    if not latest_raw.empty and "kind" in latest_raw:
+        latest_raw = latest_raw[latest_raw["kind"] != "ceiling"]
     gpu_rows = (
         latest(latest_raw[latest_raw["workload"].str.startswith("gpu-read")]) if not latest_raw.empty else latest_raw
     )
@@ -87,6 +95,12 @@ def build(results_dir: Path, out_dir: Path, recommended: str | None = None) -> P
     for title, name, caption in sections:
         if caption:
             md += [f"## {title}", "", f"![{title}]({name})", "", caption, ""]
+    if ceilings:
+        md += ["## Ceilings (harness ceiling)", "", *ceilings, ""]
+    if loaders := loader_markdown(raw):
+        md += ["## Training loaders (cells/s and batch latency)", "", *loaders, ""]
+    if attributed := attribution_markdown([*raw, *ceiling_rows]):
+        md += ["## Where the time goes (harness run --attribute)", "", *attributed, ""]
     if not gpu_rows.empty:
         md += [
             "## GPU capability (harness gpu)",

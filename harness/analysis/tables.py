@@ -194,3 +194,66 @@ def effects_markdown(found: list) -> list[str]:
         for e in found
     ]
     return md
+
+
+def ceiling_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """`harness ceiling` rows as markdown: per array and codec the ratio and encode/decode MB/s on one thread and
+    on all cores (latest run per dataset), then the storage and memcpy throughput."""
+    rows = [r for r in rows if r.get("kind") == "ceiling" and r.get("status", "ok") == "ok"]
+    if not rows:
+        return []
+    latest = max(r.get("run_id", "") for r in rows)
+    rows = [r for r in rows if r.get("run_id", "") == latest]
+    codecs = {(r["array"], r["codec"]): {} for r in rows if "codec" in r}
+    threads = sorted({r["threads"] for r in rows if "threads" in r})
+    for r in rows:
+        if "codec" in r:
+            codecs[(r["array"], r["codec"])][r["threads"]] = r
+    name = (rows[0].get("dataset") or {}).get("name", "?")
+    head = " | ".join(f"encode / decode MB/s x{t}" for t in threads)
+    md = [
+        f"Ceilings of {name} (numcodecs on 4 MiB pieces; MB/s of raw bytes, median of 3):",
+        "",
+        f"| array | codec | ratio | {head} |",
+        "|---" * (3 + len(threads)) + "|",
+    ]
+    for (array, codec), by_threads in codecs.items():
+        first = next(iter(by_threads.values()))
+        cells = [
+            f"{by_threads[t]['encode_mb_s']:,.0f} / {by_threads[t]['decode_mb_s']:,.0f}" if t in by_threads else ""
+            for t in threads
+        ]
+        md.append(f"| {array} | {codec} | {first['ratio']:.2f} | " + " | ".join(cells) + " |")
+    storage = [r for r in rows if "what" in r]
+    if storage:
+        md += ["", "| storage | MB/s |", "|---|---|"] + [f"| {r['what']} | {r['mb_s']:,.0f} |" for r in storage]
+    return md
+
+
+LOADER_WORKLOADS = (
+    "stream-blocks",
+    "stream-blocks-sync",
+    "stream-random-rows",
+    "stream-random-rows-sync",
+    "stream-annbatch",
+)
+
+
+def loader_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """The training-loader workloads: cells/s (all processes), per-process cells/s, time to the first batch and the
+    p50/p99 batch latency, medians over the repeats, for every point and process count (annbatch's beside)."""
+    found = [r for r in rows if r.get("workload") in LOADER_WORKLOADS and r.get("status") == "ok" and r.get("metrics")]
+    if not found:
+        return []
+    md = [
+        "| point | workload | processes | cells/s | per process (min) | first batch s | p50 batch ms | p99 batch ms |",
+        "|---" * 8 + "|",
+    ]
+    for r in sorted(found, key=lambda r: (r["workload"], -(median(r["metrics"].get("cells_per_s")) or 0))):
+        m = {k: median(v) for k, v in r["metrics"].items()}
+        md.append(
+            f"| `{r['point_id']}` | {r['workload']} | {m.get('procs') or 1:.0f} | {m['cells_per_s']:,.0f} | "
+            f"{m.get('proc_cells_per_s_min') or m['cells_per_s']:,.0f} | {m['first_batch_s']:.3f} | "
+            f"{m['p50_batch_s'] * 1e3:.1f} | {m['p99_batch_s'] * 1e3:.1f} |"
+        )
+    return md

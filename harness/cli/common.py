@@ -9,8 +9,11 @@ from .. import matrix
 from ..errors import HarnessError
 from ..runtime import Location, Protocol, Store, parse_location
 
-DEFAULT_DATASET = "pbmc68k"
-DATASET_HELP = "pbmc68k (built-in, real), tiny|10k|100k|1m (synthetic), or a path to .h5ad/.zarr"
+DEFAULT_DATASET = "pbmc3k"
+DATASET_HELP = (
+    "pbmc3k (built-in: 10x PBMC 3k raw counts), pbmc68k (built-in: scanpy's processed 700 cells), "
+    "tiny|10k|100k|1m (synthetic), or a path to .h5ad/.zarr"
+)
 
 
 def add_matrix_args(p: argparse.ArgumentParser) -> None:
@@ -23,7 +26,7 @@ def add_matrix_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--baselines",
-        default=",".join(matrix.BASELINES),
+        default=",".join(matrix.DEFAULT_BASELINES),
         help="comma list of baselines measured beside the matrix, or 'none' (default: all)",
     )
 

@@ -75,16 +75,46 @@ def add_run(sub: argparse._SubParsersAction) -> None:
         "s3://bucket/prefix (credentials and endpoint from AWS_* variables) or https://host/path "
         "(a server that serves --workdir at that URL; HTTP is read-only)",
     )
+    run.add_argument(
+        "--attribute",
+        action="store_true",
+        help="after the timed runs, one untimed instrumented run per "
+        "workload: seconds in codec encode/decode, in the store, and the rest, with CPU use (see the report)",
+    )
+    add_loader_args(run)
     run.set_defaults(func=cmd_run)
+
+
+def add_loader_args(p: argparse.ArgumentParser, procs: bool = True) -> None:
+    p.add_argument(
+        "--batch", type=int, default=4096, help="loader workloads: rows per batch (annbatch's benchmark: 4096)"
+    )
+    p.add_argument(
+        "--run-rows",
+        type=int,
+        default=512,
+        help="loader workloads: contiguous rows fetched together (annbatch's chunk_size, default 512)",
+    )
+    p.add_argument(
+        "--preload",
+        type=int,
+        default=32,
+        help="loader workloads: runs fetched and shuffled together (annbatch's preload_nchunks, default 32)",
+    )
+    if procs:
+        p.add_argument("--procs", type=int, default=1, help="loader workloads: processes streaming one store at once")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..analysis import results, tables
     from ..measure.network import Network
     from ..measure.runner import Sweep, run_sweep
+    from ..runtime.loader import LoaderSpec
 
     if args.repeats < 1:
         raise HarnessError("--repeats must be at least 1")
+    if args.procs < 1:
+        raise HarnessError("--procs must be at least 1")
     sweep = Sweep(
         dataset=args.dataset,
         points=points(args),
@@ -98,6 +128,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         network=Network.parse(args.network),
         store_url=user_location(args.store),
+        attribute=args.attribute,
+        loader=LoaderSpec(batch_size=args.batch, run_rows=args.run_rows, preload=args.preload),
+        procs=args.procs,
     )
     counts = run_sweep(sweep)
     out = console()
@@ -130,5 +163,15 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise HarnessError(f"no results in {args.results}; run `harness run` first")
     if args.dataset:
         df = df[df["dataset_name"] == args.dataset]
-    console().print(tables.summary_table(df))
+    rows = [
+        r
+        for r in results.iter_rows(args.results)
+        if not args.dataset or (r.get("dataset") or {}).get("name") == args.dataset
+    ]
+    if ceilings := tables.ceiling_markdown(rows):
+        print("\n".join(ceilings), end="\n\n")
+    if "kind" in df:
+        df = df[df["kind"] != "ceiling"]
+    if not df.empty:
+        console().print(tables.summary_table(df))
     return 0

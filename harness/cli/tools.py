@@ -7,9 +7,20 @@ from pathlib import Path
 
 from ..errors import HarnessError
 
+#: Codecs `harness ceiling` measures by default (the measure module is imported only when it runs).
+CEILING_CODECS = (
+    "zstd-0",
+    "zstd-1",
+    "zstd--1",
+    "blosc-lz4-shuffle",
+    "blosc-lz4-bitshuffle",
+    "blosc-zstd-shuffle-1",
+    "blosc-zstd-bitshuffle-1",
+)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    for add in (_add_gpu, _add_serve, _add_check_store, _add_datasets):
+    for add in (_add_gpu, _add_ceiling, _add_serve, _add_check_store, _add_datasets):
         add(sub)
 
 
@@ -59,7 +70,7 @@ def _add_datasets(sub: argparse._SubParsersAction) -> None:
     ds.add_argument(
         "name",
         nargs="?",
-        help="for fetch: pbmc68k (default) or pbmc3k; for make: tiny|10k|100k|1m, or a file stem with --cells",
+        help="for fetch: pbmc3k (default) or pbmc68k; for make: tiny|10k|100k|1m, or a file stem with --cells",
     )
     ds.add_argument("--cells", type=int, help="number of cells (make)")
     ds.add_argument("--genes", type=int, help="number of genes (make)")
@@ -211,4 +222,68 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     size = datasets.SyntheticSize(args.cells or base.cells, args.genes or base.genes, base.median_genes)
     out = Path(args.out) if args.out else datasets.synthetic_path(name) if args.cells is None else Path(f"{name}.h5ad")
     print(datasets.generate(out, size, seed=args.seed))
+    return 0
+
+
+def _add_ceiling(sub: argparse._SubParsersAction) -> None:
+    ce = sub.add_parser(
+        "ceiling",
+        help="what this machine allows for a dataset's own arrays: each codec's ratio and MB/s, disk and memcpy",
+        description="Encodes and decodes every array of X, the layers and obsm (sparse: data, indices, indptr apart) "
+        "in 4 MiB pieces with numcodecs, on one thread and on all cores, and measures the results disk (page-cache "
+        "write, fsync'd write, cold read) and memcpy. Rows go to the results directory; `harness show` and "
+        "`harness report` print them.",
+    )
+    ce.add_argument(
+        "--dataset", default="pbmc3k", help="pbmc3k (built-in), pbmc68k, tiny|10k|100k|1m, or a path to .h5ad"
+    )
+    ce.add_argument("--codecs", default=",".join(CEILING_CODECS), help="comma list of codecs")
+    ce.add_argument("--results", default="results", help="results directory the rows are appended to")
+    ce.add_argument(
+        "--workdir", help="a directory on the disk stores are written to (default: the temporary directory)"
+    )
+    ce.set_defaults(func=cmd_ceiling)
+
+
+def cmd_ceiling(args: argparse.Namespace) -> int:
+    import tempfile
+    import time
+
+    from ..analysis import results, tables
+    from ..analysis.results import Row
+    from ..measure import ceiling, datasets, provenance
+    from ..runtime import parse_codec
+
+    codecs = tuple(parse_codec(c.strip()).name for c in args.codecs.split(",") if c.strip())
+    path = datasets.resolve(args.dataset)
+    if path.is_dir():
+        raise HarnessError(f"{path}: harness ceiling reads an .h5ad; write one with anndata's write_h5ad")
+    found, storage = ceiling.measure(
+        path, Path(args.workdir or tempfile.gettempdir()), codecs, progress=lambda what: print(f"  {what}", flush=True)
+    )
+    run_id = time.strftime("%Y%m%dT%H%M%S")
+    prov = provenance.collect(Path(args.results))
+    common = {
+        "kind": "ceiling",
+        "run_id": run_id,
+        "provenance": prov,
+        "stack_key": provenance.stack_key(prov),
+        "dataset": {"name": args.dataset, "path": str(path), "fingerprint": datasets.fingerprint(path)},
+    }
+    rows = [
+        Row(
+            "ceiling",
+            f"codec {c.array} {c.codec} x{c.threads}",
+            "ok",
+            data={**common, **vars(c), "key": f"ceiling-{run_id}-{i}"},
+        )
+        for i, c in enumerate(found)
+    ]
+    rows += [
+        Row("ceiling", f"storage {t.what}", "ok", data={**common, **vars(t), "key": f"ceiling-{run_id}-{t.what}"})
+        for t in storage
+    ]
+    results.append(Path(args.results), rows)
+    print("\n".join(tables.ceiling_markdown([r.to_json() for r in rows])))
+    print(f"ceiling rows appended to {results.results_file(args.results)}")
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import HarnessError
 from .common import DATASET_HELP, DEFAULT_DATASET, tune_store
+from .sweep import add_loader_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _constraint_args(tn)
     _remote_args(tn)
     _run_args(tn)
+    add_loader_args(tn, procs=False)
     tn.set_defaults(func=cmd_tune)
 
 
@@ -101,8 +103,9 @@ def _comma(text: str) -> tuple[str, ...]:
 def request_from(args: argparse.Namespace):
     """The TuneRequest the options mean, every setting parsed here (a typo fails before the search)."""
     from ..measure.network import Network
+    from ..runtime.loader import LoaderSpec
     from ..tune import TuneRequest
-    from ..tune.space import DEEP_AXES, Constraints, check_objective, parse_budget, remote_space
+    from ..tune.space import DEEP_AXES, STREAM_SPACE, Constraints, check_objective, parse_budget, remote_space
 
     store, location = tune_store(args.store, args.client)
     objective = args.objective or ("lazy" if store.remote else "balanced")
@@ -126,9 +129,12 @@ def request_from(args: argparse.Namespace):
         store=store,
         store_url=location,
         verify_networks=networks if store.remote else (Network(),),
+        loader=LoaderSpec(batch_size=args.batch, run_rows=args.run_rows, preload=args.preload),
     )
     if store.remote:
         request.space = remote_space(store)
+    elif objective == "stream":
+        request.space = dict(STREAM_SPACE)
     if args.validate_search and (args.deep or store.remote):
         raise HarnessError(
             "--validate-search measures the local search space; drop --deep / --store or --validate-search"

@@ -12,6 +12,7 @@ import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from ..analysis import results
 from ..analysis.results import Row, Status
@@ -76,6 +77,9 @@ def run_batch(
     readers: list[str] | None = None,
     env: dict[str, str] | None = None,
     warmup_rows: int = 0,
+    attribute: bool = False,
+    loader: dict[str, Any] | None = None,
+    procs: int = 1,
 ) -> dict[tuple[str, str], Row]:
     """Measure `points` in one fresh worker; returns {(point id, workload): row}.
 
@@ -97,6 +101,9 @@ def run_batch(
         seed=seed,
         readers=list(readers or []),
         warmup_rows=warmup_rows,
+        attribute=attribute,
+        loader=dict(loader or {}),
+        procs=procs,
     )
     try:
         outcome, tail = _run_worker(spec, timeout, env, meta)

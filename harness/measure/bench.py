@@ -30,7 +30,7 @@ def point_ids() -> list[str]:
     """Baselines plus the default sweep (or the axes in HARNESS_BENCH_AXES): plain strings for asv."""
     specs = [s for s in os.environ.get(AXES_ENV, "").split(";") if s.strip()]
     points = matrix.expand(matrix.parse_axes(specs))
-    return [*matrix.BASELINES, *(p.id for p in points)]
+    return [*matrix.DEFAULT_BASELINES, *(p.id for p in points)]
 
 
 @cache
@@ -71,21 +71,13 @@ class Prepared:
         return self.raw_bytes / self.bytes if self.bytes else float("nan")
 
 
-def _raw_bytes(adata: Any) -> int:
-    import numpy as np
-
-    total = 0
-    for m in [adata.X, *adata.layers.values(), *adata.obsm.values()]:
-        total += sum(a.nbytes for a in (m.data, m.indices, m.indptr)) if hasattr(m, "indptr") else np.asarray(m).nbytes
-    return total
-
-
 def prepare(workload: str, point_id: str, dataset: str | None = None, *, cold: bool = False) -> Prepared:
     """Set up the process for `point_id` and return `workload` ready to run (reads get a written store)."""
     import warnings
 
     from . import storefiles, workloads
     from .context import Context, write_input, write_store, zarr_config
+    from .datasets import raw_bytes
 
     warnings.filterwarnings("ignore", category=UserWarning)  # zarrs' fallback notes; traced, not printed
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -107,4 +99,4 @@ def prepare(workload: str, point_id: str, dataset: str | None = None, *, cold: b
     config = work.config()
     config.__enter__()  # the pipeline stays set until cleanup()
     work.reset()
-    return Prepared(work, fp.files, fp.bytes, _raw_bytes(source), config)
+    return Prepared(work, fp.files, fp.bytes, raw_bytes(source), config)

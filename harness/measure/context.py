@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..matrix import Input, Point
 from ..runtime import Pipeline, Protocol, Store
 from ..runtime.config import Api
+from ..runtime.loader import LoaderSpec
 
 #: Environment the runner sets for workers of remote points (see harness.measure.servers).
 S3_BUCKET_ENV, HTTP_ROOT_ENV, HTTP_URL_ENV = "HARNESS_S3_BUCKET", "HARNESS_HTTP_ROOT", "HARNESS_HTTP_URL"
@@ -33,6 +34,8 @@ class Context:
     seed: int = 0
     cold: bool = True
     last_cold: bool = False
+    loader: LoaderSpec = field(default_factory=LoaderSpec)  # batch, runs and preload of the loader workloads
+    procs: int = 1  # loader processes at once on the store
 
     @property
     def protocol(self) -> Protocol:
@@ -143,8 +146,21 @@ def write_store(ctx: Context, adata: Any) -> None:
     store, target = ctx.write_target
     if ctx.point.api == "h5ad":
         adata.write_h5ad(target)
+    elif ctx.point.api == "annbatch":
+        _write_annbatch(replace(ctx.point.config, store=store), adata, target)
     else:
         replace(ctx.point.config, store=store).write(adata, target)
+
+
+def _write_annbatch(cfg: Any, adata: Any, target: Any) -> None:
+    """annbatch's own writer (`write_sharded`, its defaults), then consolidated metadata as every point has."""
+    import zarr
+    from annbatch import write_sharded
+
+    with cfg.activate():
+        group = zarr.open_group(cfg.open_store(target), mode="w", zarr_format=3)
+        write_sharded(group, adata)
+        zarr.consolidate_metadata(group.store)
 
 
 def read_store(ctx: Context) -> Any:

@@ -19,7 +19,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from ..errors import HarnessError, one_line
 if TYPE_CHECKING:
     import anndata as ad
 
-BUILTIN = "pbmc68k"
+BUILTIN = "pbmc3k"  # the main command's dataset
 PBMC_MEMBER = "scanpy/datasets/10x_pbmc68k_reduced.h5ad"
 GENERATOR_VERSION = 2
 DRAWS_PER_NONZERO = 1.5
@@ -311,6 +311,14 @@ def load(path: Path) -> ad.AnnData:
         raise
     except Exception as exc:
         raise HarnessError(f"could not read dataset {path}: {one_line(exc)}") from exc
+
+
+def raw_bytes(adata: Any) -> int:
+    """In-memory bytes of X, the layers and obsm (sparse: data, indices and indptr): what a full write encodes."""
+    total = 0
+    for m in [adata.X, *adata.layers.values(), *adata.obsm.values()]:
+        total += sum(a.nbytes for a in (m.data, m.indices, m.indptr)) if hasattr(m, "indptr") else np.asarray(m).nbytes
+    return total
 
 
 def fingerprint(path: Path) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from ..analysis.results import Row, Status
 from ..matrix import Point
@@ -64,10 +65,13 @@ def run_rounds(
     readers: list[str] | None = None,
     env: dict[str, str] | None = None,
     warmup_rows: int = WARMUP_ROWS,
+    attribute: bool = False,
+    loader: dict[str, Any] | None = None,
+    procs: int = 1,
     on_round: Callable[[int], None] | None = None,
 ) -> dict[tuple[str, str], Row]:
     """Measure every (point, workload) once per round for `rounds` rounds; {(point id, workload): merged row}.
-    Cross-pipeline reads (`readers`) run once, in the first round."""
+    Cross-pipeline reads (`readers`) and the attribution run once, in the last round."""
     order = random.Random(seed)
     merged: dict[tuple[str, str], Row] = {}
     for index in range(rounds):
@@ -85,7 +89,10 @@ def run_rounds(
                 timeout=timeout,
                 cold=cold,
                 seed=seed,
-                readers=readers if index == 0 else None,
+                readers=readers if index == rounds - 1 else None,
+                attribute=attribute and index == rounds - 1,
+                loader=loader,
+                procs=procs,
                 env=env,
             )
             for key, row in got.items():

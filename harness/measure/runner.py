@@ -21,6 +21,7 @@ from ..analysis.results import Row
 from ..errors import HarnessError
 from ..matrix import Point, static_status
 from ..runtime import Location, Protocol, parse_location
+from ..runtime.loader import LoaderSpec
 from . import datasets, provenance
 from .batch import run_batch
 from .network import Network, measured_latency_ms
@@ -48,6 +49,9 @@ class Sweep:
     store_url: Location | None = None  # a user's s3:// or http(s):// location replacing the loopback server
     rounds: int = 0  # > 0: interleaved rounds (measure.rounds) instead of `repeats` per point in turn
     readers: list[str] = field(default_factory=list)  # cross-pipeline reads of each dispatched point's store
+    attribute: bool = False  # one more, untimed, instrumented run per workload: where the time goes
+    loader: LoaderSpec = field(default_factory=LoaderSpec)  # batch, runs and preload of the loader workloads
+    procs: int = 1  # loader processes at once on one store
 
     def __post_init__(self) -> None:
         if isinstance(self.store_url, str):
@@ -61,6 +65,10 @@ def row_key(point: Point, workload: str, dataset_fp: str, sweep: Sweep, stack: s
     ident = [point.id, workload, dataset_fp, sweep.repeats, sweep.warmup, sweep.cold, sweep.seed, stack]
     if sweep.network.label != "none" or sweep.store_url:
         ident += [sweep.network.label, sweep.store_url.url if sweep.store_url else None]
+    if sweep.rounds:
+        ident += ["rounds", sweep.rounds]
+    if workload.startswith(("stream-blocks", "stream-random-rows")):  # the loader's settings change what is measured
+        ident += [sweep.loader.sizes, sweep.procs]
     return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:20]
 
 
@@ -164,6 +172,9 @@ def _interleaved(
         seed=sweep.seed,
         cold=sweep.cold,
         readers=sweep.readers,
+        attribute=sweep.attribute,
+        loader=sweep.loader.sizes,
+        procs=sweep.procs,
         env=env,
         on_round=lambda _: bar.advance(task),
     )
@@ -251,6 +262,9 @@ def run_sweep(sweep: Sweep) -> Counter[str]:
                         cold=sweep.cold,
                         seed=sweep.seed,
                         env=env,
+                        attribute=sweep.attribute,
+                        loader=sweep.loader.sizes,
+                        procs=sweep.procs,
                     )
                 rows = [got[(point.id, w)].with_data(**context(point, w, keys)) for w in pending]
                 results.append(sweep.results_dir, rows)

@@ -25,6 +25,7 @@ from ..analysis.results import Row, Status
 from ..errors import HarnessError, UnsupportedPoint, VerificationError, one_line
 from ..matrix import Point
 from ..runtime import Loop, Pipeline
+from ..runtime.loader import LoaderSpec
 from ..runtime.pipelines import install_loop, unavailable_reason
 
 
@@ -43,6 +44,9 @@ class WorkerSpec:
     seed: int = 0
     readers: list[str] = field(default_factory=list)
     warmup_rows: int = 0  # untimed warm-up of every workload on this many rows before the timed runs
+    attribute: bool = False  # one more, untimed, instrumented run per workload (measure.attribution)
+    loader: dict[str, Any] = field(default_factory=dict)  # LoaderSpec fields of the loader workloads
+    procs: int = 1  # loader processes at once
 
 
 # --- memory and CPU accounting --------------------------------------------------------------
@@ -196,6 +200,7 @@ def run_point(
     """Write (timed or not), then each read workload, then the cross-pipeline reads if asked."""
     from . import storefiles
     from .context import Context, pipeline_for
+    from .interop import cross_read
 
     out = Path(spec.out)
     base = {"event_loop": loop_type}
@@ -205,7 +210,9 @@ def run_point(
         for name in spec.workloads:
             _emit(out, Row(point.id, name, Status.UNSUPPORTED, reason, base))
         return
-    ctx = Context(point, source, workdir, seed=spec.seed, cold=spec.cold)
+    ctx = Context(
+        point, source, workdir, seed=spec.seed, cold=spec.cold, loader=LoaderSpec(**spec.loader), procs=spec.procs
+    )
     workdir.mkdir(parents=True, exist_ok=True)
     warmed = set() if warmed is None else warmed
     if spec.warmup_rows and (kind := (str(point.config.pipeline), point.api)) not in warmed:
@@ -239,6 +246,8 @@ def run_point(
         if name == "write" and not row.ok:
             store_error, store_status = row.error or str(row.status), row.status
         fp = storefiles.footprint(ctx.measured_at)
+        if spec.attribute and row.ok:
+            row = row.with_data(attribution=_attribution(ctx, name))
         _emit(out, row.with_data(files=fp.files, bytes=fp.bytes) if fp.files else row)
     if spec.readers and not store_error and point.api == "dispatched":
         _emit(out, cross_read(ctx, spec.readers).with_data(**base))
@@ -268,6 +277,24 @@ def _warm_up(spec: WorkerSpec, ctx: Any) -> None:
         pass
     finally:
         storefiles.remove(ctx.measured_at)
+
+
+def _attribution(ctx: Any, name: str) -> dict[str, float] | str:
+    """Where the workload's time goes (untimed, after the timed runs), with the raw bytes it moves."""
+    from .attribution import attribute
+    from .datasets import raw_bytes
+    from .workloads import REGISTRY
+
+    work = REGISTRY[name](ctx)
+    try:
+        with work.config():
+            work.reset()
+            found = attribute(work.run)
+    except Exception as exc:  # noqa: BLE001 - the timed row stands; the attribution says why it is missing
+        return f"not attributed: {one_line(exc)}"
+    finally:
+        work.result = None
+    return {**found, "raw_bytes": raw_bytes(ctx.source)}
 
 
 def _write_untimed(ctx: Any) -> str:
@@ -328,39 +355,6 @@ def _measure_workload(spec: WorkerSpec, ctx: Any, name: str) -> Row:
             point.id, name, Status.UNSUPPORTED, "zarrs was requested but every array ran on the Python pipeline", data
         )
     return Row(point.id, name, Status.OK, "", data)
-
-
-def cross_read(ctx: Any, readers: list[str]) -> Row:
-    """Read the point's store back under each reader pipeline (the numcodecs#424 class of bug)."""
-    from dataclasses import replace
-
-    import anndata as ad
-
-    from ..runtime.stores import open_store
-    from . import verify
-    from .context import read_store, zarr_config
-
-    cfg = ctx.point.config
-    outcome: dict[str, str] = {}
-    for reader in readers:
-        if reader != "read_zarr" and (reason := unavailable_reason(Pipeline(reader))):
-            outcome[reader] = f"unsupported: {reason}"
-            continue
-        try:
-            if reader == "read_zarr":  # anndata's own reader with zarr's default config, as users call it
-                with zarr_config(ctx.point.with_axes(pipeline="python"), "read"):
-                    got = ad.io.read_zarr(open_store(cfg.store, ctx.output, read_only=True, client=cfg.client))
-            else:
-                reader_ctx = replace(ctx, point=ctx.point.with_axes(pipeline=reader))
-                with zarr_config(reader_ctx.point, "read"):
-                    got = read_store(reader_ctx)
-            verify.assert_anndata_equal(got, ctx.source, f"read by {reader}")
-            outcome[reader] = "ok"
-        except Exception as exc:  # noqa: BLE001 - each reader's failure is reported by name
-            outcome[reader] = one_line(exc)
-    failed = {r: v for r, v in outcome.items() if v != "ok" and not v.startswith("unsupported")}
-    error = "; ".join(f"{r}: {v}" for r, v in failed.items())
-    return Row(ctx.point.id, "interop", Status.FAILED if failed else Status.OK, error, {"readers": outcome})
 
 
 def main(argv: list[str] | None = None) -> int:

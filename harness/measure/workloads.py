@@ -15,6 +15,7 @@ from ..matrix import WORKLOADS
 from . import storefiles, verify
 from .base import Workload
 from .context import open_lazy, read_store, write_input, write_store, zarr_config
+from .loaders import LOADERS
 from .streams import STREAMS
 
 
@@ -120,6 +121,6 @@ class LazyGene(Workload):
 
 
 REGISTRY: dict[str, type[Workload]] = {
-    cls.name: cls for cls in (Write, Read, LazyOpen, LazyRows, LazyRandom, LazyObs, LazyGene, *STREAMS)
+    cls.name: cls for cls in (Write, Read, LazyOpen, LazyRows, LazyRandom, LazyObs, LazyGene, *STREAMS, *LOADERS)
 }
 assert tuple(REGISTRY) == WORKLOADS

@@ -6,7 +6,7 @@ configuration asks for them, and nothing of the benchmarking side of harness is 
 """
 
 from .cache import CacheSpec, parse_cache
-from .codecs import CodecSpec, parse_codec
+from .codecs import Codecs, CodecSpec, parse_codec, parse_codecs
 from .config import Api, IOConfig, element_keys, layered, zarrs_obstore_unsafe
 from .errors import HarnessError, UnsupportedPoint
 from .filters import Filter
@@ -20,6 +20,7 @@ __all__ = [
     "CacheSpec",
     "Client",
     "CodecSpec",
+    "Codecs",
     "Filter",
     "HarnessError",
     "IOConfig",
@@ -35,6 +36,7 @@ __all__ = [
     "layered",
     "parse_cache",
     "parse_codec",
+    "parse_codecs",
     "parse_knobs",
     "parse_location",
     "parse_policy",

@@ -18,7 +18,7 @@ import importlib.util
 import json
 import os
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import InitVar, dataclass, fields, replace
 from enum import StrEnum
@@ -27,12 +27,13 @@ from typing import Any
 
 from .align import align
 from .cache import CacheSpec, parse_cache, parse_concurrency, wrap
-from .codecs import CodecSpec, parse_codec
+from .codecs import Codecs, parse_codecs
 from .errors import HarnessError, UnsupportedPoint
 from .filters import Filter
 from .knobs import Knobs, parse_knobs
 from .pipelines import Loop, Pipeline, install_loop
 from .sharding import Policy, make_callback, parse_policy
+from .sparse import IndexDtype
 from .stores import Client, Protocol, Store, open_store
 
 ENV_PREFIX = "HARNESS_"
@@ -76,7 +77,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "store": Store.parse,
     "loop": Loop.parse,
     "pipeline": Pipeline.parse,
-    "codec": parse_codec,
+    "codec": parse_codecs,
     "sharding": parse_policy,
     "consolidated": parse_bool,
     "concurrency": parse_concurrency,
@@ -86,6 +87,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "align_dask": parse_bool,
     "client": Client.parse,
     "api": Api.parse,
+    "indices": IndexDtype.parse,
 }
 
 
@@ -93,7 +95,7 @@ def text_of(value: Any) -> Any:
     """The canonical text of a typed value (JSON scalars stay as they are)."""
     if isinstance(value, (bool, int)):
         return value
-    return getattr(value, "name", None) if isinstance(value, (CodecSpec, Policy, CacheSpec, Knobs)) else str(value)
+    return getattr(value, "name", None) if isinstance(value, (Codecs, Policy, CacheSpec, Knobs)) else str(value)
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class IOConfig:
     store: Store = Store.LOCAL
     loop: Loop = Loop.ASYNCIO
     pipeline: Pipeline = Pipeline.FUSED
-    codec: CodecSpec = parse_codec("zstd-0")
+    codec: Codecs = parse_codecs("zstd-0")  # one codec, or one per array role (harness.runtime.codecs)
     sharding: Policy = parse_policy("auto")
     consolidated: bool = True
     concurrency: int = 10  # zarr's async.concurrency: requests and chunk tasks in flight per call
@@ -114,6 +116,7 @@ class IOConfig:
     align_dask: bool = True  # rechunk dask-backed X/layers to whole shards before writing (a safety guard)
     client: Client = Client.DEFAULT  # client-library options, e.g. s3fs-no-head
     api: Api = Api.DISPATCHED  # anndata: anndata's own calls, untouched (see Api)
+    indices: IndexDtype = IndexDtype.DEFAULT  # dtype of CSR/CSC indices: as given, or the minimal one
     check: InitVar[bool] = True  # False only for the matrix, which records invalid combinations as such
 
     def __post_init__(self, check: bool) -> None:
@@ -126,12 +129,12 @@ class IOConfig:
         """Why this combination of settings makes no sense, whatever the machine, or None."""
         if reason := self.client.invalid_reason(self.store):
             return reason
-        if self.api is Api.ANNDATA and (self.codec.name, self.sharding.name, self.filters) != (
-            "zstd-0",
-            "auto",
-            "none",
-        ):
-            return "api=anndata writes with anndata's own codec and sharding: leave codec, sharding and filters at their defaults"
+        layout = (self.codec.name, self.sharding.name, self.filters, self.indices)
+        if self.api is Api.ANNDATA and layout != ("zstd-0", "auto", "none", "default"):
+            return (
+                "api=anndata writes with anndata's own codec, sharding and index dtype: leave codec, sharding, "
+                "filters and indices at their defaults"
+            )
         if self.filters is not Filter.NONE and self.sharding.sparse.kind in ("auto", "guide-example"):
             return (
                 "a sparse filter writes CSR/CSC itself, outside anndata's sparse writer: it needs an explicit sparse "
@@ -185,7 +188,7 @@ class IOConfig:
     @property
     def write_callback(self) -> Callable[..., None]:
         """A callback for `anndata.experimental.write_dispatched`, for users who call it themselves."""
-        return make_callback(self.sharding, self.codec.build(), filters=self.filters)
+        return make_callback(self.sharding, self.codec, filters=self.filters, index_dtype=self.indices)
 
     def open_store(self, target: Any, *, read_only: bool = False) -> Any:
         """A zarr store for a path or URL (s3://, http(s)://) through this config's client library,
@@ -210,6 +213,8 @@ class IOConfig:
             import dask
 
             stack.enter_context(dask.config.set(self.knobs.dask))
+        if threads := self.knobs.numcodecs.get("blosc_threads"):
+            stack.enter_context(_blosc_threads(threads))
         return stack
 
     @contextmanager
@@ -294,6 +299,27 @@ class IOConfig:
         with self.activate():
             return ad.experimental.read_lazy(self.open_group(target))
 
+    def stream(
+        self,
+        target: Any,
+        *,
+        batch_size: int = 4096,
+        shuffle: str = "blocks",
+        run_rows: int = 512,
+        preload: int = 32,
+        prefetch: int = 1,
+        seed: int = 0,
+        obs: Sequence[str] = (),
+        part: tuple[int, int] = (0, 1),
+    ) -> Iterator[Any]:
+        """Minibatches (`Batch`: rows, CSR X, obs columns) for a training loop, block-shuffled by default:
+        runs of `run_rows` contiguous rows in random order, `preload` runs fetched together and shuffled in
+        memory, the next group fetched while this one is used (harness.runtime.loader)."""
+        from .loader import LoaderSpec, stream
+
+        spec = LoaderSpec(batch_size, shuffle, run_rows, preload, prefetch, seed)
+        return stream(self.effective(), target, spec, obs=obs, part=part)
+
     def to_memory(self, lazy: Any) -> Any:
         """`lazy.to_memory()` (a read_lazy AnnData or a subset of it) under this config's concurrency and knobs."""
         with self.activate():
@@ -324,6 +350,20 @@ def element_keys(adata: Any) -> list[str]:
 
     walk("uns", adata.uns)
     return keys
+
+
+@contextmanager
+def _blosc_threads(threads: int) -> Iterator[None]:
+    """Blosc's own threads inside each call (numcodecs uses one off the main thread unless told)."""
+    from numcodecs import blosc
+
+    previous_use, previous = blosc.use_threads, blosc.set_nthreads(threads)
+    blosc.use_threads = True
+    try:
+        yield
+    finally:
+        blosc.use_threads = previous_use
+        blosc.set_nthreads(previous)
 
 
 def _from_env() -> dict[str, str]:

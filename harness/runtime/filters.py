@@ -7,7 +7,7 @@
   `data`, `indices` and `indptr`, as Blosc's shuffle does inside Blosc, for codecs without one.
 
 anndata's write callback sees a sparse matrix as one element, so with a filter the harness writes the
-group itself in anndata's format (encoding-type, encoding-version, shape; data, indices, indptr).
+group itself in anndata's format (harness.runtime.sparse).
 Whether every reader pipeline can decode a filter is checked by the cross-pipeline round trip before
 a filter may be recommended.
 """
@@ -18,8 +18,6 @@ from enum import StrEnum
 from typing import Any
 
 from .errors import HarnessError
-
-SPARSE_PARTS = ("data", "indices", "indptr")
 
 
 class Filter(StrEnum):
@@ -45,22 +43,3 @@ def part_codecs(name: Filter, part: str, dtype: Any, compressors: Any) -> dict[s
     if name is Filter.SHUFFLE:
         return {"filters": None, "compressors": [Shuffle(elementsize=dtype.itemsize), *compressors]}
     return {"compressors": compressors}
-
-
-def write_sparse(
-    group: Any, key: str, elem: Any, encoding_type: str, kwargs: dict[str, Any], name: Filter, compressors: Any
-) -> None:
-    """Write a CSR/CSC matrix as anndata does, with the filter applied per part."""
-    target = group.create_group(key, overwrite=True)
-    target.attrs.update(
-        {"encoding-type": encoding_type, "encoding-version": "0.1.0", "shape": [int(s) for s in elem.shape]}
-    )
-    layout = {k: v for k, v in kwargs.items() if k in ("chunks", "shards")}
-    for part in SPARSE_PARTS:
-        values = getattr(elem, part)
-        extra = (
-            dict(layout) if part != "indptr" and layout.get("chunks") else {}
-        )  # indptr: one chunk, as small as it is
-        if extra.get("shards") is None:
-            extra.pop("shards", None)
-        target.create_array(part, data=values, **extra, **part_codecs(name, part, values.dtype, compressors))

@@ -17,10 +17,11 @@ from .errors import HarnessError
 
 @dataclass(frozen=True)
 class Knob:
-    key: str  # zarr config key, or "dask:<key>" for a dask config key
+    key: str  # zarr config key, or "dask:<key>" / "numcodecs:<setting>"
     kind: type
     pipelines: tuple[str, ...]  # pipelines that honour it
     why: str
+    minimum: int = 1
 
 
 KNOBS: dict[str, Knob] = {
@@ -45,8 +46,31 @@ KNOBS: dict[str, Knob] = {
         ("python", "fused", "zarrs", "gpu"),
         "threads of dask's scheduler for read_lazy arrays (default: one per core)",
     ),
+    "fused-workers": Knob(
+        "codec_pipeline.max_workers", int, ("fused",), "threads of zarr's FusedCodecPipeline (default: one per core)"
+    ),
+    "blosc-threads": Knob(
+        "numcodecs:blosc_threads",
+        int,
+        ("python", "fused"),
+        "Blosc's own threads inside one call (numcodecs; by default one thread off the main thread)",
+    ),
+    "coalesce-gap": Knob(
+        "array.sharding_coalesce_max_gap_bytes",
+        int,
+        ("python", "fused"),
+        "partial reads of a shard closer than this many bytes are fetched in one request (zarr: 1 MiB)",
+        minimum=0,
+    ),
+    "coalesce-max": Knob(
+        "array.sharding_coalesce_max_bytes",
+        int,
+        ("python", "fused"),
+        "largest merged partial read of a shard (zarr: 16 MiB)",
+    ),
 }
 DASK_PREFIX = "dask:"
+NUMCODECS_PREFIX = "numcodecs:"
 
 
 @dataclass(frozen=True)
@@ -72,7 +96,16 @@ class Knobs:
     @property
     def zarr(self) -> dict[str, int | bool]:
         """The zarr config entries this setting means."""
-        return {KNOBS[n].key: v for n, v in self.values if not KNOBS[n].key.startswith(DASK_PREFIX)}
+        return {KNOBS[n].key: v for n, v in self.values if ":" not in KNOBS[n].key}
+
+    @property
+    def numcodecs(self) -> dict[str, int | bool]:
+        """numcodecs settings this setting means (Blosc's threads)."""
+        return {
+            KNOBS[n].key.removeprefix(NUMCODECS_PREFIX): v
+            for n, v in self.values
+            if KNOBS[n].key.startswith(NUMCODECS_PREFIX)
+        }
 
     @property
     def dask(self) -> dict[str, int | bool]:
@@ -101,7 +134,7 @@ def parse_knobs(text: Any) -> Knobs:
                 raise HarnessError(f"knob {name} takes true or false, not {raw!r}")
             out[name] = raw == "true"
         else:
-            if not raw.isdigit() or int(raw) < 1:
-                raise HarnessError(f"knob {name} takes a whole number of at least 1, not {raw!r}")
+            if not raw.isdigit() or int(raw) < KNOBS[name].minimum:
+                raise HarnessError(f"knob {name} takes a whole number of at least {KNOBS[name].minimum}, not {raw!r}")
             out[name] = int(raw)
     return Knobs(tuple(sorted(out.items())))

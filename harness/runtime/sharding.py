@@ -1,9 +1,10 @@
 """Sharding policies: from (element, encoding type) to zarr `chunks` / `shards`.
 
-A policy is stated in data-relative units (rows per inner chunk, inner chunks per shard) and
-converted to element counts from the actual array at write time: for CSR/CSC the unit is the
-mean number of non-zeros per row (column), so a policy tuned on a sample transfers to the full
-dataset. Elements fall into three roles, each with its own rule:
+A policy is stated in data-relative units and converted to element counts from the actual array at
+write time: `rows-RxK` (R rows per inner chunk, K chunks per shard; for CSR/CSC a row is the mean number
+of non-zeros per row, so a policy tuned on a sample transfers to the full dataset) or `bytes-C-S`
+(inner chunks of C bytes, shards of S bytes, uncompressed, e.g. bytes-4m-64m). Elements fall into three
+roles, each with its own rule:
 
 - ``sparse``: `csr_matrix` / `csc_matrix` (applied to their data, indices and indptr arrays),
 - ``dense``: arrays with two or more dimensions (dense X, layers, obsm, varm),
@@ -18,14 +19,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .codecs import Codecs
 from .errors import HarnessError
-from .filters import Filter, write_sparse
+from .filters import Filter
+from .sparse import IndexDtype, write_sparse
 
 ROLES = ("sparse", "dense", "columns")
 MAX_SHARD_BYTES = 1 << 30  # anndata's auto sharding targets 1 GB shards for the same reason
 MAX_SHARDS_PER_ARRAY = 1000
 NAMED_POLICIES = ("none", "auto", "guide-example")
 _ROWS = re.compile(r"^rows-(?P<rows>\d+)x(?P<per_shard>\d+)$")
+_BYTES = re.compile(r"^bytes-(?P<chunk>\d+[kmg])-(?P<shard>\d+[kmg])$")
+UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 #: Encoding types whose leaves take `chunks` / `shards` (others are containers).
 LEAF_ENCODINGS = {"array", "string-array", "csr_matrix", "csc_matrix"}
@@ -34,15 +39,25 @@ SPARSE_ENCODINGS = {"csr_matrix", "csc_matrix"}
 
 @dataclass(frozen=True)
 class Rule:
-    """How one role is sharded: `none`, `auto`, `guide-example`, or `rows` with two numbers."""
+    """How one role is sharded: `none`, `auto`, `guide-example`, `rows` (rows per chunk, chunks per shard)
+    or `bytes` (bytes per chunk, bytes per shard)."""
 
     kind: str
-    rows: int = 0
-    per_shard: int = 0
+    rows: int = 0  # rows per chunk, or bytes per chunk
+    per_shard: int = 0  # chunks per shard, or bytes per shard
 
     @property
     def name(self) -> str:
-        return f"rows-{self.rows}x{self.per_shard}" if self.kind == "rows" else self.kind
+        if self.kind == "rows":
+            return f"rows-{self.rows}x{self.per_shard}"
+        if self.kind == "bytes":
+            return f"bytes-{_size(self.rows)}-{_size(self.per_shard)}"
+        return self.kind
+
+
+def _size(nbytes: int) -> str:
+    unit = next(u for u in ("g", "m", "k") if nbytes % UNITS[u] == 0)
+    return f"{nbytes // UNITS[unit]}{unit}"
 
 
 @dataclass(frozen=True)
@@ -74,9 +89,14 @@ def _parse_rule(text: str) -> Rule:
         if rows < 1 or per_shard < 1:
             raise HarnessError(f"sharding rule {text!r}: rows and chunks per shard must be >= 1")
         return Rule("rows", rows, per_shard)
+    if m := _BYTES.match(text):
+        chunk, shard = (int(m[k][:-1]) * UNITS[m[k][-1]] for k in ("chunk", "shard"))
+        if chunk < 1 or shard < chunk:
+            raise HarnessError(f"sharding rule {text!r}: chunks need at least 1 byte, and a shard at least one chunk")
+        return Rule("bytes", chunk, shard)
     raise HarnessError(
         f"unknown sharding policy {text!r}; valid: {', '.join(NAMED_POLICIES)}, "
-        "rows-<rows per chunk>x<chunks per shard> (e.g. rows-4096x16), "
+        "rows-<rows per chunk>x<chunks per shard> (e.g. rows-4096x16), bytes-<chunk>-<shard> (e.g. bytes-4m-64m), "
         "or per role: sparse:<rule>+dense:<rule>+columns:<rule>"
     )
 
@@ -117,23 +137,24 @@ def _guide_example(encoding_type: str, elem: Any, kwargs: dict[str, Any]) -> dic
 def _rows_shapes(
     rule: Rule, role: str, encoding_type: str, elem: Any
 ) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
-    """Convert a `rows` rule into (chunks, shards) element counts; None for empty arrays."""
+    """Convert a `rows` or `bytes` rule into (chunks, shards) element counts; None for empty arrays."""
+    rest = tuple(int(s) for s in elem.shape[1:]) if role == "dense" else ()
+    row_bytes = max(1, math.prod(rest) * _itemsize(elem))  # a sparse "row" here is one element
     if role == "sparse":
         major = elem.shape[0] if encoding_type == "csr_matrix" else elem.shape[1]
         nnz = _nnz(elem)
         if nnz == 0 or major == 0:
             return None
-        per_major = nnz / major
-        chunk = max(1, min(nnz, round(rule.rows * per_major)))
-        total = nnz
+        rows = round(rule.rows * nnz / major) if rule.kind == "rows" else rule.rows // row_bytes
+        chunk, total = max(1, min(nnz, rows)), nnz
     else:
         shape = tuple(int(s) for s in elem.shape)
         if not shape or min(shape) == 0:
             return None
-        chunk = min(rule.rows, shape[0])
-        total = shape[0]
-    rest = tuple(int(s) for s in elem.shape[1:]) if role == "dense" else ()
-    chunk, per_shard = _guard(chunk, rule.per_shard, total, math.prod(rest) * _itemsize(elem))
+        rows = rule.rows if rule.kind == "rows" else max(1, rule.rows // row_bytes)
+        chunk, total = min(rows, shape[0]), shape[0]
+    per_shard = rule.per_shard if rule.kind == "rows" else max(1, rule.per_shard // max(1, chunk * row_bytes))
+    chunk, per_shard = _guard(chunk, per_shard, total, row_bytes)
     return (chunk, *rest), (chunk * per_shard, *rest)
 
 
@@ -184,18 +205,39 @@ def dataset_kwargs_for(policy: Policy, encoding_type: str, elem: Any, kwargs: Ma
 
 
 def make_callback(
-    policy: Policy, compressors: Any, *, set_compressors: bool = True, filters: Filter = Filter.NONE
+    policy: Policy, codecs: Codecs, *, filters: Filter = Filter.NONE, index_dtype: IndexDtype = IndexDtype.DEFAULT
 ) -> Callable[..., None]:
-    """A `write_dispatched` callback applying the policy and codec to every leaf array (and a sparse
-    filter, see harness.filters, to CSR/CSC matrices)."""
+    """A `write_dispatched` callback applying the policy and the codec of each array's role to every leaf
+    array. A sparse matrix whose values and indices take different codecs, with a filter or with the
+    minimal index dtype is written by the harness (harness.runtime.sparse), in anndata's format."""
 
     def callback(func, group, key, elem, dataset_kwargs, iospec):  # signature fixed by anndata
-        kwargs = dataset_kwargs_for(policy, iospec.encoding_type, elem, dataset_kwargs)
-        if filters is not Filter.NONE and iospec.encoding_type in SPARSE_ENCODINGS:
-            write_sparse(group, key, elem, iospec.encoding_type, kwargs, filters, compressors)
-            return
-        if set_compressors and iospec.encoding_type in LEAF_ENCODINGS:
-            kwargs["compressors"] = compressors
+        encoding = iospec.encoding_type
+        kwargs = dataset_kwargs_for(policy, encoding, elem, dataset_kwargs)
+        if encoding in SPARSE_ENCODINGS:
+            data = codecs.for_data(_matrix_of(group, key))
+            if filters is not Filter.NONE or data != codecs.index or index_dtype is IndexDtype.MINIMAL:
+                write_sparse(
+                    group,
+                    key,
+                    elem,
+                    encoding,
+                    kwargs,
+                    data=data,
+                    index=codecs.index,
+                    filters=filters,
+                    index_dtype=index_dtype,
+                )
+                return
+            kwargs["compressors"] = data.build()
+        elif encoding in LEAF_ENCODINGS:
+            kwargs["compressors"] = (codecs.dense if _role(encoding, elem) == "dense" else codecs.columns).build()
         func(group, key, elem, dataset_kwargs=kwargs)
 
     return callback
+
+
+def _matrix_of(group: Any, key: str) -> str:
+    """`X`, `layers` or another name: which matrix a sparse element being written is."""
+    path = f"{getattr(group, 'path', '') or ''}/{key}".strip("/")
+    return "X" if path == "X" else "layers" if path.startswith("layers/") else path.split("/", 1)[0]

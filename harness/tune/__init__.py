@@ -61,6 +61,7 @@ def run(request: TuneRequest, log=print) -> Path:
                 verify_rounds=request.repeats,
                 on_rung=on_rung,
                 env=env,
+                loader=request.loader.sizes,
                 verify_shape=(
                     len(request.verify_workloads()),
                     finalists.MAX_FINALISTS + len(request.references()),

@@ -25,7 +25,7 @@ from ..matrix import Point
 from ..measure.runner import Sweep, run_sweep
 from .request import TuneRequest
 from .search import SearchResult
-from .space import READERS, round_scores
+from .space import OBJECTIVES, READERS, round_scores
 
 MAX_FINALISTS = 4
 SIZE_BUDGETS = (1.0, 1.25, 1.5, 2.0)
@@ -119,7 +119,10 @@ def judge(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]])
         rows_of = by.get(point.id, {})
         verdict = Verdict(point, bytes=_store_bytes(rows_of))
         for workload, row in sorted(rows_of.items()):
-            if row.get("status") != "ok" and not (workload == "write" and row.get("status") == "unsupported"):
+            # a workload this machine cannot run (a read-only store's write, a peer that is not installed) only
+            # matters when the objective needs it; a failure always does
+            informational = workload not in OBJECTIVES[request.objective] and workload != "interop"
+            if row.get("status") != "ok" and not (row.get("status") == "unsupported" and informational):
                 kind = "reader" if workload == "interop" else "workload"
                 verdict.problems.append(f"{kind} {workload}: {row.get('status')} {row.get('error', '')}"[:300])
         if verdict.bytes and ref_bytes:
@@ -165,6 +168,7 @@ def verify(
                 network=network,
                 store_url=request.store_url,
                 readers=[] if request.remote else list(READERS),
+                loader=request.loader,
             )
         )
     rows = list(results.iter_rows(res_dir))

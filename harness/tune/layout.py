@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..matrix import Point
-from ..runtime.sharding import dataset_kwargs_for
+from ..runtime.sharding import ROLES, Policy, Rule, dataset_kwargs_for
 
 #: numcodecs' Zstd treats level 0 as "the library default", which is level 3: both write identical bytes.
 ZSTD_DEFAULT_LEVEL = 3
@@ -96,18 +96,37 @@ def _matrix(name: str, node: Any) -> ArraySpec | None:
     return None
 
 
+def at_sample(point: Point, fraction: float) -> Point:
+    """The point as a row sample should measure it: the same chunk sizes and, per array, the same number of
+    shards as on the full data, so the sample's shards shrink with it. Parallel pipelines work across
+    shards: a layout with 25 shards at full size keeps both cores busy, and a sample written with full-size
+    shards (one partial shard) would hide exactly that. anndata's auto sharding is left to itself."""
+    if fraction >= 1 or point.api != "dispatched":
+        return point
+    rules = {role: _scaled(getattr(point.config.sharding, role), fraction) for role in ROLES}
+    return (
+        point
+        if all(rules[r] == getattr(point.config.sharding, r) for r in ROLES)
+        else Point(replace(point.config, sharding=Policy(**rules), check=False), point.baseline, point.input)
+    )
+
+
+def _scaled(rule: Rule, fraction: float) -> Rule:
+    if rule.kind == "rows":
+        return Rule("rows", rule.rows, max(1, round(rule.per_shard * fraction)))
+    if rule.kind == "bytes":
+        return Rule("bytes", rule.rows, max(rule.rows, round(rule.per_shard * fraction / rule.rows) * rule.rows))
+    return rule
+
+
 def codec_chain(point: Point) -> dict[str, Any]:
-    """The compressor and filters as written, with numcodecs' equivalences applied (zstd 0 == zstd 3)."""
-    codec = point.config.codec
-    level = ZSTD_DEFAULT_LEVEL if codec.kind == "zstd" and codec.level == 0 else codec.level
-    return {
-        "kind": codec.kind,
-        "level": level,
-        "checksum": codec.checksum,
-        "cname": codec.cname,
-        "shuffle": codec.shuffle,
-        "filters": str(point.config.filters),
-    }
+    """The compressor of every array role, the filters and the index dtype as written, with numcodecs'
+    equivalences applied (zstd 0 == zstd 3)."""
+    chain: dict[str, Any] = {"filters": str(point.config.filters), "indices": str(point.config.indices)}
+    for role, codec in point.config.codec.roles.items():
+        level = ZSTD_DEFAULT_LEVEL if codec.kind == "zstd" and codec.level == 0 else codec.level
+        chain[role] = (codec.kind, level, codec.checksum, codec.cname, codec.shuffle)
+    return chain
 
 
 def layout(point: Point, shapes: Shapes) -> list[tuple[str, Any]]:

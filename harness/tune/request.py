@@ -8,7 +8,15 @@ from pathlib import Path
 from ..matrix import Point
 from ..measure.network import Network
 from ..runtime import Location, Store
-from .space import DEFAULT_SPACE, REMOTE_VERIFY_WORKLOADS, VERIFY_WORKLOADS, Constraints, defaults
+from ..runtime.loader import LoaderSpec
+from .space import (
+    DEFAULT_SPACE,
+    REMOTE_VERIFY_WORKLOADS,
+    STREAM_VERIFY_WORKLOADS,
+    VERIFY_WORKLOADS,
+    Constraints,
+    defaults,
+)
 
 
 @dataclass
@@ -26,6 +34,7 @@ class TuneRequest:
     progress: bool = True
     store: Store = Store.LOCAL  # remote ones (s3-*, http-*) run against loopback servers or store_url
     store_url: Location | None = None  # the user's s3:// or https:// location instead of the loopback server
+    loader: LoaderSpec = field(default_factory=LoaderSpec)  # --batch, --run-rows, --preload of a stream objective
     verify_networks: tuple[Network, ...] = (Network(),)  # conditions of the verification (remote: none and 20 ms)
 
     @property
@@ -46,4 +55,6 @@ class TuneRequest:
         return defaults(Store.parse(self.store), self.constraints)
 
     def verify_workloads(self) -> list[str]:
+        if self.objective == "stream":
+            return list(STREAM_VERIFY_WORKLOADS)
         return list(REMOTE_VERIFY_WORKLOADS if self.remote else VERIFY_WORKLOADS)

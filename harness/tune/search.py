@@ -24,8 +24,9 @@ from typing import Any
 from ..analysis.stats import median, slower_p
 from ..errors import HarnessError
 from ..matrix import Point
+from ..measure.batch import run_batch
 from ..measure.rounds import run_rounds
-from .layout import Shapes, dataset_shapes, fingerprint
+from .layout import Shapes, at_sample, dataset_shapes, fingerprint
 from .space import VERIFY_WORKLOADS, Constraints, candidates, check_objective, round_scores
 
 ETA = 3
@@ -103,21 +104,41 @@ def _nothing_left(rejected: dict[str, str], rows: int, total: int) -> str:
 def verification_estimate(
     ref_rows: Mapping[str, Mapping[str, Any]], rows: int, n_obs: int, rounds: int, shape: tuple[int, int, int]
 ) -> float:
-    """Seconds to verify on the full data, scaled from anndata-default's cost on the sample.
-    `shape` = (workloads, points, network conditions)."""
+    """Seconds to verify on the full data, scaled from anndata-default's cost on the sample by rows (an upper
+    bound: fixed costs do not grow with rows). `shape` = (workloads, points, network conditions)."""
     workloads, points, sweeps = shape
     per_workload = sum(median(r.get("values")) or 0 for r in ref_rows.values()) / max(1, len(ref_rows))
     startup = 5.0  # interpreter, imports, dataset load and warm-up slice per worker (measured order of magnitude)
     return sweeps * rounds * (points * per_workload * workloads * (n_obs / rows) + startup)
 
 
+def calibrated_estimate(
+    reference: Point, dataset_path: Path, workloads: list[str], rounds: int, shape: tuple[int, int, int], **kw: Any
+) -> float:
+    """Seconds to verify, from one untimed round of anndata-default on the full data: worker start-up, data load
+    and the objective's workloads, scaled to the verification's workloads, points, rounds and networks."""
+    t0 = time.perf_counter()
+    run_batch([reference], dataset_path, workloads, repeats=1, warmup=0, **kw)
+    per_point = (time.perf_counter() - t0) * shape[0] / max(1, len(workloads))
+    return shape[2] * rounds * shape[1] * per_point
+
+
 def _measure(
-    pool: list[Point], shapes: Shapes, sample: Path, workloads: list[str], readers: list[str], rounds: int, **kw: Any
+    pool: list[Point],
+    shapes: Shapes,
+    full_rows: int,
+    sample: Path,
+    workloads: list[str],
+    readers: list[str],
+    rounds: int,
+    **kw: Any,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """{point id: {workload: row}} for the pool; points that write the same store at the sample's size share
-    one measurement."""
+    """{point id: {workload: row}} for the pool, each measured the way a sample should (`layout.at_sample`);
+    points that write the same store at the sample's size share one measurement."""
+    fraction = shapes.n_obs / max(1, full_rows)
+    scaled = {p.id: at_sample(p, fraction) for p in pool}
     first: dict[str, Point] = {}
-    twin = {p.id: first.setdefault(fingerprint(p, shapes), p).id for p in pool}
+    twin = {p.id: first.setdefault(fingerprint(scaled[p.id], shapes), scaled[p.id]).id for p in pool}
     measured = run_rounds(list(first.values()), sample, workloads, rounds=rounds, readers=readers, **kw)
     by_point: dict[str, dict[str, dict[str, Any]]] = {}
     for (pid, workload), row in measured.items():
@@ -182,6 +203,7 @@ def search(
     on_rung: Callable[[Rung], None] | None = None,
     env: dict[str, str] | None = None,
     verify_shape: tuple[int, int, int] = (len(VERIFY_WORKLOADS), 6, 1),
+    loader: dict[str, Any] | None = None,
 ) -> SearchResult:
     """Successive halving with ties; returns the last rung's survivors ranked best first.
 
@@ -201,6 +223,7 @@ def search(
         measured = _measure(
             pool,
             shapes.sample(rows),
+            shapes.n_obs,
             subsample(dataset_path, rows, workdir),
             workloads,
             readers,
@@ -209,6 +232,7 @@ def search(
             timeout=timeout,
             env=env,
             seed=level,
+            loader=loader,
         )
         scores, nbytes, rejected = _judge(pool, measured, objective, constraints, level)
         for point in pool:  # a failed cross-pipeline read removes a candidate
@@ -236,9 +260,23 @@ def search(
             on_rung(rung)
         if level == 0:
             reference = next(p for p in pool if p.baseline == "anndata-default")
-            result.verify_estimate_s = verification_estimate(
-                measured.get(reference.id, {}), rows, shapes.n_obs, verify_rounds, verify_shape
-            )
+            # what will be verified: at most verify_shape[1] points (finalists and defaults), fewer when few survive
+            shape = (verify_shape[0], min(verify_shape[1], len(kept)), verify_shape[2])
+            if rows < shapes.n_obs and len(sizes) > 1:  # more rungs are possible: know what the verification costs
+                result.verify_estimate_s = calibrated_estimate(
+                    reference,
+                    dataset_path,
+                    workloads,
+                    verify_rounds,
+                    shape,
+                    workdir=workdir / "calibration",
+                    timeout=timeout,
+                    env=env,
+                )
+            else:
+                result.verify_estimate_s = verification_estimate(
+                    measured.get(reference.id, {}), rows, shapes.n_obs, verify_rounds, shape
+                )
             budget_s -= result.verify_estimate_s
             if budget_s < 0:
                 # what was measured is kept: the search stops here and the best of this rung are verified.

@@ -23,6 +23,9 @@ OBJECTIVES: dict[str, dict[str, float]] = {
     "lazy": {"lazy-open": 1.0, "lazy-rows": 1.0, "lazy-random": 1.0},
     "balanced": {"write": 1.0, "read": 1.0, "lazy-rows": 1.0, "lazy-random": 1.0},
     "size": {},  # bytes on disk of the written store
+    "stream": {
+        "stream-blocks": 1.0
+    },  # an epoch of block-shuffled minibatches at the user's --batch/--run-rows/--preload
 }
 VERIFY_WORKLOADS = ["write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene"]
 READERS = ("python", "fused", "zarrs", "read_zarr")
@@ -34,11 +37,22 @@ DEFAULT_SPACE: dict[str, tuple[str, ...]] = {
     "sharding": ("auto", "rows-256x16", "rows-1024x16", "rows-4096x16", "rows-1024x64"),
     "consolidated": ("on",),
 }
-#: Deeper axes `--deep` adds to the space (invalid combinations, e.g. a zarrs knob with Fused, are
-#: dropped with their reason): sparse filters and zarrs' chunk-versus-codec parallelism.
+#: Codecs per array role (harness.runtime.codecs): zstd keeps log-normalised values small, Blosc zstd with a
+#: byte shuffle wins on integer indices and counts. The first suits X log-normalised with counts in a layer,
+#: the second a matrix of raw counts.
+PER_ROLE_CODECS = (
+    "data:zstd-1+layers.data:blosc-zstd-shuffle-1+index:blosc-zstd-shuffle-1",
+    "data:blosc-zstd-shuffle-1+index:blosc-zstd-shuffle-1",
+)
+#: Deeper axes `--deep` puts in place of the default ones (invalid combinations, e.g. a zarrs knob with Fused,
+#: are dropped with their reason): codecs per array role and zstd level 1, chunks and shards by bytes (more
+#: shards keep both cores busy), the minimal index dtype, sparse filters and zarrs' chunk-versus-codec knob.
 DEEP_AXES: dict[str, tuple[str, ...]] = {
+    "codec": ("zstd-0", "zstd-1", "blosc-zstd-bitshuffle", *PER_ROLE_CODECS),
+    "sharding": ("auto", "rows-1024x16", "bytes-4m-64m", "bytes-1m-16m"),
+    "indices": ("default", "minimal"),
     "filters": ("none", "delta"),
-    "knobs": ("default", "zarrs-chunk-min=1", "zarrs-chunk-max=2"),
+    "knobs": ("default", "zarrs-chunk-min=1"),
 }
 
 #: The remote search space: the levers that matter when each request costs a round trip (measured:
@@ -58,6 +72,19 @@ REMOTE_SPACE: dict[str, tuple[str, ...]] = {
     "cache": ("none", "memory-512mb"),
     "knobs": ("default", "dask-workers=32"),
 }
+#: The layouts a training loader's stream depends on: rows per inner chunk from 64 to 1,024 (a run of
+#: --run-rows rows then touches few chunks), shards from 64k to 1k chunks, Blosc with byte shuffle (annbatch's
+#: codec, level 3) or zstd, and the minimal index dtype (fewer bytes to read).
+STREAM_SPACE: dict[str, tuple[str, ...]] = {
+    "store": ("local",),
+    "loop": ("asyncio",),
+    "codec": ("zstd-0", "blosc-lz4-shuffle-3", "blosc-zstd-shuffle-1"),
+    "sharding": ("auto", "rows-64x1024", "rows-256x256", "rows-1024x64"),
+    "consolidated": ("on",),
+    "indices": ("default", "minimal"),
+}
+STREAM_VERIFY_WORKLOADS = ["write", "read", "stream-blocks", "stream-blocks-sync", "stream-annbatch"]
+
 #: What a remote verification measures: the reads a remote user does (writes over HTTP are not possible).
 REMOTE_VERIFY_WORKLOADS = ["read", "lazy-open", "lazy-rows", "lazy-random", "stream-async"]
 

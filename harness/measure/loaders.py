@@ -1,0 +1,194 @@
+"""Training-loader workloads: an epoch of minibatches through `IOConfig.stream` (harness.runtime.loader), in
+one process or in `procs` processes at once on one store, each its own interpreter, sharing the epoch.
+
+- `stream-blocks`: block-shuffled (runs of R contiguous rows, K runs preloaded and shuffled in memory,
+  batches of B), the next group fetched while one is consumed; `stream-blocks-sync` fetches only on demand.
+- `stream-random-rows`: true random single rows, batches of B (`-sync` likewise).
+Metrics per run: cells/s (all processes together, and per process), time to the first batch, p50/p90/p99
+batch latency (the wait for each batch), decoded MB read. `verify` checks that every row arrived exactly
+once in the epoch and that every batch equals the source's rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, replace
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import VerificationError
+from ..matrix import Point
+from ..runtime.loader import LoaderSpec, Shuffle
+from .base import Workload
+from .streams import batch_checksum
+
+
+def consume(batches: Any) -> dict[str, Any]:
+    """Time an epoch of batches: per-batch waits, first batch, rows and checksums (for `verify`)."""
+    t0 = last = time.perf_counter()
+    waits, rows, checks, decoded = [], [], [], 0
+    for batch in batches:
+        now = time.perf_counter()
+        waits.append(now - last)
+        rows.append(batch.rows.tolist())
+        checks.append(batch_checksum(batch.X))
+        decoded += batch.X.data.nbytes + batch.X.indices.nbytes
+        last = time.perf_counter()
+    return {"wall": time.perf_counter() - t0, "waits": waits, "rows": rows, "checks": checks, "decoded": decoded}
+
+
+class LoaderWorkload(Workload):
+    shuffle: ClassVar[Shuffle] = Shuffle.BLOCKS
+    prefetch: ClassVar[int] = 1
+
+    @classmethod
+    def unsupported_reason(cls, point: Point) -> str | None:
+        return "the loader reads a zarr store: h5ad has no async API" if point.api == "h5ad" else None
+
+    def spec(self) -> LoaderSpec:
+        return replace(self.ctx.loader, shuffle=self.shuffle, prefetch=self.prefetch, seed=self.ctx.seed)
+
+    def run(self) -> None:
+        procs, spec, cfg = self.ctx.procs, self.spec(), self.ctx.point.config
+        children = [_start_child(cfg, self.ctx.output, spec, (i, procs)) for i in range(1, procs)]
+        for child in children:
+            _expect(child, "ready")
+        for child in children:
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        t0 = time.perf_counter()
+        parts = [consume(cfg.stream(self.ctx.output, **_kwargs(spec), part=(0, procs)))]
+        parts += [json.loads(_expect(child, "{")) for child in children]
+        wall = time.perf_counter() - t0
+        n = sum(len(r) for part in parts for r in part["rows"])
+        waits = np.array([w for part in parts for w in part["waits"]])
+        per_proc = [sum(len(r) for r in part["rows"]) / part["wall"] for part in parts if part["wall"]]
+        self.metrics.update(
+            cells_per_s=n / wall if wall else 0.0,
+            first_batch_s=min(part["waits"][0] for part in parts if part["waits"]),
+            p50_batch_s=float(np.percentile(waits, 50)),
+            p90_batch_s=float(np.percentile(waits, 90)),
+            p99_batch_s=float(np.percentile(waits, 99)),
+            proc_cells_per_s_min=min(per_proc),
+            proc_cells_per_s_median=float(np.median(per_proc)),
+            decoded_mb=sum(p["decoded"] for p in parts) / 1e6,
+            procs=float(procs),
+        )
+        self.result = [(rows, check) for part in parts for rows, check in zip(part["rows"], part["checks"])]
+
+    def verify(self) -> None:
+        source = self.ctx.source.X
+        seen = np.sort(np.concatenate([np.asarray(rows) for rows, _ in self.result]))
+        if not np.array_equal(seen, np.arange(source.shape[0])):
+            raise VerificationError(
+                f"{self.name}: {len(seen)} rows read, {len(np.unique(seen))} distinct, "
+                f"{source.shape[0]} expected (rows lost or read twice)"
+            )
+        for rows, check in self.result:
+            check = tuple(check)  # a loader process's checksums come back as JSON lists
+            want = batch_checksum(source[np.asarray(rows)])
+            if check[:2] != want[:2] or check[3] != want[3] or not np.isclose(check[2], want[2], rtol=1e-9):
+                raise VerificationError(f"{self.name}: a batch differs from the source's rows {rows[:3]}...")
+
+
+def _kwargs(spec: LoaderSpec) -> dict[str, Any]:
+    return {k: v for k, v in asdict(spec).items()}
+
+
+def _start_child(cfg: Any, target: Any, spec: LoaderSpec, part: tuple[int, int]) -> subprocess.Popen:
+    payload = json.dumps({"config": cfg.to_dict(), "target": str(target), "spec": _kwargs(spec), "part": list(part)})
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness.measure.loaders", payload],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def _expect(child: subprocess.Popen, start: str) -> str:
+    line = child.stdout.readline()
+    if not line.startswith(start):
+        child.kill()
+        raise RuntimeError(f"a loader process ended without its {'result' if start == '{' else start}: {line[:300]!r}")
+    return line
+
+
+def main(payload: str) -> None:
+    """A loader process: open, say ready, stream its part of the epoch on `go`, print what it read."""
+    from ..runtime import IOConfig
+
+    job = json.loads(payload)
+    cfg = IOConfig.from_dict(job["config"])
+    print("ready", flush=True)
+    sys.stdin.readline()
+    found = consume(cfg.stream(job["target"], **job["spec"], part=tuple(job["part"])))
+    print(json.dumps(found, default=float), flush=True)
+
+
+class AnnbatchLoader(LoaderWorkload):
+    """annbatch's `Loader` (scverse) over the point's store with the same runs, preload and batch: the peer's
+    loader side by side, on the same machine and data (one process)."""
+
+    name = "stream-annbatch"
+
+    @classmethod
+    def unsupported_reason(cls, point: Point) -> str | None:
+        import importlib.util
+
+        if importlib.util.find_spec("annbatch") is None:
+            return "annbatch is not installed (pip install 'harness[annbatch]')"
+        return super().unsupported_reason(point)
+
+    def run(self) -> None:
+        import anndata as ad
+        import zarr
+        from annbatch import Loader
+
+        spec, cfg = self.spec(), self.ctx.point.config
+        with cfg.activate():
+            group = zarr.open_group(cfg.open_store(self.ctx.output, read_only=True), mode="r")
+            loader = Loader(
+                batch_size=spec.batch_size,
+                chunk_size=spec.run_rows,
+                preload_nchunks=spec.preload,
+                shuffle=True,
+                return_index=True,
+                preload_to_gpu=False,
+                rng=np.random.default_rng(spec.seed),
+            ).add_dataset(ad.io.sparse_dataset(group["X"]))
+            found = consume(_AnnbatchBatch(out["index"], out["X"]) for out in loader)
+        waits = np.array(found["waits"])
+        self.metrics.update(
+            cells_per_s=sum(len(r) for r in found["rows"]) / found["wall"],
+            first_batch_s=waits[0],
+            p50_batch_s=float(np.percentile(waits, 50)),
+            p90_batch_s=float(np.percentile(waits, 90)),
+            p99_batch_s=float(np.percentile(waits, 99)),
+            decoded_mb=found["decoded"] / 1e6,
+            procs=1.0,
+        )
+        self.result = list(zip(found["rows"], found["checks"]))
+
+
+class _AnnbatchBatch:
+    def __init__(self, rows: Any, matrix: Any) -> None:
+        self.rows, self.X = np.asarray(rows), matrix
+
+
+def _loader_class(shuffle: Shuffle, prefetch: int) -> type[LoaderWorkload]:
+    base = "stream-random-rows" if shuffle is Shuffle.ROWS else "stream-blocks"
+    name = base + ("" if prefetch else "-sync")
+    title = "".join(part.title() for part in name.split("-"))
+    return type(title, (LoaderWorkload,), {"name": name, "shuffle": shuffle, "prefetch": prefetch})
+
+
+LOADERS = [*(_loader_class(s, p) for s in (Shuffle.BLOCKS, Shuffle.ROWS) for p in (1, 0)), AnnbatchLoader]
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The measurements behind issue 18 (training loaders), from a clean clone, nothing else running: on 100k and on
+# the built-in pbmc3k, the harness's stream layouts and annbatch's own store (its writer), each read by the
+# harness's loader and by annbatch's, at B = 4096, R in {64, 512}, 1 and 2 processes; then over S3 with 20 ms
+# added per request. Read with `harness report --results $OUT` (the "Training loaders" table).
+set -euo pipefail
+OUT=${OUT:-results/loader-benchmark}
+H=${HARNESS:-.venv/bin/harness}
+POINTS=(--axis pipeline=fused --axis codec=blosc-lz4-shuffle-3,zstd-0 --axis sharding=rows-64x1024,auto --axis indices=minimal)
+mkdir -p "$OUT"
+for ds in 100k pbmc3k; do
+  for R in 64 512; do
+    for P in 1 2; do
+      "$H" run --dataset "$ds" --results "$OUT" --baselines annbatch "${POINTS[@]}" --repeats 5 --no-progress \
+        --workloads stream-blocks,stream-annbatch --batch 4096 --run-rows "$R" --preload 32 --procs "$P" \
+        > "$OUT/run-$ds-R$R-P$P.log" 2>&1 || true
+    done
+  done
+done
+for R in 64 512; do
+  "$H" run --dataset 100k --results "$OUT" --baselines annbatch --axis store=s3-obstore "${POINTS[@]}" --repeats 5 \
+    --no-progress --network latency=20ms --workloads stream-blocks,stream-annbatch --batch 4096 --run-rows "$R" \
+    --preload 32 > "$OUT/run-s3-R$R.log" 2>&1 || true
+done
+"$H" report --results "$OUT" --out "$OUT/report" > /dev/null

@@ -1,0 +1,100 @@
+"""harness ceiling (codec and storage ceilings of a dataset's own arrays) and harness run --attribute (where a
+workload's time goes), shown by `harness show` and the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from harness.analysis import report, results
+from harness.cli import main
+from harness.measure import ceiling
+
+
+def test_codec_ceiling_measures_ratio_and_throughput_on_one_and_all_threads() -> None:
+    values = np.repeat(np.arange(1000, dtype=np.int32), 100)  # compressible
+    one = ceiling.codec_ceiling("X.indices", values, "zstd-1", 1)
+    two = ceiling.codec_ceiling("X.indices", values, "blosc-zstd-shuffle-1", 2)
+    assert one.raw_bytes == values.nbytes and one.ratio > 10 and one.encode_mb_s > 0 and one.decode_mb_s > 0
+    assert two.threads == 2 and two.ratio > 10
+
+
+def test_ceiling_command_stores_rows_that_show_and_report_print(tiny_h5ad: Path, tmp_path: Path, capsys) -> None:
+    assert (
+        main(
+            [
+                "ceiling",
+                "--dataset",
+                str(tiny_h5ad),
+                "--codecs",
+                "zstd-0,blosc-lz4-shuffle",
+                "--results",
+                str(tmp_path),
+                "--workdir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    rows = list(results.iter_rows(tmp_path))
+    arrays = {r["array"] for r in rows if "array" in r}
+    assert {"X.data", "X.indices", "X.indptr", "layers/counts.data", "obsm/X_pca"} <= arrays
+    assert {r["what"] for r in rows if "what" in r} == {"page-cache-write", "fsync-write", "cold-read", "memcpy"}
+    assert all(r["mb_s"] > 0 for r in rows if "what" in r)
+    printed = capsys.readouterr().out
+    assert "| X.data | blosc-lz4-shuffle |" in printed and "| fsync-write |" in printed
+    assert main(["show", "--results", str(tmp_path)]) == 0
+    assert "Ceilings of" in capsys.readouterr().out
+    assert "## Ceilings (harness ceiling)" in report.build(tmp_path, tmp_path / "rep").read_text()
+
+
+def test_attribution_splits_the_time_and_the_report_relates_it_to_the_ceiling(tiny_h5ad: Path, tmp_path: Path) -> None:
+    assert (
+        main(
+            [
+                "ceiling",
+                "--dataset",
+                str(tiny_h5ad),
+                "--codecs",
+                "zstd-0",
+                "--results",
+                str(tmp_path),
+                "--workdir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "run",
+                "--dataset",
+                str(tiny_h5ad),
+                "--axis",
+                "pipeline=fused",
+                "--axis",
+                "codec=zstd-0",
+                "--axis",
+                "sharding=rows-16x2",
+                "--baselines",
+                "none",
+                "--workloads",
+                "write,read",
+                "--repeats",
+                "1",
+                "--results",
+                str(tmp_path),
+                "--attribute",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    rows = {r["workload"]: r for r in results.iter_rows(tmp_path) if r.get("attribution")}
+    write, read = rows["write"]["attribution"], rows["read"]["attribution"]
+    assert write["encode_s"] > 0 and write["store_set_s"] > 0 and write["raw_bytes"] > 0  # zstd encoded, files written
+    assert read["decode_s"] > 0 and read["store_get_s"] > 0 and read["cpu_use"] > 0
+    text = report.build(tmp_path, tmp_path / "rep").read_text()
+    assert "## Where the time goes" in text and "%" in text.split("## Where the time goes")[1]
