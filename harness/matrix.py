@@ -16,14 +16,15 @@ from enum import StrEnum
 from typing import Any
 
 from .errors import HarnessError
-from .runtime import Api, IOConfig, Pipeline, Protocol, Store
+from .runtime import IOConfig, Pipeline, Protocol, Store
 from .runtime.codecs import all_codec_names
 from .runtime.config import text_of
 from .runtime.pipelines import unavailable_reason
 
 
 class Input(StrEnum):
-    """What a write is given: numpy/scipy in memory, or dask arrays (misaligned, or aligned to shards)."""
+    """What a write is given: numpy/scipy in memory, or dask arrays (written chunk by chunk by anndata, or whole
+    shards per task by runtime.convert)."""
 
     MEMORY = "memory"
     DASK = "dask"
@@ -37,11 +38,17 @@ class Input(StrEnum):
             raise HarnessError(f"unknown input {text!r}; valid: {', '.join(cls)}") from None
 
 
-BASELINES = ("anndata-default", "anndata-default+zarrs", "guide-example", "h5ad", "annbatch")
+BASELINES = ("anndata-default", "anndata-default+zarrs", "guide-example", "h5ad", "annbatch", "anndata-default-v2")
 #: The baselines a sweep measures unless told otherwise (annbatch's writer is an optional extra).
 DEFAULT_BASELINES = BASELINES[:4]
 #: The baselines that are anndata's own calls (write_zarr / read_zarr / read_lazy), without and with zarrs.
 ANNDATA_BASELINES = ("anndata-default", "anndata-default+zarrs")
+#: Settings of a baseline recipe that are not matrix axes (they follow from the baseline's name).
+RECIPE_SETTINGS: dict[str, dict[str, Any]] = {
+    "anndata-default": {"api": "anndata"},
+    "anndata-default+zarrs": {"api": "anndata"},
+    "anndata-default-v2": {"api": "anndata", "zarr_format": 2},
+}
 #: Workload names (harness.measure.workloads defines them; reports order their columns by this).
 WORKLOADS = (
     "write",
@@ -82,7 +89,7 @@ AXES: dict[str, str] = {
     "read_lazy arrays, any pipeline)",
     "filters": "filter on sparse matrices before the compressor: none, delta (indices and indptr), shuffle (byte shuffle)",
     "input": "what the write is given: memory (numpy/scipy) or dask (X and layers as dask arrays of 1000-row chunks); "
-    "dask-aligned rechunks them to the policy's shards first",
+    "dask-aligned writes them whole shards per dask task (what IOConfig.write does by default, runtime.convert)",
     "indices": "dtype of CSR/CSC indices: default (as the matrix has them) or minimal (the smallest unsigned integer "
     "that holds the minor axis, e.g. uint16 for 20,000 genes)",
     "client": "client-library options that change requests: default, s3fs-no-head (s3-fsspec: one GET per whole object, "
@@ -153,8 +160,7 @@ class Point:
         calls it makes follows from the baseline: anndata's own for the anndata-default recipes."""
         if unknown := set(axes) - set(CONFIG_AXES):
             raise HarnessError(f"unknown axis {sorted(unknown)[0]!r}; valid: {', '.join(AXES)}")
-        api = Api.ANNDATA if baseline in ANNDATA_BASELINES else Api.DISPATCHED
-        return cls(IOConfig(**axes, api=api, check=False), baseline, input)
+        return cls(IOConfig(**axes, **RECIPE_SETTINGS.get(baseline, {}), check=False), baseline, input)
 
     def with_axes(self, **axes: Any) -> Point:
         """This point with some axis values changed (text or typed)."""
@@ -212,12 +218,15 @@ def baseline_point(name: str) -> Point:
     - anndata-default+zarrs: the same calls as a user *with* zarrs installed gets them.
     - guide-example: write_dispatched with the zarr-v3 guide's callback on the Python pipeline.
     - h5ad: write_h5ad / read_h5ad.
+    - anndata-default-v2: anndata-default writing zarr format 2 (`settings.zarr_write_format = 2`): what the
+      zarr-v3 guide compares v3 with.
     - annbatch: annbatch's `write_sharded` (64-row chunks, ~1 GB shards, Blosc lz4 level 3 with byte shuffle,
       minimal index dtype), the peer training loader's own writer; read like a dispatched store.
     """
     recipes = {
         "anndata-default": IOConfig(api="anndata"),
         "anndata-default+zarrs": IOConfig(api="anndata", pipeline="zarrs"),
+        "anndata-default-v2": IOConfig(api="anndata", zarr_format=2),
         "guide-example": IOConfig(pipeline="python", sharding="guide-example"),
         "h5ad": IOConfig(pipeline="python", codec="none", sharding="none"),
         "annbatch": IOConfig(

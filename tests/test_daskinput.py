@@ -10,17 +10,20 @@ import pytest
 
 from harness.matrix import Point, baseline_point, invalid_reason, point_by_id
 from harness.measure import context, verify, workloads
-from harness.runtime import IOConfig, align, parse_policy
+from harness.runtime import IOConfig, convert
 
 
-def test_align_rechunks_to_whole_shards(tiny_adata) -> None:
-    lazy = context.as_dask(tiny_adata, rows=10)
-    assert align.is_dask(lazy.X) and lazy.X.chunks[0][0] == 10
-    aligned, changed = align.align(lazy, parse_policy("rows-8x2"))  # 16-row shards
-    assert changed == {"X": (10, 16), "layers/counts": (10, 16)}
-    assert all(c % 16 == 0 for c in aligned.X.chunks[0][:-1])
-    unchanged, nothing = align.align(lazy, parse_policy("auto"))  # no shard rows to align to
-    assert nothing == {} and unchanged.X.chunks == lazy.X.chunks
+def test_dask_input_is_written_whole_shards_per_task(tiny_adata, tmp_path: Path) -> None:
+    lazy = context.as_dask(tiny_adata, rows=10)  # 10-row dask chunks against 16-row shards
+    assert convert.is_dask(lazy.X)
+    cfg = IOConfig(pipeline="fused", sharding="rows-8x2")
+    sources = convert.streamed_sources(lazy)
+    assert set(sources) == {"X", "layers/counts"}
+    streamed = convert.write_streamed(cfg, convert.shell_of(lazy, sources), sources, tmp_path / "s.zarr")
+    for fill in streamed.plan.fills:  # every task starts on a shard boundary and ends on one (or the end)
+        length, shard = streamed.plan.arrays[(fill.element, fill.part)]
+        assert fill.start % shard == 0 and (fill.stop % shard == 0 or fill.stop == length)
+    assert convert.verify(cfg, tmp_path / "s.zarr", streamed) == []
 
 
 @pytest.mark.parametrize("align", [False, True])

@@ -200,3 +200,15 @@ def test_one_results_directory_with_several_datasets_shows_each(results_dir: Pat
     assert len(labels) == 2 * len({r["point_id"] for r in rows})
     assert any(label.endswith(" [big]") for label in labels) and any(label.endswith(" [pbmc68k]") for label in labels)
     tables.summary_table(results.load(results_dir))  # used to fail: several rows per (point, workload)
+
+
+def test_compare_across_stacks_says_so_without_refusing(results_dir: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    rows = [json.loads(line) for line in DATA.read_text().splitlines()]
+    for r in rows:
+        r["provenance"]["packages"] = {**r["provenance"]["packages"], "zarr": "3.2.1"}
+        r["stack_key"] = "another-stack"
+    results.results_file(other).write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    pairs, warnings = compare.compare(results_dir, other)
+    assert pairs and any("different stacks" in w and "zarr 3.2.1" in w for w in warnings)

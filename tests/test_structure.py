@@ -32,7 +32,18 @@ STACK = {
     "cupyx",
     "uvloop",
 }
-BENCH = {"rich", "psutil", "s3fs", "moto", "matplotlib", "asv", "pytest", "pytest_benchmark", "hypothesis"}
+BENCH = {
+    "rich",
+    "psutil",
+    "s3fs",
+    "moto",
+    "matplotlib",
+    "asv",
+    "pytest",
+    "pytest_benchmark",
+    "hypothesis",
+    "distributed",
+}
 MAX_LINES = 400
 
 

@@ -68,12 +68,16 @@ def compare(
     a, b = _rows(a_dir), _rows(b_dir)
     warnings: list[str] = []
     (ma, sa), (mb, sb) = results.identity(a.values()), results.identity(b.values())
-    differs = [what for what, x, y in (("machines", ma, mb), ("stacks", sa, sb)) if x != y]
-    if differs:
-        message = f"A and B were measured on different {' and '.join(differs)}"
+    if ma != mb:  # a machine effect hides in every ratio
+        message = "A and B were measured on different machines"
         if not force:
             raise HarnessError(f"{message}; their ratios mix machine and code effects. Pass --force to compare anyway")
         warnings.append(f"FORCED: {message}; ratios mix machine and code effects")
+    if sa != sb:  # comparing stacks is what --stack is for: said, not refused
+        warnings.append(
+            f"A and B were measured on different stacks ({'; '.join(sorted(sa))} vs {'; '.join(sorted(sb))}): "
+            "the ratios are the stack's effect on this machine"
+        )
     out = []
     for key in sorted(set(a) & set(b)):
         ra, rb = a[key], b[key]

@@ -12,6 +12,7 @@ from .ceilings import attribution_markdown
 from .tables import (
     WORKLOAD_ORDER,
     ceiling_markdown,
+    claims_markdown,
     effects_markdown,
     latest,
     loader_markdown,
@@ -52,10 +53,11 @@ def build(results_dir: Path, out_dir: Path, recommended: str | None = None) -> P
         )
     ceilings = ceiling_markdown(raw)
     ceiling_rows = [r for r in raw if r.get("kind") == "ceiling"]
-    raw = [r for r in raw if r.get("kind") != "ceiling"]
+    claim_rows = [r for r in raw if r.get("kind") == "claim"]
+    raw = [r for r in raw if r.get("kind") not in results.NOT_TIMINGS]
     latest_raw = results.load(path)
     if not latest_raw.empty and "kind" in latest_raw:
-        latest_raw = latest_raw[latest_raw["kind"] != "ceiling"]
+        latest_raw = latest_raw[~latest_raw["kind"].isin(results.NOT_TIMINGS)]
     gpu_rows = (
         latest(latest_raw[latest_raw["workload"].str.startswith("gpu-read")]) if not latest_raw.empty else latest_raw
     )
@@ -97,6 +99,8 @@ def build(results_dir: Path, out_dir: Path, recommended: str | None = None) -> P
             md += [f"## {title}", "", f"![{title}]({name})", "", caption, ""]
     if ceilings:
         md += ["## Ceilings (harness ceiling)", "", *ceilings, ""]
+    if claims := claims_markdown(claim_rows):
+        md += ["## The zarr-v3 guide's claims (harness claims)", "", *claims, ""]
     if loaders := loader_markdown(raw):
         md += ["## Training loaders (cells/s and batch latency)", "", *loaders, ""]
     if attributed := attribution_markdown([*raw, *ceiling_rows]):

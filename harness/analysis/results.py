@@ -21,6 +21,8 @@ from ..errors import HarnessError
 from .stats import summary
 
 SCHEMA = 1
+#: Rows that are not timings of a (point, workload): machine ceilings, claim verdicts, conversions.
+NOT_TIMINGS = ("ceiling", "claim", "convert")
 RESULTS_FILE = "results.jsonl"
 
 

@@ -257,3 +257,18 @@ def loader_markdown(rows: list[dict[str, Any]]) -> list[str]:
             f"{m['p50_batch_s'] * 1e3:.1f} | {m['p99_batch_s'] * 1e3:.1f} |"
         )
     return md
+
+
+def claims_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """`harness claims` verdicts (the latest run per stack): claim, verdict, evidence, stack."""
+    claims = [r for r in rows if r.get("kind") == "claim"]
+    if not claims:
+        return []
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in sorted(claims, key=lambda r: r.get("run_id", "")):
+        latest[(r["workload"], r.get("stack", ""))] = r
+    md = ["| claim | verdict | evidence | stack |", "|---|---|---|---|"]
+    for (workload, stack), r in sorted(latest.items()):
+        evidence = "; ".join(r.get("evidence") or []).replace("|", "/")
+        md.append(f"| {workload.removeprefix('claim ')}. {r['quote']} | **{r['verdict']}** | {evidence} | {stack} |")
+    return md

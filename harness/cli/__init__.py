@@ -1,5 +1,5 @@
 """Command line: `harness run | tune | matrix | show | report | compare | effects | gpu | serve |
-check-store | datasets`. Each command declares its own arguments next to its `cmd_*` function.
+check-store | datasets | claims | convert`. Each command declares its own arguments next to its `cmd_*` function.
 
 Errors the user can fix print as one line, `harness: error: ...`, with exit code 2; `--debug` shows the
 traceback instead.
@@ -12,7 +12,7 @@ import signal
 import sys
 
 from ..errors import HarnessError
-from . import analyse, sweep, tools, tune
+from . import analyse, claims, convert, sweep, tools, tune
 
 #: Packages of the `bench` / `report` extras the commands need (the runtime alone needs none of them).
 EXTRAS = {"rich": "bench", "psutil": "bench", "s3fs": "bench", "moto": "bench", "matplotlib": "report"}
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (sweep, tune, analyse, tools):
+    for module in (sweep, tune, claims, convert, analyse, tools):
         module.register(sub)
     return parser
 

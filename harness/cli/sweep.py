@@ -82,7 +82,20 @@ def add_run(sub: argparse._SubParsersAction) -> None:
         "workload: seconds in codec encode/decode, in the store, and the rest, with CPU use (see the report)",
     )
     add_loader_args(run)
+    run.add_argument(
+        "--stack",
+        help="measure under other package versions, e.g. 'zarr==3.2.*,zarrs==0.2.1': a cached "
+        "virtual environment with that stack runs the workers, and every row carries its stack",
+    )
+    run.add_argument("--cluster", help=CLUSTER_HELP)
     run.set_defaults(func=cmd_run)
+
+
+CLUSTER_HELP = (
+    "send the points to a dask.distributed cluster: local:N starts N single-threaded workers on 127.0.0.1; "
+    "tcp://HOST:PORT joins a scheduler whose workers run with --resources point=1. Each point still runs in "
+    "its own interpreter, one timed point per worker at a time; a point whose worker dies is re-run once"
+)
 
 
 def add_loader_args(p: argparse.ArgumentParser, procs: bool = True) -> None:
@@ -107,8 +120,10 @@ def add_loader_args(p: argparse.ArgumentParser, procs: bool = True) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..analysis import results, tables
+    from ..measure.cluster import ClusterSpec
     from ..measure.network import Network
     from ..measure.runner import Sweep, run_sweep
+    from ..measure.stacks import Stack
     from ..runtime.loader import LoaderSpec
 
     if args.repeats < 1:
@@ -131,6 +146,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         attribute=args.attribute,
         loader=LoaderSpec(batch_size=args.batch, run_rows=args.run_rows, preload=args.preload),
         procs=args.procs,
+        stack=Stack.parse(args.stack) if args.stack else None,
+        cluster=ClusterSpec.parse(args.cluster) if args.cluster else None,
     )
     counts = run_sweep(sweep)
     out = console()
@@ -171,7 +188,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if ceilings := tables.ceiling_markdown(rows):
         print("\n".join(ceilings), end="\n\n")
     if "kind" in df:
-        df = df[df["kind"] != "ceiling"]
+        df = df[~df["kind"].isin(results.NOT_TIMINGS)]
     if not df.empty:
         console().print(tables.summary_table(df))
     return 0

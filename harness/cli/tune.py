@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import HarnessError
 from .common import DATASET_HELP, DEFAULT_DATASET, tune_store
-from .sweep import add_loader_args
+from .sweep import CLUSTER_HELP, add_loader_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -93,6 +93,7 @@ def _run_args(tn: argparse.ArgumentParser) -> None:
         help="measure the full grid of a small space, then tune it, and report how close the tune's pick "
         "is to the grid's best, at what share of its cost, and how well the first rung ranks",
     )
+    tn.add_argument("--cluster", help=CLUSTER_HELP.replace("the points", "the search's rounds and the verification"))
     tn.add_argument("--no-progress", action="store_true")
 
 
@@ -102,6 +103,7 @@ def _comma(text: str) -> tuple[str, ...]:
 
 def request_from(args: argparse.Namespace):
     """The TuneRequest the options mean, every setting parsed here (a typo fails before the search)."""
+    from ..measure.cluster import ClusterSpec
     from ..measure.network import Network
     from ..runtime.loader import LoaderSpec
     from ..tune import TuneRequest
@@ -130,7 +132,13 @@ def request_from(args: argparse.Namespace):
         store_url=location,
         verify_networks=networks if store.remote else (Network(),),
         loader=LoaderSpec(batch_size=args.batch, run_rows=args.run_rows, preload=args.preload),
+        cluster=ClusterSpec.parse(args.cluster) if args.cluster else None,
     )
+    if request.cluster and not request.cluster.local and store.remote and not location:
+        raise HarnessError(
+            f"the loopback S3/HTTP servers are not reachable from the workers of {request.cluster.label}: "
+            "pass --store s3://... or https://... that they can reach, or use --cluster local:N"
+        )
     if store.remote:
         request.space = remote_space(store)
     elif objective == "stream":

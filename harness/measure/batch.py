@@ -24,7 +24,11 @@ STDERR_TAIL = 2000
 
 
 def _run_worker(
-    spec: WorkerSpec, timeout: float, env: dict[str, str] | None = None, meta: Path | None = None
+    spec: WorkerSpec,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    meta: Path | None = None,
+    python: Path | None = None,
 ) -> tuple[str, str]:
     """Run one worker; returns (outcome, stderr tail). outcome: ok | timeout | crashed:<rc> | killed by <SIGNAL>."""
     meta = meta or Path(spec.workdir)
@@ -35,7 +39,7 @@ def _run_worker(
     env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     with open(err_path, "w") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.measure.worker", str(spec_path)],
+            [str(python or sys.executable), "-m", "harness.measure.worker", str(spec_path)],
             stdout=err,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -80,6 +84,7 @@ def run_batch(
     attribute: bool = False,
     loader: dict[str, Any] | None = None,
     procs: int = 1,
+    python: Path | None = None,
 ) -> dict[tuple[str, str], Row]:
     """Measure `points` in one fresh worker; returns {(point id, workload): row}.
 
@@ -106,7 +111,7 @@ def run_batch(
         procs=procs,
     )
     try:
-        outcome, tail = _run_worker(spec, timeout, env, meta)
+        outcome, tail = _run_worker(spec, timeout, env, meta, python)
         got = {(r.point_id, r.workload): r for r in map(Row.from_json, results.iter_lines(Path(spec.out)))}
     finally:
         shutil.rmtree(meta, ignore_errors=True)

@@ -51,6 +51,8 @@ SYNTHETIC_SIZES = {
     # memory, and a read-back copy does not fit 24 GiB. ~400 per cell (shallow sequencing, still 10x-like)
     # keeps the source plus one copy near 13 GB; per-cell costs are reported per non-zero too.
     "1m": SyntheticSize(1_000_000, 20_000, 400),
+    # atlas scale at the full depth, for `harness convert` (never loaded whole: ~19 GB of sparse arrays)
+    "1m-deep": SyntheticSize(1_000_000, 20_000, 1_200),
 }
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from ..analysis.results import Row, Status
 from ..matrix import Point
 from .batch import run_batch
+from .cluster import Job
 
 #: Rows of the untimed warm-up slice (imports, first-call set-up): a fraction of a full warm-up run's cost.
 WARMUP_ROWS = 500
@@ -68,35 +69,50 @@ def run_rounds(
     attribute: bool = False,
     loader: dict[str, Any] | None = None,
     procs: int = 1,
+    python: Path | None = None,
     on_round: Callable[[int], None] | None = None,
+    client: Any = None,
 ) -> dict[tuple[str, str], Row]:
     """Measure every (point, workload) once per round for `rounds` rounds; {(point id, workload): merged row}.
-    Cross-pipeline reads (`readers`) and the attribution run once, in the last round."""
+    Cross-pipeline reads (`readers`) and the attribution run once, in the last round. With a dask.distributed
+    `client` the rounds' workers run on the cluster (measure.cluster), one at a time per worker."""
     order = random.Random(seed)
-    merged: dict[tuple[str, str], Row] = {}
+    jobs: list[tuple[int, Job]] = []
     for index in range(rounds):
         batches = groups(points)
         order.shuffle(batches)
         for number, group in enumerate(batches):
-            got = run_batch(
-                order.sample(group, len(group)),
-                dataset_path,
-                workloads,
-                repeats=1,
-                warmup=0,
-                warmup_rows=warmup_rows,
-                workdir=workdir / f"round-{index}-{number}",
-                timeout=timeout,
-                cold=cold,
-                seed=seed,
-                readers=readers if index == rounds - 1 else None,
-                attribute=attribute and index == rounds - 1,
-                loader=loader,
-                procs=procs,
-                env=env,
+            batch = {
+                "repeats": 1,
+                "warmup": 0,
+                "warmup_rows": warmup_rows,
+                "workdir": workdir / f"round-{index}-{number}",
+                "timeout": timeout,
+                "cold": cold,
+                "seed": seed,
+                "readers": readers if index == rounds - 1 else None,
+                "attribute": attribute and index == rounds - 1,
+                "loader": loader,
+                "procs": procs,
+                "python": python,
+                "env": env,
+            }
+            jobs.append(
+                (index, Job(len(jobs), tuple(order.sample(group, len(group))), tuple(workloads), dataset_path, batch))
             )
-            for key, row in got.items():
-                merged[key] = merge(merged.get(key), row)
-        if on_round:
+    got: dict[int, dict[tuple[str, str], Row]] = {}
+    if client is not None:  # rounds on a cluster's workers, merged in round order below
+        from .cluster import dispatch
+
+        for job, measured in dispatch(client, [job for _, job in jobs]):
+            got[job.index] = measured.rows
+    merged: dict[tuple[str, str], Row] = {}
+    for number, (index, job) in enumerate(jobs):
+        rows = got.get(job.index)
+        if rows is None:
+            rows = run_batch(list(job.points), dataset_path, list(workloads), **job.batch)
+        for key, row in rows.items():
+            merged[key] = merge(merged.get(key), row)
+        if on_round and (number == len(jobs) - 1 or jobs[number + 1][0] != index):
             on_round(index)
     return merged

@@ -22,11 +22,13 @@ from ..errors import HarnessError
 from ..matrix import Point, static_status
 from ..runtime import Location, Protocol, parse_location
 from ..runtime.loader import LoaderSpec
-from . import datasets, provenance
+from . import cluster, datasets, provenance, stacks
 from .batch import run_batch
+from .cluster import ClusterSpec, Job
 from .network import Network, measured_latency_ms
 from .requests import ACCESS_LOGS_ENV
 from .rounds import run_rounds
+from .stacks import Stack
 
 
 @dataclass
@@ -52,6 +54,8 @@ class Sweep:
     attribute: bool = False  # one more, untimed, instrumented run per workload: where the time goes
     loader: LoaderSpec = field(default_factory=LoaderSpec)  # batch, runs and preload of the loader workloads
     procs: int = 1  # loader processes at once on one store
+    stack: Stack | None = None  # another set of package versions: workers run in its environment (measure.stacks)
+    cluster: ClusterSpec | None = None  # points sent to a dask.distributed cluster (measure.cluster)
 
     def __post_init__(self) -> None:
         if isinstance(self.store_url, str):
@@ -151,7 +155,14 @@ def start_servers(
 
 
 def _interleaved(
-    sweep: Sweep, todo: list, dataset_path: Path, workdir: Path, env: dict[str, str], context, bar
+    sweep: Sweep,
+    todo: list,
+    dataset_path: Path,
+    workdir: Path,
+    env: dict[str, str],
+    context,
+    bar,
+    python: Path | None = None,
 ) -> Counter[str]:
     """The sweep's points measured in interleaved rounds (measure.rounds); rows appended at the end."""
     runnable = [(p, keys) for p, _, keys in todo if not static_status(p)]
@@ -162,22 +173,25 @@ def _interleaved(
         for w in sweep.workloads
     ]
     task = bar.add_task(f"{len(runnable)} points x {sweep.rounds} interleaved rounds", total=sweep.rounds)
-    got = run_rounds(
-        [p for p, _ in runnable],
-        dataset_path,
-        sweep.workloads,
-        rounds=sweep.rounds,
-        workdir=workdir / "rounds",
-        timeout=sweep.timeout,
-        seed=sweep.seed,
-        cold=sweep.cold,
-        readers=sweep.readers,
-        attribute=sweep.attribute,
-        loader=sweep.loader.sizes,
-        procs=sweep.procs,
-        env=env,
-        on_round=lambda _: bar.advance(task),
-    )
+    with cluster.connect(sweep.cluster) if sweep.cluster else contextlib.nullcontext() as client:
+        got = run_rounds(
+            [p for p, _ in runnable],
+            dataset_path,
+            sweep.workloads,
+            rounds=sweep.rounds,
+            workdir=workdir / "rounds",
+            timeout=sweep.timeout,
+            seed=sweep.seed,
+            cold=sweep.cold,
+            readers=sweep.readers,
+            attribute=sweep.attribute,
+            loader=sweep.loader.sizes,
+            procs=sweep.procs,
+            python=python,
+            env=env,
+            on_round=lambda _: bar.advance(task),
+            client=client,
+        )
     for point, keys in runnable:
         names = [*sweep.workloads, *(["interop"] if (point.id, "interop") in got else [])]
         keys = {**keys, "interop": keys.get("interop") or f"{keys[sweep.workloads[0]]}-interop"}
@@ -195,11 +209,21 @@ def run_sweep(sweep: Sweep) -> Counter[str]:
     workdir.mkdir(parents=True, exist_ok=True)
     _check_disk(dataset_path, workdir)
     prov = provenance.collect(workdir)
+    python = None
+    if sweep.stack:
+        python = stacks.ensure(sweep.stack)
+        prov = {**prov, **stacks.packages(python), "stack": sweep.stack.label}
     stack = provenance.stack_key(prov)
     run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
     dataset_info = {"name": sweep.dataset, "path": str(dataset_path), "fingerprint": dataset_fp}
     counts: Counter[str] = Counter()
 
+    remote_points = any(p.config.store.protocol is not Protocol.FILE for p in sweep.points)
+    if sweep.cluster and not sweep.cluster.local and not sweep.store_url and remote_points:
+        raise HarnessError(
+            f"the loopback S3/HTTP servers are not reachable from the workers of {sweep.cluster.label}: "
+            "pass --store with a location they can reach, or use --cluster local:N"
+        )
     with results.locked(sweep.results_dir), contextlib.ExitStack() as running:
         env, network = start_servers(sweep.points, workdir, running, sweep.network, sweep.store_url)
         if env:  # never credentials: only where the servers are
@@ -242,34 +266,55 @@ def run_sweep(sweep: Sweep) -> Counter[str]:
         ]
         with Progress(*columns, disable=not sweep.progress, transient=False) as bar:
             if sweep.rounds:
-                counts.update(_interleaved(sweep, todo, dataset_path, workdir, env, context, bar))
+                counts.update(_interleaved(sweep, todo, dataset_path, workdir, env, context, bar, python))
                 todo = []
             task = bar.add_task("sweep", total=len(todo))
-            for index, (point, pending, keys) in enumerate(todo):
-                bar.update(task, description=f"[bold]{point.id}")
-                static = static_status(point)
-                if static:
-                    got = {(point.id, w): Row(point.id, w, static[0], static[1]) for w in pending}
-                else:
-                    got = run_batch(
-                        [point],
-                        dataset_path,
-                        pending,
-                        repeats=sweep.repeats,
-                        warmup=sweep.warmup,
-                        workdir=workdir / f"point-{index:04d}",
-                        timeout=sweep.timeout,
-                        cold=sweep.cold,
-                        seed=sweep.seed,
-                        env=env,
-                        attribute=sweep.attribute,
-                        loader=sweep.loader.sizes,
-                        procs=sweep.procs,
-                    )
-                rows = [got[(point.id, w)].with_data(**context(point, w, keys)) for w in pending]
+
+            def record(point: Point, pending: list[str], keys: dict[str, str], got: dict, **extra: Any) -> None:
+                names = [*pending, *(["interop"] if (point.id, "interop") in got else [])]
+                keys = {**keys, "interop": keys.get("interop") or f"{keys[pending[0]]}-interop"}
+                rows = [got[(point.id, w)].with_data(**{**context(point, w, keys), **extra}) for w in names]
                 results.append(sweep.results_dir, rows)
                 counts.update(str(r.status) for r in rows)
                 bar.advance(task)
+
+            jobs = []
+            for index, (point, pending, keys) in enumerate(todo):
+                if static := static_status(point):
+                    record(point, pending, keys, {(point.id, w): Row(point.id, w, *static) for w in pending})
+                    continue
+                batch = {
+                    "repeats": sweep.repeats,
+                    "warmup": sweep.warmup,
+                    "workdir": workdir / f"point-{index:04d}",
+                    "timeout": sweep.timeout,
+                    "cold": sweep.cold,
+                    "seed": sweep.seed,
+                    "readers": sweep.readers,
+                    "env": env,
+                    "attribute": sweep.attribute,
+                    "loader": sweep.loader.sizes,
+                    "procs": sweep.procs,
+                    "python": python,
+                }
+                jobs.append((Job(index, (point,), tuple(pending), dataset_path, batch), keys))
+            if sweep.cluster and jobs:
+                by_index = dict((job.index, keys) for job, keys in jobs)
+                with cluster.connect(sweep.cluster) as client:
+                    for job, got in cluster.dispatch(client, [job for job, _ in jobs]):
+                        record(
+                            job.points[0],
+                            list(job.workloads),
+                            by_index[job.index],
+                            got.rows,
+                            provenance=got.provenance or prov,
+                            worker=got.worker,
+                            cluster=sweep.cluster.label,
+                        )
+            for job, keys in [] if sweep.cluster else jobs:
+                bar.update(task, description=f"[bold]{job.points[0].id}")
+                got = run_batch(list(job.points), dataset_path, list(job.workloads), **job.batch)
+                record(job.points[0], list(job.workloads), keys, got)
     if own_workdir:
         shutil.rmtree(workdir, ignore_errors=True)
     return counts

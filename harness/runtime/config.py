@@ -25,9 +25,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .align import align
 from .cache import CacheSpec, parse_cache, parse_concurrency, wrap
 from .codecs import Codecs, parse_codecs
+from .convert import shell_of, streamed_sources, write_streamed
 from .errors import HarnessError, UnsupportedPoint
 from .filters import Filter
 from .knobs import Knobs, parse_knobs
@@ -63,6 +63,12 @@ class Api(StrEnum):
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "on", "yes"), ("0", "false", "off", "no")
 
 
+def _format(value: Any) -> int:
+    if str(value) not in ("2", "3"):
+        raise HarnessError(f"zarr format {value!r} is not 2 or 3")
+    return int(value)
+
+
 def parse_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -88,6 +94,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "client": Client.parse,
     "api": Api.parse,
     "indices": IndexDtype.parse,
+    "zarr_format": lambda v: _format(v),
 }
 
 
@@ -113,10 +120,11 @@ class IOConfig:
     cache: CacheSpec = CacheSpec()  # read cache over a remote store: none, memory-<size>, disk-<size>
     knobs: Knobs = Knobs()  # pipeline knobs, e.g. zarrs-workers=2+zarrs-chunk-min=4
     filters: Filter = Filter.NONE  # filter on sparse matrices before the compressor
-    align_dask: bool = True  # rechunk dask-backed X/layers to whole shards before writing (a safety guard)
+    align_dask: bool = True  # write dask-backed X/layers whole shards per task (runtime.convert; a safety guard)
     client: Client = Client.DEFAULT  # client-library options, e.g. s3fs-no-head
     api: Api = Api.DISPATCHED  # anndata: anndata's own calls, untouched (see Api)
     indices: IndexDtype = IndexDtype.DEFAULT  # dtype of CSR/CSC indices: as given, or the minimal one
+    zarr_format: int = 3  # 2 only with api=anndata: anndata's write_zarr writing zarr v2
     check: InitVar[bool] = True  # False only for the matrix, which records invalid combinations as such
 
     def __post_init__(self, check: bool) -> None:
@@ -129,6 +137,8 @@ class IOConfig:
         """Why this combination of settings makes no sense, whatever the machine, or None."""
         if reason := self.client.invalid_reason(self.store):
             return reason
+        if self.zarr_format == 2 and self.api is not Api.ANNDATA:
+            return "zarr format 2 is measured with anndata's own calls (api=anndata): v2 has no sharding"
         layout = (self.codec.name, self.sharding.name, self.filters, self.indices)
         if self.api is Api.ANNDATA and layout != ("zstd-0", "auto", "none", "default"):
             return (
@@ -231,7 +241,7 @@ class IOConfig:
             if cfg.pipeline is Pipeline.GPU:
                 stack.enter_context(zarr.config.enable_gpu())
             # zarr_write_format must be set before auto_shard_zarr_v3 (anndata#2341): two overrides
-            stack.enter_context(ad.settings.override(zarr_write_format=3))
+            stack.enter_context(ad.settings.override(zarr_write_format=cfg.zarr_format))
             stack.enter_context(ad.settings.override(auto_shard_zarr_v3=True))
             try:
                 yield cfg
@@ -252,8 +262,9 @@ class IOConfig:
 
     # --- what users call -------------------------------------------------------------------
     def write(self, adata: Any, target: Any) -> None:
-        """write_dispatched with this config's sharding and codec, then consolidate if asked. A dask-backed
-        AnnData (e.g. from read_lazy) is rechunked to whole shards first (`align_dask`)."""
+        """write_dispatched with this config's sharding and codec, then consolidate if asked. The dask-backed
+        X and layers of an AnnData (e.g. from read_lazy) are written through dask with every task owning
+        whole shards (`align_dask`; harness.runtime.convert), in bounded memory."""
         import anndata as ad
         import zarr
 
@@ -262,8 +273,9 @@ class IOConfig:
             with self.activate() as cfg:
                 ad.io.write_zarr(cfg.open_store(target), adata)  # consolidates; anndata's codec and auto sharding
             return
-        if self.align_dask:
-            adata, _ = align(adata, self.sharding)  # dask chunks on shard boundaries: no shard rewritten
+        if self.align_dask and (sources := streamed_sources(adata)):
+            write_streamed(self, shell_of(adata, sources), sources, target)
+            return
         with self.activate() as cfg:
             group = zarr.open_group(cfg.open_store(target), mode="w", zarr_format=3)
             ad.experimental.write_dispatched(group, "/", adata, callback=cfg.write_callback)

@@ -56,22 +56,66 @@ def write_sparse(
 ) -> None:
     """Write a CSR/CSC matrix as anndata does, with a codec for its values, one for indices and indptr,
     the filter per part, and the index dtype asked for."""
-    target = group.create_group(key, overwrite=True)
     shape = [int(s) for s in elem.shape]
-    target.attrs.update({"encoding-type": encoding_type, "encoding-version": "0.1.0", "shape": shape})
-    chunking = {k: v for k, v in layout.items() if k in ("chunks", "shards") and v is not None}
-    auto = "shards" not in layout  # the policy left it to anndata: its auto sharding, as anndata's writer does
+    target = _sparse_group(group, key, encoding_type, shape)
     for part in PARTS:
         values = getattr(elem, part)
         if part == "indices" and index_dtype is IndexDtype.MINIMAL:
             values = values.astype(minimal_dtype(shape[encoding_type == "csr_matrix"]), copy=False)
-        if auto:
-            extra: dict[str, Any] = {"shards": "auto"}
-        else:
-            extra = dict(chunking) if part != "indptr" and chunking.get("chunks") else {}  # indptr: one chunk
-        codec = data if part == "data" else index
+        kwargs, auto = _part_kwargs(part, values.dtype, layout, data if part == "data" else index, filters)
         with _auto_shard_size() if auto else nullcontext():
-            target.create_array(part, data=values, **extra, **part_codecs(filters, part, values.dtype, codec.build()))
+            target.create_array(part, data=values, **kwargs)
+
+
+def create_sparse(
+    group: Any,
+    key: str,
+    encoding_type: str,
+    shape: tuple[int, int],
+    dtypes: dict[str, Any],
+    nnz: int,
+    layout: dict[str, Any],
+    *,
+    data: CodecSpec,
+    index: CodecSpec,
+    filters: Filter = Filter.NONE,
+    index_dtype: IndexDtype = IndexDtype.DEFAULT,
+) -> dict[str, Any]:
+    """The arrays `write_sparse` would write for a matrix of this shape, nnz and dtypes (per part), created
+    empty for tasks to fill shard by shard (harness.runtime.convert); returns {part: zarr array}."""
+    target = _sparse_group(group, key, encoding_type, [int(s) for s in shape])
+    major = shape[0] if encoding_type == "csr_matrix" else shape[1]
+    lengths = {"data": nnz, "indices": nnz, "indptr": major + 1}
+    out = {}
+    for part in PARTS:
+        dtype = dtypes[part]
+        if part == "indices" and index_dtype is IndexDtype.MINIMAL:
+            dtype = minimal_dtype(shape[encoding_type == "csr_matrix"])
+        kwargs, auto = _part_kwargs(part, dtype, layout, data if part == "data" else index, filters)
+        with _auto_shard_size() if auto else nullcontext():
+            out[part] = target.create_array(part, shape=(lengths[part],), dtype=dtype, **kwargs)
+    return out
+
+
+def _sparse_group(group: Any, key: str, encoding_type: str, shape: list[int]) -> Any:
+    target = group.create_group(key, overwrite=True)
+    target.attrs.update({"encoding-type": encoding_type, "encoding-version": "0.1.0", "shape": shape})
+    return target
+
+
+def _part_kwargs(
+    part: str, dtype: Any, layout: dict[str, Any], codec: CodecSpec, filters: Filter
+) -> tuple[dict[str, Any], bool]:
+    """One part's chunking, filters and compressors, and whether zarr's auto sharding picks its shards."""
+    import numpy as np
+
+    chunking = {k: v for k, v in layout.items() if k in ("chunks", "shards") and v is not None}
+    auto = "shards" not in layout  # the policy left it to anndata: its auto sharding, as anndata's writer does
+    if auto:
+        extra: dict[str, Any] = {"shards": "auto"}
+    else:
+        extra = dict(chunking) if part != "indptr" and chunking.get("chunks") else {}  # indptr: one chunk
+    return {**extra, **part_codecs(filters, part, np.dtype(dtype), codec.build())}, auto
 
 
 def _auto_shard_size():

@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..measure import datasets
+from ..measure import cluster, datasets
 from . import emit, finalists, search
 from .request import TuneRequest
 from .search import Rung
@@ -39,6 +39,8 @@ def run(request: TuneRequest, log=print) -> Path:
             )
 
         with contextlib.ExitStack() as servers_running:  # remote: servers (or the user's URL) for the search
+            # one cluster for the whole tune: the search's rounds and the verification's sweeps
+            client = servers_running.enter_context(cluster.connect(request.cluster)) if request.cluster else None
             env: dict[str, str] = {}
             if request.remote:
                 from ..matrix import Point
@@ -61,6 +63,7 @@ def run(request: TuneRequest, log=print) -> Path:
                 verify_rounds=request.repeats,
                 on_rung=on_rung,
                 env=env,
+                client=client,
                 loader=request.loader.sizes,
                 verify_shape=(
                     len(request.verify_workloads()),
@@ -68,10 +71,10 @@ def run(request: TuneRequest, log=print) -> Path:
                     len(request.verify_networks),
                 ),
             )
-        if found.note:
-            log(found.note)
-        log(f"search: {len(found.rungs)} rungs in {found.seconds:.0f}s; {len(found.ranked)} survivors")
-        checked = finalists.verify(request, found, dataset_path, workdir, out, log)
+            if found.note:
+                log(found.note)
+            log(f"search: {len(found.rungs)} rungs in {found.seconds:.0f}s; {len(found.ranked)} survivors")
+            checked = finalists.verify(request, found, dataset_path, workdir, out, log)
     if checked.keep_default:
         log("nothing beat anndata's default on the full data: the recommendation is to keep it")
     emit.emit(out, request, found, checked, dataset_path, time.perf_counter() - started)

@@ -169,6 +169,7 @@ def verify(
                 store_url=request.store_url,
                 readers=[] if request.remote else list(READERS),
                 loader=request.loader,
+                cluster=request.cluster,
             )
         )
     rows = list(results.iter_rows(res_dir))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..matrix import Point
+from ..measure.cluster import ClusterSpec
 from ..measure.network import Network
 from ..runtime import Location, Store
 from ..runtime.loader import LoaderSpec
@@ -36,6 +37,7 @@ class TuneRequest:
     store_url: Location | None = None  # the user's s3:// or https:// location instead of the loopback server
     loader: LoaderSpec = field(default_factory=LoaderSpec)  # --batch, --run-rows, --preload of a stream objective
     verify_networks: tuple[Network, ...] = (Network(),)  # conditions of the verification (remote: none and 20 ms)
+    cluster: ClusterSpec | None = None  # rounds sent to a dask.distributed cluster (measure.cluster)
 
     @property
     def remote(self) -> bool:

@@ -204,6 +204,7 @@ def search(
     env: dict[str, str] | None = None,
     verify_shape: tuple[int, int, int] = (len(VERIFY_WORKLOADS), 6, 1),
     loader: dict[str, Any] | None = None,
+    client: Any = None,
 ) -> SearchResult:
     """Successive halving with ties; returns the last rung's survivors ranked best first.
 
@@ -233,6 +234,7 @@ def search(
             env=env,
             seed=level,
             loader=loader,
+            client=client,
         )
         scores, nbytes, rejected = _judge(pool, measured, objective, constraints, level)
         for point in pool:  # a failed cross-pipeline read removes a candidate

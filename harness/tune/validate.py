@@ -58,6 +58,7 @@ def grid_scores(
             results_dir=out,
             workdir=workdir,
             progress=request.progress,
+            cluster=request.cluster,
         )
     )
     by_point: dict[str, dict[str, dict]] = {}

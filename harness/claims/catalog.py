@@ -1,0 +1,321 @@
+"""The zarr-v3 guide's claims, each with the smallest sweep that decides it and the rule that does.
+
+A claim names the points and workloads it needs, locally (`local`) or on the remote store under the remote
+network condition (`remote`); `judge` reads the measured rows through `Evidence` and returns a verdict:
+holds, does not hold, holds in part, or cannot be checked here (with why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..analysis.compare import Comparison, compared
+from ..matrix import Point, baseline_point
+
+HOLDS, FAILS, PART, UNCHECKED = "holds", "does not hold", "holds in part", "cannot be checked here"
+
+
+@dataclass(frozen=True)
+class Need:
+    points: tuple[Point, ...]
+    workloads: tuple[str, ...]
+    remote: bool = False
+    readers: tuple[str, ...] = ()
+
+
+@dataclass
+class Verdict:
+    verdict: str
+    evidence: list[str] = field(default_factory=list)
+
+
+class Evidence:
+    """What the judges ask of the measured rows (filled in by `harness.claims`)."""
+
+    def __init__(
+        self,
+        compare: Callable[[Point, Point, str, bool], Comparison | None],
+        row: Callable[[Point, str, bool], dict | None],
+        gpu_rows: list[dict],
+        gpu_reason: str | None,
+    ) -> None:
+        self.compare, self.row, self.gpu_rows, self.gpu_reason = compare, row, gpu_rows, gpu_reason
+
+    def faster(self, a: Point, b: Point, workload: str, remote: bool = False) -> tuple[bool | None, str]:
+        """Is B significantly faster than A? (None: no difference shown), and the evidence text."""
+        c = self.compare(a, b, workload, remote)
+        if c is None:
+            return None, f"{workload}: not measured"
+        text = f"{workload} {1 / c.ratio:.2f}x (p={c.p_value:.3f})" if c.p_value is not None else f"{workload} n/a"
+        return (c.ratio < 1 if c.significant else None), text
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    quote: str
+    needs: tuple[Need, ...]
+    judge: Callable[[Evidence], Verdict]
+
+
+def _tally(results: list[bool | None], texts: list[str], all_true: str = HOLDS) -> Verdict:
+    yes, no = sum(r is True for r in results), sum(r is False for r in results)
+    if yes and not no and yes == len(results):
+        return Verdict(all_true, texts)
+    if not yes:
+        return Verdict(FAILS, texts)
+    return Verdict(PART, texts)
+
+
+P = Point.of
+DEFAULT, V2, ZARRS_DEFAULT = (
+    baseline_point(n) for n in ("anndata-default", "anndata-default-v2", "anndata-default+zarrs")
+)
+LOCAL = ("write", "read", "lazy-rows", "lazy-random")
+LAZY = ("lazy-open", "lazy-rows", "lazy-random")
+
+
+def _remote(point: Point, store: str = "s3-obstore", **axes: str) -> Point:
+    return point.with_axes(store=store, **axes)
+
+
+def judge_v3(ev: Evidence) -> Verdict:
+    results, texts = [], []
+    for workload, remote in [*((w, False) for w in LOCAL), *((w, True) for w in LAZY)]:
+        ok, text = ev.faster(_remote(V2) if remote else V2, _remote(DEFAULT) if remote else DEFAULT, workload, remote)
+        results.append(ok)
+        texts.append(("remote " if remote else "") + text)
+    return _tally(results, texts)
+
+
+ON = P(pipeline="fused")
+OFF = P(pipeline="fused", consolidated="off")
+
+
+def judge_consolidated(ev: Evidence) -> Verdict:
+    ok_open, t_open = ev.faster(_remote(OFF), _remote(ON), "lazy-open", True)
+    ok_rows, t_rows = ev.faster(_remote(OFF), _remote(ON), "lazy-rows", True)
+    http = ev.row(_remote(OFF, "http-obstore"), "lazy-open", True) or {}
+    stale = ev.row(P(), "stale-check", False) or {}
+    texts = [
+        f"S3 without -> with: {t_open}, {t_rows}",
+        f"HTTP without consolidated metadata: {http.get('status', 'not measured')} ({http.get('error', '')[:80]})",
+        f"a removed obs column: {stale.get('error') or 'not checked'}",
+    ]
+    parts = [ok_open, http.get("status") == "unsupported", bool(stale.get("detected"))]
+    return _tally(parts, texts)
+
+
+def judge_obstore(ev: Evidence) -> Verdict:
+    results, texts = [], []
+    for loop in ("asyncio", "uvloop"):
+        for workload in (*LAZY, "read"):
+            ok, text = ev.faster(_remote(ON, "s3-fsspec", loop=loop), _remote(ON, loop=loop), workload, True)
+            results.append(ok)
+            texts.append(f"{loop} {text}")
+    return _tally(results, texts)
+
+
+def judge_uvloop(ev: Evidence) -> Verdict:
+    results, texts = [], []
+    for workload in (*LAZY, "read"):
+        c = ev.compare(_remote(ON), _remote(ON, loop="uvloop"), workload, True)
+        if c is None:
+            continue
+        results.append(c.significant and c.ratio < 0.5 + 0.25)  # "about 2x": at least 1.33x faster
+        texts.append(f"{workload} {1 / c.ratio:.2f}x (p={c.p_value:.3f})" if c.p_value is not None else workload)
+    return _tally(results, texts) if results else Verdict(UNCHECKED, ["not measured"])
+
+
+NONE_SHARDS, AUTO, GUIDE = P(pipeline="fused", sharding="none"), P(pipeline="fused"), baseline_point("guide-example")
+
+
+def judge_sharding(ev: Evidence) -> Verdict:
+    files = {
+        name: (ev.row(p, "write", False) or {}).get("files")
+        for name, p in (("unsharded", NONE_SHARDS), ("auto", AUTO), ("guide", GUIDE), ("default", DEFAULT))
+    }
+    cost = ev.compare(DEFAULT, GUIDE, "write", False)
+    texts = [
+        f"files: unsharded {files['unsharded']}, auto-sharded {files['auto']}, guide's callback {files['guide']}, "
+        f"anndata-default {files['default']}"
+    ]
+    if cost:
+        texts.append(f"the guide's callback writes {cost.ratio:.2f}x anndata-default's time (p={cost.p_value:.3f})")
+    fewer = files["unsharded"] and files["auto"] and files["auto"] < files["unsharded"]
+    return Verdict(HOLDS if fewer else FAILS, texts)
+
+
+def judge_zarrs(ev: Evidence) -> Verdict:
+    checks = []
+    for sharding in ("auto", "rows-1024x16"):
+        py, zr, fu = (P(pipeline=p, sharding=sharding) for p in ("python", "zarrs", "fused"))
+        checks += [
+            ("zarr-python slower to write", *ev.faster(zr, py, "write")),  # B=python faster? invert below
+            ("zarrs faster to write than fused", *ev.faster(fu, zr, "write")),
+            ("zarrs faster to read than fused", *ev.faster(fu, zr, "read")),
+        ]
+    remote = ev.faster(_remote(ON), _remote(P(pipeline="zarrs")), "lazy-random", True)
+    checks.append(("zarrs not for remote random rows", *remote))
+    results, texts = [], []
+    for what, ok, text in checks:
+        if what.startswith("zarr-python"):
+            ok = None if ok is None else not ok  # python faster than zarrs would refute it
+        if what.startswith("zarrs not for remote"):
+            ok = None if ok is None else not ok
+        results.append(ok)
+        texts.append(f"{what}: {text}")
+    return _tally(results, texts)
+
+
+ZSTD, BLOSC = P(pipeline="fused"), P(pipeline="fused", codec="blosc-lz4-bitshuffle")
+
+
+def judge_codecs(ev: Evidence) -> Verdict:
+    w_ok, w_text = ev.faster(ZSTD, BLOSC, "write")
+    r_ok, r_text = ev.faster(ZSTD, BLOSC, "read")
+    sizes = [(ev.row(p, "write", False) or {}).get("bytes") for p in (ZSTD, BLOSC)]
+    texts = [f"Blosc lz4 vs zstd: {w_text}, {r_text}"]
+    if all(sizes):
+        texts.append(
+            f"bytes: zstd {sizes[0] / 1e6:.1f} MB, Blosc lz4 {sizes[1] / 1e6:.1f} MB ({sizes[1] / sizes[0]:.2f}x)"
+        )
+    return _tally([w_ok, r_ok], texts)
+
+
+ZARRS_WRITTEN, PYTHON_WRITTEN = (
+    P(pipeline="zarrs", sharding="rows-1024x16"),
+    P(pipeline="python", sharding="rows-1024x16"),
+)
+
+
+def judge_interop(ev: Evidence) -> Verdict:
+    texts, unreadable = [], False
+    for point in (ZARRS_WRITTEN, PYTHON_WRITTEN):
+        row = ev.row(point, "interop", False) or {}
+        readers = row.get("readers") or {}
+        texts.append(f"written by {point.axis('pipeline')}: " + ", ".join(f"{r} {v}" for r, v in readers.items()))
+        unreadable |= any(v != "ok" and not str(v).startswith("unsupported") for v in readers.values())
+    if not any(ev.row(p, "interop", False) for p in (ZARRS_WRITTEN, PYTHON_WRITTEN)):
+        return Verdict(UNCHECKED, ["not measured"])
+    return Verdict(HOLDS if unreadable else FAILS, texts)
+
+
+def judge_gpu(ev: Evidence) -> Verdict:
+    if ev.gpu_reason:
+        return Verdict(UNCHECKED, [ev.gpu_reason])
+    if not ev.gpu_rows:
+        return Verdict(UNCHECKED, ["no `harness gpu` rows in the results directory: run harness gpu first"])
+    works = {r["workload"]: r["status"] == "ok" for r in ev.gpu_rows}
+    dense = any(ok for w, ok in works.items() if "X_pca" in w)
+    sparse = any(ok for w, ok in works.items() if w.endswith(("gpu-read X", "layers/counts")))
+    return Verdict(
+        HOLDS if dense and not sparse else PART, [f"{w}: {'works' if ok else 'fails'}" for w, ok in works.items()]
+    )
+
+
+STREAMED = P(pipeline="fused", sharding="rows-1024x16")
+
+
+def judge_async(ev: Evidence) -> Verdict:
+    row = ev.row(STREAMED, "stream-async", False) or {}
+    if row.get("status") != "ok":
+        return Verdict(FAILS, [f"stream-async: {row.get('status', 'not measured')} {row.get('error', '')}"])
+    texts = ["stream-async ran on the harness's own event loop (zarr's async API) and every batch read back equal"]
+    sync = ev.row(STREAMED, "stream-sync", False) or {}
+    if sync.get("status") == "ok":
+        c = compared(STREAMED.id, "stream", sync["values"], row["values"])
+        texts.append(
+            f"epoch: async {_median(row)} s, sync {_median(sync)} s ({1 / c.ratio:.2f}x, "
+            f"p={c.p_value if c.p_value is None else round(c.p_value, 3)})"
+        )
+    return Verdict(HOLDS, texts)
+
+
+def _median(row: dict) -> str:
+    values = sorted(row.get("values") or [])
+    return f"{values[len(values) // 2]:.3f}" if values else "n/a"
+
+
+CLAIMS = (
+    Claim(
+        "a",
+        "the v3 format is faster than v2 for anndata, locally and remotely",
+        (Need((DEFAULT, V2), LOCAL), Need((_remote(DEFAULT), _remote(V2)), LAZY, remote=True)),
+        judge_v3,
+    ),
+    Claim(
+        "b",
+        "without consolidated metadata remote read_lazy is much slower and may not read fully; it goes "
+        "stale when the structure changes",
+        (
+            Need((_remote(ON), _remote(OFF)), ("lazy-open", "lazy-rows"), True),
+            Need((_remote(OFF, "http-obstore"),), ("lazy-open",), True),
+        ),
+        judge_consolidated,
+    ),
+    Claim(
+        "c",
+        "obstore is faster than fsspec out of the box, also with uvloop",
+        (
+            Need(
+                tuple(_remote(ON, s, loop=lp) for s in ("s3-fsspec", "s3-obstore") for lp in ("asyncio", "uvloop")),
+                (*LAZY, "read"),
+                True,
+            ),
+        ),
+        judge_obstore,
+    ),
+    Claim(
+        "d",
+        "uvloop is about 2x faster than asyncio's loop",
+        (Need(tuple(_remote(ON, loop=lp) for lp in ("asyncio", "uvloop")), (*LAZY, "read"), True),),
+        judge_uvloop,
+    ),
+    Claim(
+        "e",
+        "sharding cures the many-small-files problem (and what the guide's callback costs)",
+        (Need((NONE_SHARDS, AUTO, GUIDE, DEFAULT), ("write",)),),
+        judge_sharding,
+    ),
+    Claim(
+        "f",
+        "zarr-python is slow for sharded and full writes; zarrs speeds up writing and sharding and modestly "
+        "reading; it suits full writes and contiguous reads, not remote stores or random indexing",
+        (
+            Need(
+                tuple(
+                    P(pipeline=p, sharding=s) for p in ("python", "fused", "zarrs") for s in ("auto", "rows-1024x16")
+                ),
+                ("write", "read"),
+            ),
+            Need((_remote(ON), _remote(P(pipeline="zarrs"))), ("lazy-random",), True),
+        ),
+        judge_zarrs,
+    ),
+    Claim(
+        "g",
+        "zstd, the v3 default, is slower than Blosc (with the size each costs)",
+        (Need((ZSTD, BLOSC), ("write", "read")),),
+        judge_codecs,
+    ),
+    Claim(
+        "h",
+        "zstd written by another implementation (zarrs) cannot be read by zarr's default pipeline (numcodecs#424)",
+        (Need((ZARRS_WRITTEN, PYTHON_WRITTEN), ("write",), readers=("python", "fused", "zarrs", "read_zarr")),),
+        judge_interop,
+    ),
+    Claim(
+        "i",
+        "GPU: enable_gpu with read_elem may work for dense data, not for sparse matrices or dataframes",
+        (),
+        judge_gpu,
+    ),
+    Claim(
+        "j",
+        "zarr's async API lets a reader stream without zarr's own event loop",
+        (Need((STREAMED,), ("stream-async", "stream-sync")),),
+        judge_async,
+    ),
+)
