@@ -3,6 +3,9 @@
 # the built-in pbmc3k, the harness's stream layouts and annbatch's own store (its writer), each read by the
 # harness's loader and by annbatch's, at B = 4096, R in {64, 512}, 1 and 2 processes; then over S3 with 20 ms
 # added per request. Read with `harness report --results $OUT` (the "Training loaders" table).
+# K (runs preloaded) is annbatch's default 32, or B/R where that is more: annbatch refuses a batch larger than
+# R x K (64-row runs need K = 64 for 4,096-row batches); both loaders get the same R, K and B.
+REPEATS=${REPEATS:-5}
 set -euo pipefail
 OUT=${OUT:-results/loader-benchmark}
 H=${HARNESS:-.venv/bin/harness}
@@ -11,15 +14,15 @@ mkdir -p "$OUT"
 for ds in 100k pbmc3k; do
   for R in 64 512; do
     for P in 1 2; do
-      "$H" run --dataset "$ds" --results "$OUT" --baselines annbatch "${POINTS[@]}" --repeats 5 --no-progress \
-        --workloads stream-blocks,stream-annbatch --batch 4096 --run-rows "$R" --preload 32 --procs "$P" \
+      "$H" run --dataset "$ds" --results "$OUT" --baselines annbatch "${POINTS[@]}" --repeats "$REPEATS" --no-progress \
+        --workloads stream-blocks,stream-annbatch --batch 4096 --run-rows "$R" --preload "$(( R * 32 >= 4096 ? 32 : 4096 / R ))" --procs "$P" \
         > "$OUT/run-$ds-R$R-P$P.log" 2>&1 || true
     done
   done
 done
 for R in 64 512; do
-  "$H" run --dataset 100k --results "$OUT" --baselines annbatch --axis store=s3-obstore "${POINTS[@]}" --repeats 5 \
+  "$H" run --dataset 100k --results "$OUT" --baselines annbatch --axis store=s3-obstore "${POINTS[@]}" --repeats "$REPEATS" \
     --no-progress --network latency=20ms --workloads stream-blocks,stream-annbatch --batch 4096 --run-rows "$R" \
-    --preload 32 > "$OUT/run-s3-R$R.log" 2>&1 || true
+    --preload "$(( R * 32 >= 4096 ? 32 : 4096 / R ))" > "$OUT/run-s3-R$R.log" 2>&1 || true
 done
 "$H" report --results "$OUT" --out "$OUT/report" > /dev/null

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.analysis import report, results
+from harness.analysis import report, results, tables
 from harness.cli import main
 from harness.measure import ceiling
 
@@ -98,3 +98,27 @@ def test_attribution_splits_the_time_and_the_report_relates_it_to_the_ceiling(ti
     assert read["decode_s"] > 0 and read["store_get_s"] > 0 and read["cpu_use"] > 0
     text = report.build(tmp_path, tmp_path / "rep").read_text()
     assert "## Where the time goes" in text and "%" in text.split("## Where the time goes")[1]
+
+
+def test_a_codec_that_fails_on_an_array_is_a_failed_row_not_the_end(monkeypatch) -> None:
+    from numcodecs import Zstd
+
+    class Broken(Zstd):
+        def decode(self, buf, out=None):
+            raise RuntimeError("Zstd decompression error: invalid input data")
+
+    monkeypatch.setattr(ceiling, "numcodecs_codec", lambda name: Broken())
+    found = ceiling.codec_ceiling("X.indptr", np.arange(1000, dtype=np.int64), "zstd-0", 2)
+    assert found.error.startswith("RuntimeError: Zstd decompression error") and np.isnan(found.ratio)
+    md = tables.ceiling_markdown(
+        [
+            {
+                "kind": "ceiling",
+                "run_id": "1",
+                "status": "failed",
+                "workload": "codec X.indptr zstd-0 x2",
+                "error": found.error,
+            }
+        ]
+    )
+    assert md == ["- codec X.indptr zstd-0 x2 failed: RuntimeError: Zstd decompression error: invalid input data"]

@@ -199,11 +199,14 @@ def effects_markdown(found: list) -> list[str]:
 def ceiling_markdown(rows: list[dict[str, Any]]) -> list[str]:
     """`harness ceiling` rows as markdown: per array and codec the ratio and encode/decode MB/s on one thread and
     on all cores (latest run per dataset), then the storage and memcpy throughput."""
-    rows = [r for r in rows if r.get("kind") == "ceiling" and r.get("status", "ok") == "ok"]
+    rows = [r for r in rows if r.get("kind") == "ceiling"]
     if not rows:
         return []
     latest = max(r.get("run_id", "") for r in rows)
-    rows = [r for r in rows if r.get("run_id", "") == latest]
+    failed = [r for r in rows if r.get("run_id", "") == latest and r.get("status", "ok") != "ok"]
+    rows = [r for r in rows if r.get("run_id", "") == latest and r.get("status", "ok") == "ok"]
+    if not rows:
+        return [f"- {r['workload']} failed: {r.get('error', '')}" for r in failed]
     codecs = {(r["array"], r["codec"]): {} for r in rows if "codec" in r}
     threads = sorted({r["threads"] for r in rows if "threads" in r})
     for r in rows:
@@ -227,6 +230,8 @@ def ceiling_markdown(rows: list[dict[str, Any]]) -> list[str]:
     storage = [r for r in rows if "what" in r]
     if storage:
         md += ["", "| storage | MB/s |", "|---|---|"] + [f"| {r['what']} | {r['mb_s']:,.0f} |" for r in storage]
+    if failed:
+        md += ["", *(f"- {r['workload']} failed: {r.get('error', '')}" for r in failed)]
     return md
 
 

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from ..errors import HarnessError
-from .sweep import CLUSTER_HELP
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     cv.add_argument("src", help="an .h5ad file or a zarr store holding an AnnData")
     cv.add_argument("dst", help="the zarr store to write (must not exist)")
     cv.add_argument("--config", help="io_config.py (its recommended_config()) or an IOConfig JSON; default: IOConfig()")
-    cv.add_argument("--cluster", help=CLUSTER_HELP.replace("points", "tasks"))
+    cv.add_argument(
+        "--cluster",
+        help="run the tasks on a dask.distributed cluster: local:N starts N single-threaded workers on 127.0.0.1 "
+        "(each holds one task, so memory per worker stays one shard's worth); tcp://HOST:PORT joins a scheduler "
+        "whose workers see SRC and DST at the same paths. Default: dask's threads in this process",
+    )
     cv.add_argument("--no-verify", action="store_true", help="skip the shard-by-shard comparison with the source")
     cv.add_argument("--results", help="append the measurement (workload 'convert') to this results directory")
     cv.set_defaults(func=cmd_convert)
@@ -40,7 +44,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if cfg.api.value == "anndata":
         raise HarnessError("--config keeps anndata's default writer: convert with anndata.io.write_zarr instead")
     spec = ClusterSpec.parse(args.cluster) if args.cluster else None
-    with cluster.connect(spec) if spec else contextlib.nullcontext() as client:
+    with cluster.connect(spec, timed=False) if spec else contextlib.nullcontext() as client:
         done = conversion.convert(Path(args.src), Path(args.dst), cfg, client=client, verify=not args.no_verify)
     rss = ", ".join(f"{k} {v / 2**30:.2f} GiB" for k, v in done.peak_rss.items())
     print(

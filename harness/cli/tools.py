@@ -274,7 +274,8 @@ def cmd_ceiling(args: argparse.Namespace) -> int:
         Row(
             "ceiling",
             f"codec {c.array} {c.codec} x{c.threads}",
-            "ok",
+            "failed" if c.error else "ok",
+            c.error,
             data={**common, **vars(c), "key": f"ceiling-{run_id}-{i}"},
         )
         for i, c in enumerate(found)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,7 @@ class CodecCeiling:
     ratio: float
     encode_mb_s: float
     decode_mb_s: float
+    error: str = ""  # the codec failed on this array (the other measurements go on)
 
 
 @dataclass(frozen=True)
@@ -99,13 +101,29 @@ def codec_ceiling(name: str, values: np.ndarray, codec: str, threads: int) -> Co
     values = np.ascontiguousarray(values)
     step = max(1, CHUNK_BYTES // max(1, values.itemsize))
     pieces = [values[i : i + step] for i in range(0, values.size, step)] or [values]
-    coder = numcodecs_codec(codec)
-    with blosc_single_threaded(), ThreadPoolExecutor(threads) as pool:
-        run = (lambda f, xs: list(pool.map(f, xs))) if threads > 1 else (lambda f, xs: [f(x) for x in xs])
-        encoded = run(coder.encode, pieces)
-        encode_s = _median_seconds(lambda: run(coder.encode, pieces))
-        decode_s = _median_seconds(lambda: run(coder.decode, encoded))
+    local = threading.local()  # one codec object per thread: a compression context is not shared
+
+    def coder() -> Any:
+        if not hasattr(local, "codec"):
+            local.codec = numcodecs_codec(codec)
+        return local.codec
+
+    def encode(x: np.ndarray) -> bytes:
+        return bytes(coder().encode(x))  # owned bytes: never a view of a buffer the codec reuses
+
+    def decode(b: bytes) -> Any:
+        return coder().decode(b)
+
     raw = values.nbytes
+    try:
+        with blosc_single_threaded(), ThreadPoolExecutor(threads) as pool:
+            run = (lambda f, xs: list(pool.map(f, xs))) if threads > 1 else (lambda f, xs: [f(x) for x in xs])
+            encoded = run(encode, pieces)
+            encode_s = _median_seconds(lambda: run(encode, pieces))
+            decode_s = _median_seconds(lambda: run(decode, encoded))
+    except Exception as exc:  # noqa: BLE001 - a codec failing on one array is a finding, not the end of the run
+        nan = float("nan")
+        return CodecCeiling(name, codec, threads, raw, nan, nan, nan, f"{type(exc).__name__}: {exc}")
     return CodecCeiling(
         name,
         codec,

@@ -70,13 +70,14 @@ _ACTIVE: dict[ClusterSpec, Any] = {}  # clients connected by an enclosing `conne
 
 
 @contextlib.contextmanager
-def connect(spec: ClusterSpec) -> Iterator[Any]:
+def connect(spec: ClusterSpec, *, timed: bool = True) -> Iterator[Any]:
     """A dask.distributed Client for `spec` (the LocalCluster it starts is closed on exit); inside another
-    `connect` of the same spec, that one's client."""
+    `connect` of the same spec, that one's client. `timed`: the tasks are timed points, so the workers
+    must offer the resource that keeps them one per worker."""
     if spec in _ACTIVE:
         yield _ACTIVE[spec]
         return
-    with _connect(spec) as client:
+    with _connect(spec, timed) as client:
         _ACTIVE[spec] = client
         try:
             yield client
@@ -85,7 +86,7 @@ def connect(spec: ClusterSpec) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def _connect(spec: ClusterSpec) -> Iterator[Any]:
+def _connect(spec: ClusterSpec, timed: bool) -> Iterator[Any]:
     try:
         import dask
         import distributed
@@ -116,7 +117,7 @@ def _connect(spec: ClusterSpec) -> Iterator[Any]:
             ) from None
         with client:
             workers = client.scheduler_info().get("workers", {})
-            if not any((w.get("resources") or {}).get(RESOURCE) for w in workers.values()):
+            if timed and not any((w.get("resources") or {}).get(RESOURCE) for w in workers.values()):
                 raise HarnessError(
                     f"no worker of {spec.address} offers the resource {RESOURCE!r}: start the workers with "
                     f"`dask worker {spec.address} --nthreads 1 --resources {RESOURCE}=1`"
