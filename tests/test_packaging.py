@@ -31,7 +31,19 @@ OFFLINE = (
 )
 #: What the runtime must work without: the measuring side and the optional packages a config may ask for
 #: (fsspec itself comes with dask, which anndata[lazy] needs for read_lazy).
-NOT_CORE = {"rich", "psutil", "s3fs", "moto", "matplotlib", "asv", "pytest-benchmark", "zarrs", "obstore", "uvloop"}
+NOT_CORE = {
+    "rich",
+    "psutil",
+    "s3fs",
+    "moto",
+    "matplotlib",
+    "asv",
+    "pytest-benchmark",
+    "zarrs",
+    "obstore",
+    "uvloop",
+    "distributed",
+}
 
 SCRIPT = r"""
 import json, sys, warnings
