@@ -122,3 +122,10 @@ def test_a_codec_that_fails_on_an_array_is_a_failed_row_not_the_end(monkeypatch)
         ]
     )
     assert md == ["- codec X.indptr zstd-0 x2 failed: RuntimeError: Zstd decompression error: invalid input data"]
+
+
+def test_a_two_dimensional_array_is_measured_in_whole_pieces() -> None:
+    """obsm arrays are 2-D: pieces are cut by elements, never empty (an empty piece does not decode)."""
+    values = np.random.default_rng(0).standard_normal((30_000, 50)).astype(np.float32)  # 6 MB: two 4 MiB pieces
+    found = ceiling.codec_ceiling("obsm/X_pca", values, "zstd-0", 2)
+    assert not found.error and found.raw_bytes == values.nbytes and found.ratio > 1

@@ -98,7 +98,7 @@ def _median_seconds(work: Callable[[], Any]) -> float:
 
 
 def codec_ceiling(name: str, values: np.ndarray, codec: str, threads: int) -> CodecCeiling:
-    values = np.ascontiguousarray(values)
+    values = np.ascontiguousarray(values).reshape(-1)  # pieces by elements: a 2-D array sliced by rows ran empty
     step = max(1, CHUNK_BYTES // max(1, values.itemsize))
     pieces = [values[i : i + step] for i in range(0, values.size, step)] or [values]
     local = threading.local()  # one codec object per thread: a compression context is not shared
