@@ -129,3 +129,16 @@ def test_a_two_dimensional_array_is_measured_in_whole_pieces() -> None:
     values = np.random.default_rng(0).standard_normal((30_000, 50)).astype(np.float32)  # 6 MB: two 4 MiB pieces
     found = ceiling.codec_ceiling("obsm/X_pca", values, "zstd-0", 2)
     assert not found.error and found.raw_bytes == values.nbytes and found.ratio > 1
+
+
+def test_a_failed_ceiling_row_does_not_turn_the_share_into_nan() -> None:
+    from harness.analysis.ceilings import ceiling_seconds
+
+    ok = {"kind": "ceiling", "status": "ok", "array": "X.data", "codec": "zstd-0", "threads": 2}
+    ceilings = [
+        {**ok, "raw_bytes": 2e9, "encode_mb_s": 1000.0, "decode_mb_s": 2000.0},
+        {**ok, "array": "obsm/X_pca", "status": "failed", "raw_bytes": 2e7, "encode_mb_s": float("nan")},
+        {"kind": "ceiling", "status": "ok", "what": "fsync-write", "mb_s": 1000.0},
+    ]
+    row = {"workload": "write", "bytes": 5e8, "point": {"codec": "zstd-0"}}
+    assert ceiling_seconds(row, ceilings) == 2.0  # 2 GB encoded at 1 GB/s; 0.5 GB written at 1 GB/s

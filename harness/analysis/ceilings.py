@@ -31,6 +31,7 @@ def ceiling_seconds(row: dict[str, Any], ceilings: list[dict[str, Any]]) -> floa
     if workload not in ("write", "read") or not row.get("bytes"):
         return None
     codecs = parse_codecs((row.get("point") or {}).get("codec", "zstd-0"))
+    ceilings = [c for c in ceilings if c.get("status", "ok") == "ok"]  # a codec that failed on an array: no limit
     cores = max((c["threads"] for c in ceilings if "threads" in c), default=1)
     by = {(c["array"], c["codec"]): c for c in ceilings if c.get("threads") == cores}
     storage = {c["what"]: c["mb_s"] for c in ceilings if "what" in c}
