@@ -15,7 +15,7 @@ from harness.analysis import results
 from harness.analysis.results import Row
 from harness.errors import HarnessError
 from harness.matrix import Point
-from harness.measure.runner import Sweep, run_sweep
+from harness.measure.runner import Sweep, row_key, run_sweep
 
 
 def _sweep(dataset: Path, results_dir: Path, points: list[Point], workloads=("write", "read"), **kw) -> Sweep:
@@ -185,3 +185,23 @@ def test_crashes_and_hangs_become_rows_and_the_sweep_goes_on(
                 "Fatal Python error: Segmentation fault" in read["stderr_tail"]
                 and "inject_fault" in read["stderr_tail"]
             )
+
+
+def test_loader_settings_are_part_of_every_loader_workload_key(tiny_h5ad: Path) -> None:
+    """annbatch's loader too: a sweep at another run length or process count must not resume its rows."""
+    from harness.runtime.loader import LoaderSpec
+
+    point = Point.of(pipeline="fused")
+    for workload in ("stream-blocks", "stream-random-rows", "stream-annbatch"):
+        keys = {
+            row_key(
+                point,
+                workload,
+                "fp",
+                Sweep(str(tiny_h5ad), [point], [workload], loader=LoaderSpec(run_rows=r), procs=p),
+                "s",
+            )
+            for r in (64, 512)
+            for p in (1, 2)
+        }
+        assert len(keys) == 4, workload

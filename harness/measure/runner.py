@@ -71,7 +71,7 @@ def row_key(point: Point, workload: str, dataset_fp: str, sweep: Sweep, stack: s
         ident += [sweep.network.label, sweep.store_url.url if sweep.store_url else None]
     if sweep.rounds:
         ident += ["rounds", sweep.rounds]
-    if workload.startswith(("stream-blocks", "stream-random-rows")):  # the loader's settings change what is measured
+    if workload.startswith(("stream-blocks", "stream-random-rows", "stream-annbatch")):  # what the loaders measure
         ident += [sweep.loader.sizes, sweep.procs]
     return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:20]
 
