@@ -16,10 +16,10 @@ active. The small elements (obs, var, uns, obsm, ...) are written as usual, then
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import zlib
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -180,7 +180,7 @@ def _create(cfg: IOConfig, group: Any, element: str, info: dict[str, Any]) -> di
     proxy = SimpleNamespace(shape=info["shape"], dtype=info["dtype"])
     kwargs = dataset_kwargs_for(policy, "array", proxy, {})
     auto = "shards" not in kwargs
-    with _auto_shard_size() if auto else _null():
+    with _auto_shard_size() if auto else nullcontext():
         array = group.create_array(
             element,
             shape=info["shape"],
@@ -190,12 +190,6 @@ def _create(cfg: IOConfig, group: Any, element: str, info: dict[str, Any]) -> di
         )
     array.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})
     return {"": array}
-
-
-def _null():
-    from contextlib import nullcontext
-
-    return nullcontext()
 
 
 @dataclass
@@ -256,7 +250,7 @@ def _checksum(cfg: IOConfig, caller: int, target: Any, fill: Fill, source: Any, 
 def _on_worker(cfg: IOConfig, caller: int):
     """In another process than the caller's (a dask.distributed worker) the config's settings must be set
     there; in the caller's threads they already are."""
-    return cfg.activate() if os.getpid() != caller else _null()
+    return cfg.activate() if os.getpid() != caller else nullcontext()
 
 
 # --- what IOConfig.write and `harness convert` call -------------------------------------------------------
@@ -357,7 +351,3 @@ def shell_of(adata: Any, streamed: dict[str, Any]) -> Any:
         layers=layers,
     )
     return shell
-
-
-def cells_per_second(n_obs: int, seconds: float) -> float:
-    return n_obs / seconds if seconds > 0 else math.inf
