@@ -9,19 +9,23 @@ REPEATS=${REPEATS:-5}
 set -euo pipefail
 OUT=${OUT:-results/loader-benchmark}
 H=${HARNESS:-.venv/bin/harness}
-POINTS=(--axis pipeline=fused --axis codec=blosc-lz4-shuffle-3,zstd-0 --axis sharding=rows-64x1024,auto --axis indices=minimal)
+# Local points: the stream layout (Blosc lz4, 64-row chunks x 1,024 per shard, minimal indices) on zarr's Fused pipeline
+# and on zarrs; annbatch's writer read on Fused and on zarrs (its docs advise zarrs for local stores). Every point is
+# read by both loaders, so each loader gets the same store and pipeline. Over S3: Fused (zarrs is not used remotely).
+POINTS=(--axis pipeline=fused,zarrs --axis codec=blosc-lz4-shuffle-3 --axis sharding=rows-64x1024 --axis indices=minimal)
+S3_POINTS=(--axis pipeline=fused --axis codec=blosc-lz4-shuffle-3,zstd-0 --axis sharding=rows-64x1024 --axis indices=minimal)
 mkdir -p "$OUT"
 for ds in 100k pbmc3k; do
   for R in 64 512; do
     for P in 1 2; do
-      "$H" run --dataset "$ds" --results "$OUT" --baselines annbatch "${POINTS[@]}" --repeats "$REPEATS" --no-progress \
+      "$H" run --dataset "$ds" --results "$OUT" --baselines annbatch,annbatch+zarrs "${POINTS[@]}" --repeats "$REPEATS" --no-progress \
         --workloads stream-blocks,stream-annbatch --batch 4096 --run-rows "$R" --preload "$(( R * 32 >= 4096 ? 32 : 4096 / R ))" --procs "$P" \
         > "$OUT/run-$ds-R$R-P$P.log" 2>&1 || true
     done
   done
 done
 for R in 64 512; do
-  "$H" run --dataset 100k --results "$OUT" --baselines annbatch --axis store=s3-obstore "${POINTS[@]}" --repeats "$REPEATS" \
+  "$H" run --dataset 100k --results "$OUT" --baselines annbatch --axis store=s3-obstore "${S3_POINTS[@]}" --repeats "$REPEATS" \
     --no-progress --network latency=20ms --workloads stream-blocks,stream-annbatch --batch 4096 --run-rows "$R" \
     --preload "$(( R * 32 >= 4096 ? 32 : 4096 / R ))" > "$OUT/run-s3-R$R.log" 2>&1 || true
 done

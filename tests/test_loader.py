@@ -13,7 +13,7 @@ from harness.errors import HarnessError, UnsupportedPoint
 from harness.matrix import Point, baseline_point
 from harness.measure import context, workloads
 from harness.runtime import IOConfig
-from harness.runtime.loader import LoaderSpec
+from harness.runtime.loader import LoaderSpec, _merged
 
 SMALL = LoaderSpec(batch_size=32, run_rows=8, preload=4)  # annbatch wants batch <= runs x preload
 
@@ -36,10 +36,20 @@ def test_runs_are_shuffled_and_parts_share_an_epoch_without_overlap() -> None:
         LoaderSpec(batch_size=0)
 
 
+def test_a_group_reads_its_runs_sorted_with_touching_runs_merged() -> None:
+    assert _merged([(30, 40), (0, 10), (10, 20), (50, 51), (40, 45)]) == [(0, 20), (30, 45), (50, 51)]
+    assert _merged([]) == []
+
+
 @pytest.mark.parametrize("shuffle", ["blocks", "rows", "none"])
 @pytest.mark.parametrize("prefetch", [1, 0])
-def test_stream_yields_every_row_once_equal_to_the_source(shuffle: str, prefetch: int, store: Path, tiny_adata) -> None:
-    cfg = IOConfig(concurrency=4)
+@pytest.mark.parametrize("pipeline", ["fused", "zarrs"])
+def test_stream_yields_every_row_once_equal_to_the_source(
+    shuffle: str, prefetch: int, pipeline: str, store: Path, tiny_adata
+) -> None:
+    if pipeline == "zarrs" and importlib.util.find_spec("zarrs") is None:
+        pytest.skip("zarrs is not installed")
+    cfg = IOConfig(concurrency=4, pipeline=pipeline)
     batches = list(
         cfg.stream(store, batch_size=32, shuffle=shuffle, run_rows=8, preload=3, prefetch=prefetch, obs=["cell_type"])
     )
@@ -88,7 +98,10 @@ needs_annbatch = pytest.mark.skipif(importlib.util.find_spec("annbatch") is None
 
 @needs_annbatch
 def test_annbatch_writer_and_loader_run_beside_ours(tiny_adata, tmp_path: Path) -> None:
-    for point in (baseline_point("annbatch"), Point.of(pipeline="fused", sharding="rows-16x2")):
+    points = [baseline_point("annbatch"), Point.of(pipeline="fused", sharding="rows-16x2")]
+    if importlib.util.find_spec("zarrs") is not None:
+        points.append(baseline_point("annbatch+zarrs"))
+    for point in points:
         ctx = context.Context(point, tiny_adata, tmp_path / (point.baseline or "ours"), loader=SMALL)
         with context.zarr_config(point, "write"):
             context.write_store(ctx, context.write_input(ctx))
@@ -98,3 +111,17 @@ def test_annbatch_writer_and_loader_run_beside_ours(tiny_adata, tmp_path: Path) 
                 work.run()
             work.verify()
             assert work.metrics["cells_per_s"] > 0
+
+
+@needs_annbatch
+def test_annbatch_loader_shares_an_epoch_across_processes(tiny_adata, tmp_path: Path) -> None:
+    """Two annbatch loader processes (its DistributedSampler) read every row exactly once between them."""
+    point = baseline_point("annbatch")
+    ctx = context.Context(point, tiny_adata, tmp_path, loader=SMALL, procs=2)
+    with context.zarr_config(point, "write"):
+        context.write_store(ctx, context.write_input(ctx))
+    work = workloads.REGISTRY["stream-annbatch"](ctx)
+    with work.config():
+        work.run()
+    work.verify()
+    assert work.metrics["procs"] == 2 and work.metrics["proc_cells_per_s_min"] > 0

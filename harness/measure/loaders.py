@@ -4,6 +4,8 @@ one process or in `procs` processes at once on one store, each its own interpret
 - `stream-blocks`: block-shuffled (runs of R contiguous rows, K runs preloaded and shuffled in memory,
   batches of B), the next group fetched while one is consumed; `stream-blocks-sync` fetches only on demand.
 - `stream-random-rows`: true random single rows, batches of B (`-sync` likewise).
+- `stream-annbatch`: annbatch's `Loader` with the same R, K and B (several processes through its
+  `DistributedSampler`).
 Metrics per run: cells/s (all processes together, and per process), time to the first batch, p50/p90/p99
 batch latency (the wait for each batch), decoded MB read. `verify` checks that every row arrived exactly
 once in the epoch and that every batch equals the source's rows.
@@ -45,6 +47,7 @@ def consume(batches: Any) -> dict[str, Any]:
 class LoaderWorkload(Workload):
     shuffle: ClassVar[Shuffle] = Shuffle.BLOCKS
     prefetch: ClassVar[int] = 1
+    loader: ClassVar[str] = "harness"  # which EPOCHS entry reads an epoch (in every loader process)
 
     @classmethod
     def unsupported_reason(cls, point: Point) -> str | None:
@@ -55,14 +58,14 @@ class LoaderWorkload(Workload):
 
     def run(self) -> None:
         procs, spec, cfg = self.ctx.procs, self.spec(), self.ctx.point.config
-        children = [_start_child(cfg, self.ctx.output, spec, (i, procs)) for i in range(1, procs)]
+        children = [_start_child(self.loader, cfg, self.ctx.output, spec, (i, procs)) for i in range(1, procs)]
         for child in children:
             _expect(child, "ready")
         for child in children:
             child.stdin.write("go\n")
             child.stdin.flush()
         t0 = time.perf_counter()
-        parts = [consume(cfg.stream(self.ctx.output, **_kwargs(spec), part=(0, procs)))]
+        parts = [EPOCHS[self.loader](cfg, self.ctx.output, spec, (0, procs))]
         parts += [json.loads(_expect(child, "{")) for child in children]
         wall = time.perf_counter() - t0
         n = sum(len(r) for part in parts for r in part["rows"])
@@ -100,10 +103,38 @@ def _kwargs(spec: LoaderSpec) -> dict[str, Any]:
     return {k: v for k, v in asdict(spec).items()}
 
 
-def _start_child(cfg: Any, target: Any, spec: LoaderSpec, part: tuple[int, int]) -> subprocess.Popen:
-    payload = json.dumps({"config": cfg.to_dict(), "target": str(target), "spec": _kwargs(spec), "part": list(part)})
+def harness_epoch(cfg: Any, target: Any, spec: LoaderSpec, part: tuple[int, int]) -> dict[str, Any]:
+    """One process's part of an epoch through the harness's loader (`IOConfig.stream`)."""
+    return consume(cfg.stream(target, **_kwargs(spec), part=part))
+
+
+def annbatch_epoch(cfg: Any, target: Any, spec: LoaderSpec, part: tuple[int, int]) -> dict[str, Any]:
+    """One process's part of an epoch through annbatch's `Loader` with the same runs, preload and batch, under the
+    config's pipeline and store; several processes share the epoch through annbatch's own `DistributedSampler`
+    (rank and world size given, as a training script gets them from torch.distributed)."""
+    import anndata as ad
+    import zarr
+    from annbatch import Loader
+    from annbatch.samplers import DistributedSampler, RandomSampler
+
+    rank, world = part
+    sampler = RandomSampler(spec.run_rows, spec.preload, spec.batch_size, rng=np.random.default_rng(spec.seed))
+    if world > 1:
+        sampler = DistributedSampler(sampler, dist_info=lambda: (rank, world), enforce_equal_batches=False)
+    with cfg.activate():
+        group = zarr.open_group(cfg.open_store(target, read_only=True), mode="r")
+        loader = Loader(batch_sampler=sampler, return_index=True, preload_to_gpu=False, to=None)
+        loader.add_dataset(ad.io.sparse_dataset(group["X"]))
+        return consume(_AnnbatchBatch(out["index"], out["X"]) for out in loader)
+
+
+EPOCHS = {"harness": harness_epoch, "annbatch": annbatch_epoch}
+
+
+def _start_child(loader: str, cfg: Any, target: Any, spec: LoaderSpec, part: tuple[int, int]) -> subprocess.Popen:
+    payload = {"loader": loader, "config": cfg.to_dict(), "target": str(target), "spec": _kwargs(spec), "part": part}
     return subprocess.Popen(
-        [sys.executable, "-m", "harness.measure.loaders", payload],
+        [sys.executable, "-m", "harness.measure.loaders", json.dumps(payload)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -120,22 +151,23 @@ def _expect(child: subprocess.Popen, start: str) -> str:
 
 
 def main(payload: str) -> None:
-    """A loader process: open, say ready, stream its part of the epoch on `go`, print what it read."""
+    """A loader process: open, say ready, read its part of the epoch on `go`, print what it read."""
     from ..runtime import IOConfig
 
     job = json.loads(payload)
     cfg = IOConfig.from_dict(job["config"])
     print("ready", flush=True)
     sys.stdin.readline()
-    found = consume(cfg.stream(job["target"], **job["spec"], part=tuple(job["part"])))
+    found = EPOCHS[job["loader"]](cfg, job["target"], LoaderSpec(**job["spec"]), tuple(job["part"]))
     print(json.dumps(found, default=float), flush=True)
 
 
 class AnnbatchLoader(LoaderWorkload):
     """annbatch's `Loader` (scverse) over the point's store with the same runs, preload and batch: the peer's
-    loader side by side, on the same machine and data (one process)."""
+    loader side by side, on the same machine and data, in as many processes as ours."""
 
     name = "stream-annbatch"
+    loader = "annbatch"
 
     @classmethod
     def unsupported_reason(cls, point: Point) -> str | None:
@@ -144,36 +176,6 @@ class AnnbatchLoader(LoaderWorkload):
         if importlib.util.find_spec("annbatch") is None:
             return "annbatch is not installed (pip install 'harness[annbatch]')"
         return super().unsupported_reason(point)
-
-    def run(self) -> None:
-        import anndata as ad
-        import zarr
-        from annbatch import Loader
-
-        spec, cfg = self.spec(), self.ctx.point.config
-        with cfg.activate():
-            group = zarr.open_group(cfg.open_store(self.ctx.output, read_only=True), mode="r")
-            loader = Loader(
-                batch_size=spec.batch_size,
-                chunk_size=spec.run_rows,
-                preload_nchunks=spec.preload,
-                shuffle=True,
-                return_index=True,
-                preload_to_gpu=False,
-                rng=np.random.default_rng(spec.seed),
-            ).add_dataset(ad.io.sparse_dataset(group["X"]))
-            found = consume(_AnnbatchBatch(out["index"], out["X"]) for out in loader)
-        waits = np.array(found["waits"])
-        self.metrics.update(
-            cells_per_s=sum(len(r) for r in found["rows"]) / found["wall"],
-            first_batch_s=waits[0],
-            p50_batch_s=float(np.percentile(waits, 50)),
-            p90_batch_s=float(np.percentile(waits, 90)),
-            p99_batch_s=float(np.percentile(waits, 99)),
-            decoded_mb=found["decoded"] / 1e6,
-            procs=1.0,
-        )
-        self.result = list(zip(found["rows"], found["checks"]))
 
 
 class _AnnbatchBatch:

@@ -3,9 +3,14 @@ async API under a config's store, cache, pipeline and concurrency, locally or fr
 
 Shuffling the way training loops need it without random single-row reads (annbatch's design): the rows are
 cut into runs of `run_rows` contiguous rows; the runs are shuffled; `preload` runs at a time are fetched
-together (each run is two contiguous byte ranges, its values and its column indices, found through indptr,
-which is held in memory), their rows shuffled in memory and handed out in batches of `batch_size`. With
-`prefetch` the next group is being fetched while the current one is consumed. `shuffle="rows"` reads true
+together, their rows shuffled in memory and handed out in batches of `batch_size`. With `prefetch` the next
+group is being fetched while the current one is consumed.
+
+A group is fetched as two reads, one of `data` and one of `indices`: each run is a contiguous range of
+non-zeros (found through indptr, which is held in memory), the runs are sorted and merged where they touch,
+and all ranges go to zarr's codec pipeline as one selection that decodes straight into a preallocated
+buffer (`_Ranges`). The pipeline then schedules every chunk of the group at once, under the config's
+concurrency, and nothing is concatenated afterwards; each batch is one row gather of the group's CSR. `shuffle="rows"` reads true
 random single rows (runs of one row, a group per batch): the slow baseline; `shuffle="none"` reads in order.
 Several processes share an epoch with `part=(index, parts)`: each takes every parts-th run of the same
 shuffled order, so together they read every row exactly once.
@@ -101,25 +106,30 @@ def stream(
 
     frames = _obs_columns(cfg, target, obs) if obs else None
     rng = np.random.default_rng(spec.seed + 1 + part[0])
-    carry: list[tuple[Any, Any]] = []
+
+    def batch(rows: Any, matrix: Any) -> Batch:
+        return Batch(rows, matrix, None if frames is None else frames.iloc[rows])
+
+    carry: tuple[Any, Any] | None = None  # rows left over from the last group, fewer than a batch
     for rows, matrix in _groups(cfg, target, spec, part):
-        if spec.shuffle is not Shuffle.NONE:
-            order = rng.permutation(len(rows))
-            rows, matrix = rows[order], matrix[order]
-        carry.append((rows, matrix))
-        pending = sum(len(r) for r, _ in carry)
-        if pending < spec.batch_size:
-            continue
-        rows = np.concatenate([r for r, _ in carry])
-        matrix = sp.vstack([m for _, m in carry], format="csr") if len(carry) > 1 else carry[0][1]
-        whole = len(rows) - len(rows) % spec.batch_size
-        for start in range(0, whole, spec.batch_size):
-            stop = start + spec.batch_size
-            yield Batch(rows[start:stop], matrix[start:stop], None if frames is None else frames.iloc[rows[start:stop]])
-        carry = [(rows[whole:], matrix[whole:])] if whole < len(rows) else []
-    if carry and (rows := np.concatenate([r for r, _ in carry])).size:
-        matrix = sp.vstack([m for _, m in carry], format="csr")
-        yield Batch(rows, matrix, None if frames is None else frames.iloc[rows])
+        order = rng.permutation(len(rows)) if spec.shuffle is not Shuffle.NONE else np.arange(len(rows))
+        first = 0
+        if carry is not None:  # top the left-over rows up to a batch from this group
+            first = min(len(rows), spec.batch_size - len(carry[0]))
+            take = order[:first]
+            carry = (np.concatenate([carry[0], rows[take]]), sp.vstack([carry[1], matrix[take]], format="csr"))
+            if len(carry[0]) < spec.batch_size:
+                continue
+            yield batch(*carry)
+            carry = None
+        whole = first + (len(rows) - first) // spec.batch_size * spec.batch_size
+        for start in range(first, whole, spec.batch_size):
+            take = order[start : start + spec.batch_size]
+            yield batch(rows[take], matrix[take])
+        if whole < len(rows):
+            carry = (rows[order[whole:]], matrix[order[whole:]])
+    if carry is not None and len(carry[0]):
+        yield batch(*carry)
 
 
 def _obs_columns(cfg: IOConfig, target: Any, columns: Sequence[str]) -> Any:
@@ -192,26 +202,66 @@ async def _produce(
         data, indices, indptr_array = [await node.getitem(k) for k in ("data", "indices", "indptr")]
         indptr = np.asarray(await indptr_array.getitem(slice(None)), dtype=np.int64)
         n_rows, n_vars = (int(s) for s in node.attrs["shape"])
-        limit = asyncio.Semaphore(cfg.concurrency)
         loop = asyncio.get_running_loop()
-
-        async def fetch(start: int, stop_row: int) -> tuple[Any, Any]:
-            lo, hi = int(indptr[start]), int(indptr[stop_row])
-            async with limit:
-                return await asyncio.gather(data.getitem(slice(lo, hi)), indices.getitem(slice(lo, hi)))
-
         runs = spec.runs(n_rows, part)
         for first in range(0, len(runs), spec.group_runs):
             if stop.is_set():
                 return
             if spec.prefetch == 0:
                 await loop.run_in_executor(None, asked.acquire)
-            chunk = runs[first : first + spec.group_runs]
-            fetched = await asyncio.gather(*(fetch(a, b) for a, b in chunk))
-            rows = np.concatenate([np.arange(a, b) for a, b in chunk])
-            lengths = np.concatenate([np.diff(indptr[a : b + 1]) for a, b in chunk])
-            offsets = np.concatenate([[0], np.cumsum(lengths)])
-            values = np.concatenate([v for v, _ in fetched]) if fetched else np.empty(0)
-            columns = np.concatenate([c for _, c in fetched]) if fetched else np.empty(0, dtype=np.int32)
+            spans = _merged(runs[first : first + spec.group_runs])
+            rows = np.concatenate([np.arange(a, b) for a, b in spans])
+            offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+            np.cumsum(indptr[rows + 1] - indptr[rows], out=offsets[1:])
+            ranges = [(int(indptr[a]), int(indptr[b])) for a, b in spans]
+            values, columns = await asyncio.gather(_read_ranges(data, ranges), _read_ranges(indices, ranges))
             matrix = sp.csr_matrix((values, columns, offsets), shape=(len(rows), n_vars))
             await loop.run_in_executor(None, out.put, (rows, matrix))  # back-pressure without blocking the loop
+
+
+def _merged(runs: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The runs sorted, with runs that touch merged into one: fewer, longer ranges to read."""
+    spans: list[tuple[int, int]] = []
+    for a, b in sorted(runs):
+        if spans and spans[-1][1] == a:
+            spans[-1] = (spans[-1][0], b)
+        else:
+            spans.append((a, b))
+    return spans
+
+
+class _Ranges:
+    """A zarr indexer (zarr.core.indexing.Indexer: shape, drop_axes, chunk projections) over several ranges of
+    a 1-D array, laid end to end in the output: one codec-pipeline call for all of them, as annbatch does."""
+
+    drop_axes: tuple[int, ...] = ()
+
+    def __init__(self, array: Any, ranges: Sequence[tuple[int, int]]) -> None:
+        from zarr.core.indexing import BasicIndexer
+
+        grid = getattr(array, "_chunk_grid", None) or array.metadata.chunk_grid  # zarr >= 3.2 | 3.1
+        self.parts = [BasicIndexer((slice(a, b),), shape=array.shape, chunk_grid=grid) for a, b in ranges]
+        self.shape = (sum(b - a for a, b in ranges),)
+
+    def __iter__(self) -> Iterator[Any]:
+        from zarr.core.indexing import ChunkProjection
+
+        offset = 0
+        for part in self.parts:
+            for coords, selection, (placed,), complete in part:
+                yield ChunkProjection(
+                    coords, selection, (slice(offset + placed.start, offset + placed.stop),), complete
+                )
+            offset += part.shape[0]
+
+
+async def _read_ranges(array: Any, ranges: Sequence[tuple[int, int]]) -> Any:
+    """The values of `ranges` of a 1-D zarr array, end to end, decoded into one new numpy array."""
+    import numpy as np
+    from zarr.core.buffer import default_buffer_prototype
+
+    out = np.empty(sum(b - a for a, b in ranges), dtype=array.dtype)
+    if out.size:
+        prototype = default_buffer_prototype()
+        await array._get_selection(_Ranges(array, ranges), prototype=prototype, out=prototype.nd_buffer(out))
+    return out
