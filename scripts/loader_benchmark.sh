@@ -13,7 +13,7 @@ H=${HARNESS:-.venv/bin/harness}
 # and on zarrs; annbatch's writer read on Fused and on zarrs (its docs advise zarrs for local stores). Every point is
 # read by both loaders, so each loader gets the same store and pipeline. Over S3: Fused (zarrs is not used remotely).
 POINTS=(--axis pipeline=fused,zarrs --axis codec=blosc-lz4-shuffle-3 --axis sharding=rows-64x1024 --axis indices=minimal)
-S3_POINTS=(--axis pipeline=fused --axis codec=blosc-lz4-shuffle-3,zstd-0 --axis sharding=rows-64x1024 --axis indices=minimal)
+S3_POINTS=(--axis pipeline=fused --axis codec=blosc-lz4-shuffle-3 --axis sharding=rows-64x1024 --axis indices=minimal)
 mkdir -p "$OUT"
 for ds in 100k pbmc3k; do
   for R in 64 512; do
