@@ -10,8 +10,10 @@ A group is fetched as two reads, one of `data` and one of `indices`: each run is
 non-zeros (found through indptr, which is held in memory), the runs are sorted and merged where they touch,
 and all ranges go to zarr's codec pipeline as one selection that decodes straight into a preallocated
 buffer (`_Ranges`). The pipeline then schedules every chunk of the group at once, under the config's
-concurrency, and nothing is concatenated afterwards; each batch is one row gather of the group's CSR. `shuffle="rows"` reads true
-random single rows (runs of one row, a group per batch): the slow baseline; `shuffle="none"` reads in order.
+concurrency, and nothing is concatenated afterwards; each batch is one row gather of the group's CSR.
+
+`shuffle="rows"` reads true random single rows (runs of one row, a group per batch): the slow baseline;
+`shuffle="none"` reads in order.
 Several processes share an epoch with `part=(index, parts)`: each takes every parts-th run of the same
 shuffled order, so together they read every row exactly once.
 """
@@ -239,7 +241,7 @@ class _Ranges:
     def __init__(self, array: Any, ranges: Sequence[tuple[int, int]]) -> None:
         from zarr.core.indexing import BasicIndexer
 
-        grid = getattr(array, "_chunk_grid", None) or array.metadata.chunk_grid  # zarr >= 3.2 | 3.1
+        grid = getattr(array, "_chunk_grid", None) or array.metadata.chunk_grid  # newer zarr | zarr <= 3.1.6
         self.parts = [BasicIndexer((slice(a, b),), shape=array.shape, chunk_grid=grid) for a, b in ranges]
         self.shape = (sum(b - a for a, b in ranges),)
 
