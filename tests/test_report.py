@@ -212,3 +212,39 @@ def test_compare_across_stacks_says_so_without_refusing(results_dir: Path, tmp_p
     results.results_file(other).write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     pairs, warnings = compare.compare(results_dir, other)
     assert pairs and any("different stacks" in w and "zarr 3.2.1" in w for w in warnings)
+
+
+def test_loader_table_sets_each_loader_beside_annbatch_per_setting() -> None:
+    """One line per (setting, point, workload); ours says its ratio to annbatch's Loader on the same store and
+    setting (another R is another setting, never mixed), with a Mann-Whitney p."""
+
+    def row(workload: str, cells: list[float], run_rows: int, point: str = "annbatch+zarrs") -> dict:
+        metrics = {
+            "cells_per_s": cells,
+            "first_batch_s": [0.1] * len(cells),
+            "p50_batch_s": [0.05] * len(cells),
+            "p99_batch_s": [0.2] * len(cells),
+            "procs": [1.0] * len(cells),
+        }
+        spec = {"batch_size": 4096, "run_rows": run_rows, "preload": 64, "procs": 1}
+        return {
+            "point_id": point,
+            "workload": workload,
+            "status": "ok",
+            "metrics": metrics,
+            "loader": spec,
+            "dataset": {"name": "100k"},
+            "run_id": "1",
+        }
+
+    rows = [
+        row("stream-blocks", [50e3, 51e3, 52e3, 50.5e3, 51.5e3], 64),
+        row("stream-annbatch", [40e3, 41e3, 40.5e3, 39e3, 40.2e3], 64),
+        row("stream-blocks", [30e3, 30.5e3, 29e3, 31e3, 30.2e3], 512),  # no annbatch row at R = 512
+    ]
+    md = tables.loader_markdown(rows)
+    ours64 = next(line for line in md if "64 x 64, 4096" in line and "stream-blocks" in line)
+    assert "| 51,000 ±1,000 |" in ours64 and "1.27x (p=0.008)" in ours64  # 51,000 / 40,200
+    ours512 = next(line for line in md if "512 x 64, 4096" in line)
+    assert ours512.rstrip().endswith("| – |")
+    assert sum("stream-annbatch" in line for line in md) == 1

@@ -205,3 +205,26 @@ def test_loader_settings_are_part_of_every_loader_workload_key(tiny_h5ad: Path) 
             for p in (1, 2)
         }
         assert len(keys) == 4, workload
+
+
+def test_loader_rows_carry_their_loader_settings(tiny_h5ad: Path, tmp_path: Path) -> None:
+    """A loader row says its batch, runs, preload and processes (rows at another R are told apart); others do not."""
+    from harness.runtime.loader import LoaderSpec
+
+    point = Point.of(pipeline="fused", codec="blosc-lz4-shuffle", sharding="rows-16x2")
+    spec = LoaderSpec(batch_size=32, run_rows=8, preload=4)
+    sweep = Sweep(
+        str(tiny_h5ad),
+        [point],
+        ["write", "stream-blocks"],
+        repeats=1,
+        warmup=0,
+        results_dir=tmp_path,
+        progress=False,
+        loader=spec,
+    )
+    run_sweep(sweep)
+    rows = {r["workload"]: r for r in results.iter_rows(tmp_path)}
+    assert rows["stream-blocks"]["status"] == "ok"
+    assert rows["stream-blocks"]["loader"] == {"batch_size": 32, "run_rows": 8, "preload": 4, "procs": 1}
+    assert "loader" not in rows["write"]

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..matrix import WORKLOADS
 from ..runtime import Store
-from .stats import median
+from .stats import mann_whitney, median, summary
 
 BASELINE = "anndata-default"
 WORKLOAD_ORDER = WORKLOADS  # column order of tables
@@ -245,23 +245,48 @@ LOADER_WORKLOADS = (
 
 
 def loader_markdown(rows: list[dict[str, Any]]) -> list[str]:
-    """The training-loader workloads: cells/s (all processes), per-process cells/s, time to the first batch and the
-    p50/p99 batch latency, medians over the repeats, for every point and process count (annbatch's beside)."""
+    """The training-loader workloads, one line per (setting, point, workload): cells/s (all processes) with its IQR,
+    the slowest process, p99 batch latency and time to the first batch, medians over the repeats; each line of the
+    harness's loaders says how it compares with annbatch's `Loader` on the same store, setting and run (ratio of
+    cells/s, Mann-Whitney p). A setting is the dataset, network, runs R x preload K, batch B and processes."""
     found = [r for r in rows if r.get("workload") in LOADER_WORKLOADS and r.get("status") == "ok" and r.get("metrics")]
     if not found:
         return []
+    latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in sorted(found, key=lambda r: r.get("run_id", "")):
+        latest[(_loader_setting(r), r["point_id"], r["workload"])] = r
     md = [
-        "| point | workload | processes | cells/s | per process (min) | first batch s | p50 batch ms | p99 batch ms |",
-        "|---" * 8 + "|",
+        "| data, network | R x K, B | processes | point | workload | cells/s ±IQR | slowest process | p99 batch ms "
+        "| first batch s | vs annbatch's Loader |",
+        "|---" * 10 + "|",
     ]
-    for r in sorted(found, key=lambda r: (r["workload"], -(median(r["metrics"].get("cells_per_s")) or 0))):
+    order = {w: i for i, w in enumerate(LOADER_WORKLOADS)}
+    for (setting, point_id, workload), r in sorted(
+        latest.items(), key=lambda kv: (kv[0][0], order[kv[0][2]], -(median(kv[1]["metrics"]["cells_per_s"]) or 0))
+    ):
+        (data, net, runs, procs), cells = setting, r["metrics"]["cells_per_s"]
         m = {k: median(v) for k, v in r["metrics"].items()}
+        theirs = latest.get((setting, point_id, "stream-annbatch"))
+        versus = "–"
+        if theirs is not None and workload != "stream-annbatch":
+            other = theirs["metrics"]["cells_per_s"]
+            p = mann_whitney(cells, other)
+            versus = f"{median(cells) / median(other):.2f}x" + (f" (p={p:.3f})" if p is not None else "")
         md.append(
-            f"| `{r['point_id']}` | {r['workload']} | {m.get('procs') or 1:.0f} | {m['cells_per_s']:,.0f} | "
-            f"{m.get('proc_cells_per_s_min') or m['cells_per_s']:,.0f} | {m['first_batch_s']:.3f} | "
-            f"{m['p50_batch_s'] * 1e3:.1f} | {m['p99_batch_s'] * 1e3:.1f} |"
+            f"| {data}, {net} | {runs} | {procs} | `{point_id}` | {workload} | {m['cells_per_s']:,.0f} "
+            f"±{summary(cells).iqr:,.0f} | {m.get('proc_cells_per_s_min') or m['cells_per_s']:,.0f} | "
+            f"{m['p99_batch_s'] * 1e3:.0f} | {m['first_batch_s']:.3f} | {versus} |"
         )
     return md
+
+
+def _loader_setting(row: dict[str, Any]) -> tuple[str, str, str, int]:
+    """(dataset, network, "R x K, B", processes) of a loader row; rows written before the loader spec was recorded
+    say "?" for R x K, B."""
+    spec = row.get("loader") or {}
+    runs = f"{spec['run_rows']} x {spec['preload']}, {spec['batch_size']}" if spec else "?"
+    procs = int(spec.get("procs") or median(row["metrics"].get("procs")) or 1)
+    return (row.get("dataset") or {}).get("name", "?"), (row.get("network") or {}).get("condition", "none"), runs, procs
 
 
 def claims_markdown(rows: list[dict[str, Any]]) -> list[str]:

@@ -64,6 +64,11 @@ class Sweep:
             self.network = Network.parse(self.network)
 
 
+def is_loader(workload: str) -> bool:
+    """A training-loader workload: its rows depend on the loader's batch, runs, preload and processes."""
+    return workload.startswith(("stream-blocks", "stream-random-rows", "stream-annbatch"))
+
+
 def row_key(point: Point, workload: str, dataset_fp: str, sweep: Sweep, stack: str) -> str:
     """Identity of a measurement for resume: same point, workload, data, method, network, code and stack."""
     ident = [point.id, workload, dataset_fp, sweep.repeats, sweep.warmup, sweep.cold, sweep.seed, stack]
@@ -71,7 +76,7 @@ def row_key(point: Point, workload: str, dataset_fp: str, sweep: Sweep, stack: s
         ident += [sweep.network.label, sweep.store_url.url if sweep.store_url else None]
     if sweep.rounds:
         ident += ["rounds", sweep.rounds]
-    if workload.startswith(("stream-blocks", "stream-random-rows", "stream-annbatch")):  # what the loaders measure
+    if is_loader(workload):  # what the loaders measure
         ident += [sweep.loader.sizes, sweep.procs]
     return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:20]
 
@@ -252,6 +257,7 @@ def run_sweep(sweep: Sweep) -> Counter[str]:
                 "warmup": sweep.warmup,
                 "stack_key": stack,
                 "provenance": prov,
+                **({"loader": {**sweep.loader.sizes, "procs": sweep.procs}} if is_loader(workload) else {}),
                 **sweep.extra,
             }
 
