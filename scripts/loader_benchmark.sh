@@ -5,7 +5,12 @@
 # added per request. Read with `harness report --results $OUT` (the "Training loaders" table).
 # K (runs preloaded) is annbatch's default 32, or B/R where that is more: annbatch refuses a batch larger than
 # R x K (64-row runs need K = 64 for 4,096-row batches); both loaders get the same R, K and B.
+# DATASETS, RUN_ROWS, PROCS and S3 (1 or 0) choose a part of it, e.g. PROCS=2 S3=0 for the multi-process runs only.
 REPEATS=${REPEATS:-5}
+DATASETS=${DATASETS:-100k pbmc3k}
+RUN_ROWS=${RUN_ROWS:-64 512}
+PROCS=${PROCS:-1 2}
+S3=${S3:-1}
 set -euo pipefail
 OUT=${OUT:-results/loader-benchmark}
 H=${HARNESS:-.venv/bin/harness}
@@ -15,16 +20,17 @@ H=${HARNESS:-.venv/bin/harness}
 POINTS=(--axis pipeline=fused,zarrs --axis codec=blosc-lz4-shuffle-3 --axis sharding=rows-64x1024 --axis indices=minimal)
 S3_POINTS=(--axis pipeline=fused --axis codec=blosc-lz4-shuffle-3 --axis sharding=rows-64x1024 --axis indices=minimal)
 mkdir -p "$OUT"
-for ds in 100k pbmc3k; do
-  for R in 64 512; do
-    for P in 1 2; do
+for ds in $DATASETS; do
+  for R in $RUN_ROWS; do
+    for P in $PROCS; do
       "$H" run --dataset "$ds" --results "$OUT" --baselines annbatch,annbatch+zarrs "${POINTS[@]}" --repeats "$REPEATS" --no-progress \
         --workloads stream-blocks,stream-annbatch --batch 4096 --run-rows "$R" --preload "$(( R * 32 >= 4096 ? 32 : 4096 / R ))" --procs "$P" \
         > "$OUT/run-$ds-R$R-P$P.log" 2>&1 || true
     done
   done
 done
-for R in 64 512; do
+for R in $RUN_ROWS; do
+  [ "$S3" = 1 ] || break
   "$H" run --dataset 100k --results "$OUT" --baselines annbatch --axis store=s3-obstore "${S3_POINTS[@]}" --repeats "$REPEATS" \
     --no-progress --network latency=20ms --workloads stream-blocks,stream-annbatch --batch 4096 --run-rows "$R" \
     --preload "$(( R * 32 >= 4096 ? 32 : 4096 / R ))" > "$OUT/run-s3-R$R.log" 2>&1 || true
