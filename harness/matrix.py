@@ -60,6 +60,14 @@ RECIPE_SETTINGS: dict[str, dict[str, Any]] = {
     "anndata-default+zarrs": {"api": "anndata"},
     "anndata-default-v2": {"api": "anndata", "zarr_format": 2},
 }
+#: A training loader's epochs (harness.measure.loaders): their rows depend on batch, runs, preload and processes.
+LOADER_WORKLOADS = (
+    "stream-blocks",
+    "stream-blocks-sync",
+    "stream-random-rows",
+    "stream-random-rows-sync",
+    "stream-annbatch",
+)
 #: Workload names (harness.measure.workloads defines them; reports order their columns by this).
 WORKLOADS = (
     "write",
@@ -75,11 +83,7 @@ WORKLOADS = (
     "stream-sync-shuffled",
     "stream-async-shuffled",
     "stream-dask-shuffled",
-    "stream-blocks",
-    "stream-blocks-sync",
-    "stream-random-rows",
-    "stream-random-rows-sync",
-    "stream-annbatch",
+    *LOADER_WORKLOADS,
 )
 DEFAULT_WORKLOADS = ("write", "read", "lazy-rows", "lazy-random")
 

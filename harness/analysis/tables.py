@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..matrix import WORKLOADS
+from ..matrix import LOADER_WORKLOADS, WORKLOADS
 from ..runtime import Store
 from .stats import mann_whitney, median, summary
 
@@ -233,15 +233,6 @@ def ceiling_markdown(rows: list[dict[str, Any]]) -> list[str]:
     if failed:
         md += ["", *(f"- {r['workload']} failed: {r.get('error', '')}" for r in failed)]
     return md
-
-
-LOADER_WORKLOADS = (
-    "stream-blocks",
-    "stream-blocks-sync",
-    "stream-random-rows",
-    "stream-random-rows-sync",
-    "stream-annbatch",
-)
 
 
 def loader_markdown(rows: list[dict[str, Any]]) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any
 from ..analysis import results
 from ..analysis.results import Row
 from ..errors import HarnessError
-from ..matrix import Point, static_status
+from ..matrix import LOADER_WORKLOADS, Point, static_status
 from ..runtime import Location, Protocol, parse_location
 from ..runtime.loader import LoaderSpec
 from . import cluster, datasets, provenance, stacks
@@ -64,11 +64,6 @@ class Sweep:
             self.network = Network.parse(self.network)
 
 
-def is_loader(workload: str) -> bool:
-    """A training-loader workload: its rows depend on the loader's batch, runs, preload and processes."""
-    return workload.startswith(("stream-blocks", "stream-random-rows", "stream-annbatch"))
-
-
 def row_key(point: Point, workload: str, dataset_fp: str, sweep: Sweep, stack: str) -> str:
     """Identity of a measurement for resume: same point, workload, data, method, network, code and stack."""
     ident = [point.id, workload, dataset_fp, sweep.repeats, sweep.warmup, sweep.cold, sweep.seed, stack]
@@ -76,7 +71,7 @@ def row_key(point: Point, workload: str, dataset_fp: str, sweep: Sweep, stack: s
         ident += [sweep.network.label, sweep.store_url.url if sweep.store_url else None]
     if sweep.rounds:
         ident += ["rounds", sweep.rounds]
-    if is_loader(workload):  # what the loaders measure
+    if workload in LOADER_WORKLOADS:  # what the loaders measure
         ident += [sweep.loader.sizes, sweep.procs]
     return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:20]
 
@@ -257,7 +252,7 @@ def run_sweep(sweep: Sweep) -> Counter[str]:
                 "warmup": sweep.warmup,
                 "stack_key": stack,
                 "provenance": prov,
-                **({"loader": {**sweep.loader.sizes, "procs": sweep.procs}} if is_loader(workload) else {}),
+                **({"loader": {**sweep.loader.sizes, "procs": sweep.procs}} if workload in LOADER_WORKLOADS else {}),
                 **sweep.extra,
             }
 
