@@ -38,22 +38,13 @@ class Input(StrEnum):
             raise HarnessError(f"unknown input {text!r}; valid: {', '.join(cls)}") from None
 
 
-BASELINES = (
-    "anndata-default",
-    "anndata-default+zarrs",
-    "guide-example",
-    "h5ad",
-    "annbatch",
-    "anndata-default-v2",
-    "annbatch+zarrs",
-)
-#: The baselines a sweep measures unless told otherwise (annbatch's writer is an optional extra).
-DEFAULT_BASELINES = BASELINES[:4]
 #: The baselines that are anndata's own calls (write_zarr / read_zarr / read_lazy), without and with zarrs.
 ANNDATA_BASELINES = ("anndata-default", "anndata-default+zarrs")
-#: annbatch's writer (its `write_sharded`), read on zarr's Fused pipeline or, as annbatch's docs advise for local
-#: stores, on zarrs.
+#: annbatch's writer (`write_sharded`), read on zarr's Fused pipeline or on zarrs (annbatch's advice for local stores).
 ANNBATCH_BASELINES = ("annbatch", "annbatch+zarrs")
+BASELINES = (*ANNDATA_BASELINES, "guide-example", "h5ad", "annbatch", "anndata-default-v2", "annbatch+zarrs")
+#: The baselines a sweep measures unless told otherwise (annbatch's writer is an optional extra).
+DEFAULT_BASELINES = BASELINES[:4]
 #: Settings of a baseline recipe that are not matrix axes (they follow from the baseline's name).
 RECIPE_SETTINGS: dict[str, dict[str, Any]] = {
     "anndata-default": {"api": "anndata"},
