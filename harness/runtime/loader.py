@@ -262,8 +262,9 @@ async def _read_ranges(array: Any, ranges: Sequence[tuple[int, int]]) -> Any:
     import numpy as np
     from zarr.core.buffer import default_buffer_prototype
 
-    out = np.empty(sum(b - a for a, b in ranges), dtype=array.dtype)
+    indexer = _Ranges(array, ranges)
+    out = np.empty(indexer.shape, dtype=array.dtype)
     if out.size:
         prototype = default_buffer_prototype()
-        await array._get_selection(_Ranges(array, ranges), prototype=prototype, out=prototype.nd_buffer(out))
+        await array._get_selection(indexer, prototype=prototype, out=prototype.nd_buffer(out))
     return out
