@@ -10,10 +10,11 @@ import zarr
 
 from harness import cli
 from harness.analysis import results, tables
+from harness.analysis.compare import compared
 from harness.claims import ClaimsRequest, run
-from harness.claims.catalog import CLAIMS, FAILS, HOLDS, PART, UNCHECKED
+from harness.claims.catalog import CLAIMS, FAILS, HOLDS, PART, UNCHECKED, Evidence, judge_codecs, judge_zarrs, on_stack
 from harness.errors import HarnessError
-from harness.matrix import baseline_point
+from harness.matrix import Point, baseline_point
 from harness.measure.stacks import Stack
 
 VERDICTS = {HOLDS, FAILS, PART, UNCHECKED}
@@ -109,3 +110,37 @@ def test_every_claim_has_a_quote_and_distinct_key() -> None:
     keys = [c.key for c in CLAIMS]
     assert keys == sorted(set(keys)) and keys == list("abcdefghij")
     assert all(c.quote and callable(c.judge) for c in CLAIMS)
+
+
+def test_an_older_zarr_is_judged_on_its_own_zarr_python_pipeline() -> None:
+    """zarr < 3.3 has no Fused pipeline: a Fused point is measured and judged on the Batched one, and a
+    check nobody measured (the remote half with --local-only) is left out instead of counting against."""
+    fused = Point.of(pipeline="fused", codec="blosc-lz4-bitshuffle")
+    assert on_stack(fused, True) is fused
+    assert on_stack(fused, False).axis("pipeline") == "python" and on_stack(fused, False).axis("codec") == fused.axis(
+        "codec"
+    )
+    assert on_stack(baseline_point("anndata-default"), False) == baseline_point("anndata-default")
+    times = {"python": [4.0, 4.1, 4.2, 4.05, 4.15], "zarrs": [2.0, 2.1, 2.2, 2.05, 2.15]}
+    rows: dict = {}
+
+    def row(point, workload, remote):
+        if remote or point.axis("pipeline") not in times:
+            return None  # nothing remote, nothing on Fused: the older stack, --local-only
+        values = times[point.axis("pipeline")]
+        if point.axis("codec") != "zstd-0":
+            values = [v / 2 for v in values]
+        return rows.setdefault((point.id, workload), {"status": "ok", "values": values, "bytes": 100})
+
+    def compare(a, b, workload, remote):
+        ra, rb = row(a, workload, remote), row(b, workload, remote)
+        return compared(b.id, workload, ra["values"], rb["values"]) if ra and rb else None
+
+    old = Evidence(compare, row, [], "no CUDA", fused=False)
+    codecs = judge_codecs(old)
+    assert codecs.verdict == HOLDS and "(python pipeline)" in codecs.evidence[0]
+    zarrs = judge_zarrs(old)
+    assert zarrs.verdict == HOLDS, zarrs.evidence  # the unmeasured remote check does not turn it into "in part"
+    assert any("faster to read than python" in t for t in zarrs.evidence)
+    assert any("remote" in t and "not measured" in t for t in zarrs.evidence)
+    assert judge_codecs(Evidence(lambda *a: None, lambda *a: None, [], None)).verdict == UNCHECKED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -309,9 +310,10 @@ def test_check_store_finds_stale_consolidated_metadata_on_s3(s3_env, tiny_adata,
 
 
 @pytest.mark.parametrize("engine", ["s3rver", "moto"])
-def test_s3_server_honours_conditional_create_and_suffix_ranges(engine: str) -> None:
-    """zarr relies on both: an overwrite here once lost anndata's sparse `shape`, and a wrong suffix
-    range broke every shard index read."""
+def test_s3_server_honours_conditional_create_suffix_ranges_and_paged_listings(engine: str) -> None:
+    """zarr relies on the first two: an overwrite here once lost anndata's sparse `shape`, and a wrong
+    suffix range broke every shard index read. A listing past one page once failed every footprint of a
+    zarr v2 store (1,167 files) with a 500 (jamhall/s3rver #814)."""
     import obstore
     from obstore.exceptions import AlreadyExistsError
     from obstore.store import S3Store
@@ -338,6 +340,17 @@ def test_s3_server_honours_conditional_create_and_suffix_ranges(engine: str) -> 
         for n in (100, 20_000):  # a shard index read, and a suffix longer than the object
             got = bytes(obstore.get(store, "shard", options={"range": {"suffix": n}}).bytes())
             assert got == blob[-n:]
+        # a listing of more than one page (1,000 keys): s3rver's continuation token needs OpenSSL's DES
+        keys = {f"many/{i:04d}" for i in range(1001)}
+        asyncio.run(_put_all(store, keys))
+        assert {m["path"] for batch in obstore.list(store, prefix="many/") for m in batch} == keys
+
+
+async def _put_all(store, keys) -> None:
+    import obstore
+
+    for first in range(0, len(keys), 100):
+        await asyncio.gather(*(obstore.put_async(store, k, b"x") for k in sorted(keys)[first : first + 100]))
 
 
 @pytest.mark.parametrize("store", ["s3-fsspec", "s3-obstore"])

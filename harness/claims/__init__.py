@@ -20,12 +20,12 @@ from ..analysis import results
 from ..analysis.compare import Comparison, compared
 from ..analysis.results import Row
 from ..matrix import Point
-from ..measure import datasets, provenance
+from ..measure import datasets, provenance, stacks
 from ..measure.network import Network
 from ..measure.runner import Sweep, run_sweep
 from ..measure.stacks import Stack
 from ..runtime import Store
-from .catalog import CLAIMS, Claim, Evidence, Verdict
+from .catalog import CLAIMS, Claim, Evidence, Verdict, on_stack
 
 STACK_PACKAGES = ("anndata", "zarr", "zarrs", "numcodecs", "obstore", "fsspec", "uvloop")
 
@@ -43,7 +43,17 @@ class ClaimsRequest:
     stack: Stack | None = None
 
 
-def _sweeps(request: ClaimsRequest, claims: list[Claim], dataset_path: Path) -> None:
+def has_fused(stack: Stack | None) -> bool:
+    """Whether the stack's zarr has the Fused pipeline (3.3 and later)."""
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    found = stacks.packages(stacks.ensure(stack))["packages"].get("zarr") if stack else version("zarr")
+    return bool(found) and Version(found).release[:2] >= (3, 3)
+
+
+def _sweeps(request: ClaimsRequest, claims: list[Claim], dataset_path: Path, fused: bool) -> None:
     for claim in claims:
         for need in claim.needs:
             if need.remote and request.local_only:
@@ -51,7 +61,7 @@ def _sweeps(request: ClaimsRequest, claims: list[Claim], dataset_path: Path) -> 
             run_sweep(
                 Sweep(
                     dataset=str(dataset_path),
-                    points=list(need.points),
+                    points=list({q.id: q for q in (on_stack(p, fused) for p in need.points)}.values()),
                     workloads=list(need.workloads),
                     repeats=request.repeats,
                     timeout=request.timeout,
@@ -100,7 +110,8 @@ def run(request: ClaimsRequest, log=print) -> list[tuple[Claim, Verdict]]:
         f"claims {', '.join(c.key for c in claims)} on {request.dataset}"
         + ("" if request.local_only else f"; remote claims on the loopback S3/HTTP servers at {request.network.label}")
     )
-    _sweeps(request, claims, dataset_path)
+    fused = has_fused(request.stack)
+    _sweeps(request, claims, dataset_path, fused)
     rows = list(results.iter_rows(request.results))
     measured = [r for r in rows if r.get("kind") not in results.NOT_TIMINGS]
     latest = max(measured, key=lambda r: r.get("run_id", ""), default={})
@@ -120,7 +131,7 @@ def run(request: ClaimsRequest, log=print) -> list[tuple[Claim, Verdict]]:
         return compared(b.id, workload, ra["values"], rb["values"])
 
     gpu_rows = [r for r in rows if str(r.get("workload", "")).startswith("gpu-read")]
-    evidence = Evidence(compare, row, gpu_rows, cuda_probe())
+    evidence = Evidence(compare, row, gpu_rows, cuda_probe(), fused)
     found = [(claim, claim.judge(evidence)) for claim in claims]
     prov = latest.get("provenance") or provenance.collect(request.results)
     stack = ", ".join(f"{p} {v}" for p, v in (prov.get("packages") or {}).items() if p in STACK_PACKAGES and v)

@@ -8,6 +8,7 @@ kernel has no netem qdisc; the added latency is measured, not assumed.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -131,27 +132,45 @@ def s3rver_path(install: bool = True) -> Path | None:
     if binary.exists() or not install or not shutil.which("npm") or not shutil.which("node"):
         return binary if binary.exists() else None
     tools_dir().mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        [
-            "npm",
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--silent",
-            "--prefix",
-            str(tools_dir()),
-            f"s3rver@{S3RVER_VERSION}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    with open(tools_dir() / ".install.lock", "w") as lock:  # two harnesses installing at once break npm's tree
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if binary.exists():  # the other one installed it while this one waited
+            return binary
+        done = subprocess.run(
+            [
+                "npm",
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--silent",
+                "--prefix",
+                str(tools_dir()),
+                f"s3rver@{S3RVER_VERSION}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     if done.returncode != 0 or not binary.exists():
         raise HarnessError(
             f"could not install s3rver from npm ({done.stderr.strip()[-300:]}); "
             f"use {S3_ENGINE_ENV}=moto or install it: npm install -g s3rver@{S3RVER_VERSION}"
         )
     return binary
+
+
+def _node_legacy_openssl() -> dict[str, str]:
+    """Node's options for s3rver: it encrypts ListObjectsV2 continuation tokens with DES, which OpenSSL 3 (Node
+    17 and later) keeps in its legacy provider. Without it every listing longer than one page (1,000 keys) is
+    a 500 InternalError (jamhall/s3rver #814), e.g. the file count of a zarr v2 store."""
+    try:
+        found = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=30).stdout
+        major = int(found.strip().lstrip("v").split(".")[0])
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return {}
+    if major < 17:
+        return {}
+    return {"NODE_OPTIONS": f"{os.environ.get('NODE_OPTIONS', '')} --openssl-legacy-provider".strip()}
 
 
 def _moto_path() -> Path | None:
@@ -202,8 +221,9 @@ def start_s3(bucket: str = S3_BUCKET, network: Network | None = None, engine: st
         ]
     else:
         cmd = [str(binary), "-H", "127.0.0.1", "-p", str(port)]
+    env = _node_legacy_openssl() if engine == "s3rver" else {}
     upstream = Server(
-        engine, f"http://127.0.0.1:{port}", _spawn(cmd, workdir / "server.log"), workdir / "server.log", workdir
+        engine, f"http://127.0.0.1:{port}", _spawn(cmd, workdir / "server.log", env), workdir / "server.log", workdir
     )
     _wait_healthy(upstream, upstream.url + "/")
     try:

@@ -26,7 +26,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from .sharding import SPARSE_ENCODINGS, dataset_kwargs_for
-from .sparse import create_sparse
+from .sparse import create_leaf, create_sparse
 
 if TYPE_CHECKING:
     from .config import IOConfig
@@ -175,19 +175,11 @@ def _create(cfg: IOConfig, group: Any, element: str, info: dict[str, Any]) -> di
             filters=cfg.filters,
             index_dtype=cfg.indices,
         )
-    from .sparse import _auto_shard_size
-
     proxy = SimpleNamespace(shape=info["shape"], dtype=info["dtype"])
-    kwargs = dataset_kwargs_for(policy, "array", proxy, {})
-    auto = "shards" not in kwargs
-    with _auto_shard_size() if auto else nullcontext():
-        array = group.create_array(
-            element,
-            shape=info["shape"],
-            dtype=info["dtype"],
-            compressors=cfg.codec.dense.build(),
-            **({"shards": "auto"} if auto else kwargs),
-        )
+    layout = dataset_kwargs_for(policy, "array", proxy, {})
+    array = create_leaf(
+        group, element, layout, shape=info["shape"], dtype=info["dtype"], compressors=cfg.codec.dense.build()
+    )
     array.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})
     return {"": array}
 

@@ -60,11 +60,9 @@ def write_sparse(
     target = _sparse_group(group, key, encoding_type, shape)
     for part in PARTS:
         values = getattr(elem, part)
-        if part == "indices" and index_dtype is IndexDtype.MINIMAL:
-            values = values.astype(minimal_dtype(shape[encoding_type == "csr_matrix"]), copy=False)
-        kwargs, auto = _part_kwargs(part, values.dtype, layout, data if part == "data" else index, filters)
-        with _auto_shard_size() if auto else nullcontext():
-            target.create_array(part, data=values, **kwargs)
+        values = values.astype(part_dtype(part, values.dtype, index_dtype, shape, encoding_type), copy=False)
+        compressors = part_codecs(filters, part, values.dtype, (data if part == "data" else index).build())
+        create_leaf(target, part, layout, one_chunk=part == "indptr", data=values, **compressors)
 
 
 def create_sparse(
@@ -88,12 +86,11 @@ def create_sparse(
     lengths = {"data": nnz, "indices": nnz, "indptr": major + 1}
     out = {}
     for part in PARTS:
-        dtype = dtypes[part]
-        if part == "indices" and index_dtype is IndexDtype.MINIMAL:
-            dtype = minimal_dtype(shape[encoding_type == "csr_matrix"])
-        kwargs, auto = _part_kwargs(part, dtype, layout, data if part == "data" else index, filters)
-        with _auto_shard_size() if auto else nullcontext():
-            out[part] = target.create_array(part, shape=(lengths[part],), dtype=dtype, **kwargs)
+        dtype = part_dtype(part, dtypes[part], index_dtype, shape, encoding_type)
+        compressors = part_codecs(filters, part, dtype, (data if part == "data" else index).build())
+        out[part] = create_leaf(
+            target, part, layout, one_chunk=part == "indptr", shape=(lengths[part],), dtype=dtype, **compressors
+        )
     return out
 
 
@@ -103,19 +100,24 @@ def _sparse_group(group: Any, key: str, encoding_type: str, shape: list[int]) ->
     return target
 
 
-def _part_kwargs(
-    part: str, dtype: Any, layout: dict[str, Any], codec: CodecSpec, filters: Filter
-) -> tuple[dict[str, Any], bool]:
-    """One part's chunking, filters and compressors, and whether zarr's auto sharding picks its shards."""
+def part_dtype(part: str, dtype: Any, index_dtype: IndexDtype, shape: Any, encoding_type: str) -> Any:
+    """The dtype a CSR/CSC part is written with: its own, or for `indices` the minimal one if asked."""
     import numpy as np
 
+    if part == "indices" and index_dtype is IndexDtype.MINIMAL:
+        return minimal_dtype(int(shape[encoding_type == "csr_matrix"]))
+    return np.dtype(dtype)
+
+
+def create_leaf(group: Any, name: str, layout: dict[str, Any], *, one_chunk: bool = False, **kwargs: Any) -> Any:
+    """`group.create_array(name, **kwargs)` with a policy's layout (`dataset_kwargs_for`): its chunks and
+    shards, or, where the policy left the shards to anndata, anndata's auto sharding. `one_chunk` (a
+    sparse matrix's indptr) takes zarr's default chunking whatever the layout says."""
+    if "shards" not in layout:
+        with _auto_shard_size():
+            return group.create_array(name, shards="auto", **kwargs)
     chunking = {k: v for k, v in layout.items() if k in ("chunks", "shards") and v is not None}
-    auto = "shards" not in layout  # the policy left it to anndata: its auto sharding, as anndata's writer does
-    if auto:
-        extra: dict[str, Any] = {"shards": "auto"}
-    else:
-        extra = dict(chunking) if part != "indptr" and chunking.get("chunks") else {}  # indptr: one chunk
-    return {**extra, **part_codecs(filters, part, np.dtype(dtype), codec.build())}, auto
+    return group.create_array(name, **({} if one_chunk or not chunking.get("chunks") else chunking), **kwargs)
 
 
 def _auto_shard_size():

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The measurement behind issue 20's conversion figures, from a clean clone, nothing else running: `1m-deep`
+# (1,000,000 cells x 20,000 genes, ~1,200 non-zeros per cell in X and in layers/counts, ~19 GB of sparse arrays,
+# generated in row chunks, never held in memory) converted from .h5ad with `harness convert` on a 2-worker
+# LocalCluster, verified shard by shard against the source; then, beside it, anndata's own `write_zarr` of a
+# `read_lazy` source (dask, its default threaded scheduler), timed with its peak RSS (GNU time).
+# CONFIG: the layout to convert to (default: the stream layout of the loader benchmark, Blosc lz4 with byte
+# shuffle, 64-row chunks x 1,024 per shard, minimal indices; about 0.3 GB per shard of X.data).
+# ANNDATA=0 skips anndata's writer (the slow part).
+set -euo pipefail
+OUT=${OUT:-results/scaleout-benchmark}
+H=${HARNESS:-.venv/bin/harness}
+PY=${PYTHON:-.venv/bin/python}
+DATASET=${DATASET:-1m-deep}
+WORKERS=${WORKERS:-2}
+ANNDATA=${ANNDATA:-1}
+SCRATCH=${SCRATCH:-$OUT/stores}
+mkdir -p "$OUT" "$SCRATCH"
+CONFIG=${CONFIG:-$OUT/stream-layout.json}
+[ -e "$CONFIG" ] || "$PY" -c "
+from harness.runtime import IOConfig
+print(IOConfig(codec='blosc-lz4-shuffle-3', sharding='rows-64x1024', indices='minimal').to_json())" > "$CONFIG"
+SRC=$("$PY" -c "from harness.measure.datasets import resolve; print(resolve('$DATASET'))")
+echo "source: $SRC ($(du -h "$SRC" | cut -f1))" | tee "$OUT/convert.log"
+rm -rf "$SCRATCH/harness.zarr"
+"$H" convert "$SRC" "$SCRATCH/harness.zarr" --config "$CONFIG" --cluster "local:$WORKERS" --results "$OUT" \
+  2>&1 | tee -a "$OUT/convert.log"
+echo "files: $(find "$SCRATCH/harness.zarr" -type f | wc -l)" | tee -a "$OUT/convert.log"
+rm -rf "$SCRATCH/harness.zarr"
+[ "$ANNDATA" = 1 ] || exit 0
+rm -rf "$SCRATCH/anndata.zarr"
+/usr/bin/time -v "$PY" - "$SRC" "$SCRATCH/anndata.zarr" > "$OUT/anndata.log" 2>&1 <<'EOF' || true
+import sys, time
+import anndata as ad
+src, dst = sys.argv[1:]
+t0 = time.perf_counter()
+lazy = ad.experimental.read_lazy(src)
+lazy.write_zarr(dst)
+seconds = time.perf_counter() - t0
+print(f"anndata read_lazy -> write_zarr: {lazy.n_obs:,} cells in {seconds:.1f} s ({lazy.n_obs / seconds:,.0f} cells/s)")
+EOF
+grep -E "cells/s|Maximum resident|Elapsed|Error|error" "$OUT/anndata.log" | tee -a "$OUT/convert.log"
+echo "anndata files: $(find "$SCRATCH/anndata.zarr" -type f 2>/dev/null | wc -l)" | tee -a "$OUT/convert.log"
+rm -rf "$SCRATCH/anndata.zarr"
