@@ -5,7 +5,8 @@
 # added per request. Read with `harness report --results $OUT` (the "Training loaders" table).
 # K (runs preloaded) is annbatch's default 32, or B/R where that is more: annbatch refuses a batch larger than
 # R x K (64-row runs need K = 64 for 4,096-row batches); both loaders get the same R, K and B.
-# DATASETS, RUN_ROWS, PROCS and S3 (1 or 0) choose a part of it, e.g. PROCS=2 S3=0 for the multi-process runs only.
+# DATASETS, RUN_ROWS, PROCS and S3 (1 or 0) choose a part of it, e.g. PROCS=2 S3=0 for the multi-process runs only;
+# S3_RUN_ROWS the run lengths over S3 (default RUN_ROWS), S3_CONCURRENCY the concurrencies there.
 REPEATS=${REPEATS:-5}
 DATASETS=${DATASETS:-100k pbmc3k}
 RUN_ROWS=${RUN_ROWS:-64 512}
@@ -18,7 +19,9 @@ H=${HARNESS:-.venv/bin/harness}
 # and on zarrs; annbatch's writer read on Fused and on zarrs (its docs advise zarrs for local stores). Every point is
 # read by both loaders, so each loader gets the same store and pipeline. Over S3: Fused (zarrs is not used remotely).
 POINTS=(--axis pipeline=fused,zarrs --axis codec=blosc-lz4-shuffle-3 --axis sharding=rows-64x1024 --axis indices=minimal)
-S3_POINTS=(--axis pipeline=fused --axis codec=blosc-lz4-shuffle-3 --axis sharding=rows-64x1024 --axis indices=minimal)
+# zarr's async.concurrency 10 (its default) and 64: at 20 ms a request, requests in flight bound a remote epoch.
+S3_POINTS=(--axis pipeline=fused --axis codec=blosc-lz4-shuffle-3 --axis sharding=rows-64x1024 --axis indices=minimal
+  --axis "concurrency=${S3_CONCURRENCY:-10,64}")
 mkdir -p "$OUT"
 for ds in $DATASETS; do
   for R in $RUN_ROWS; do
@@ -29,7 +32,7 @@ for ds in $DATASETS; do
     done
   done
 done
-for R in $RUN_ROWS; do
+for R in ${S3_RUN_ROWS:-$RUN_ROWS}; do
   [ "$S3" = 1 ] || break
   "$H" run --dataset 100k --results "$OUT" --baselines annbatch --axis store=s3-obstore "${S3_POINTS[@]}" --repeats "$REPEATS" \
     --no-progress --network latency=20ms --workloads stream-blocks,stream-annbatch --batch 4096 --run-rows "$R" \
