@@ -22,6 +22,9 @@ class Need:
     workloads: tuple[str, ...]
     remote: bool = False
     readers: tuple[str, ...] = ()
+    #: at most this many timed repeats, without a warm-up: for a point whose one run takes many minutes (the
+    #: guide's callback writes 100k in ~17 min here); its evidence then says it has no spread.
+    most_repeats: int | None = None
 
 
 @dataclass
@@ -167,7 +170,8 @@ def judge_sharding(ev: Evidence) -> Verdict:
         f"anndata-default {files['default']}"
     ]
     if cost:
-        texts.append(f"the guide's callback writes {cost.ratio:.2f}x anndata-default's time (p={cost.p_value:.3f})")
+        p = f"p={cost.p_value:.3f}" if cost.p_value is not None else "one write: no p"
+        texts.append(f"the guide's callback writes {cost.ratio:.2f}x anndata-default's time ({p})")
     fewer = files["unsharded"] and files["auto"] and files["auto"] < files["unsharded"]
     return Verdict(HOLDS if fewer else FAILS, texts)
 
@@ -302,7 +306,7 @@ CLAIMS = (
     Claim(
         "e",
         "sharding cures the many-small-files problem (and what the guide's callback costs)",
-        (Need((NONE_SHARDS, AUTO, GUIDE, DEFAULT), ("write",)),),
+        (Need((NONE_SHARDS, AUTO, DEFAULT), ("write",)), Need((GUIDE,), ("write",), most_repeats=1)),
         judge_sharding,
     ),
     Claim(
