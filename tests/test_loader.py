@@ -13,7 +13,7 @@ from harness.errors import HarnessError, UnsupportedPoint
 from harness.matrix import Point, baseline_point
 from harness.measure import context, workloads
 from harness.runtime import IOConfig
-from harness.runtime.loader import LoaderSpec, _merged, shared_cores
+from harness.runtime.loader import LoaderSpec, _merged
 
 SMALL = LoaderSpec(batch_size=32, run_rows=8, preload=4)  # annbatch wants batch <= runs x preload
 
@@ -39,19 +39,6 @@ def test_runs_are_shuffled_and_parts_share_an_epoch_without_overlap() -> None:
 def test_a_group_reads_its_runs_sorted_with_touching_runs_merged() -> None:
     assert _merged([(30, 40), (0, 10), (10, 20), (50, 51), (40, 45)]) == [(0, 20), (30, 45), (50, 51)]
     assert _merged([]) == []
-
-
-def test_loader_processes_share_the_cores_unless_the_knobs_size_the_pool(monkeypatch) -> None:
-    monkeypatch.setattr("os.cpu_count", lambda: 8)
-    fused, zarrs = IOConfig(), IOConfig(pipeline="zarrs", knobs="zarrs-chunk-min=4")
-    assert shared_cores(fused, 1) is fused
-    assert shared_cores(fused, 2).knobs.name == "fused-workers=4"
-    assert shared_cores(zarrs, 3).knobs.name == "zarrs-chunk-min=4+zarrs-workers=2"
-    assert shared_cores(zarrs, 16).knobs.name == "zarrs-chunk-min=4+zarrs-workers=1"
-    sized = IOConfig(pipeline="zarrs", knobs="zarrs-workers=8")
-    assert shared_cores(sized, 2) is sized
-    python = IOConfig(pipeline="python")
-    assert shared_cores(python, 2) is python  # no pool of its own to size
 
 
 @pytest.mark.parametrize("shuffle", ["blocks", "rows", "none"])

@@ -65,8 +65,8 @@ class Sweep:
 
 
 def row_key(point: Point, workload: str, dataset_fp: str, sweep: Sweep, stack: str) -> str:
-    """Identity of a measurement for resume: same point, workload, data, method, network and stack (the harness's
-    own commit is in each row's provenance, not in the key: a fix that changes timings needs a new --results)."""
+    """Identity of a measurement for resume: same point, workload, data, method, network, code and stack (`stack`
+    is `provenance.stack_key`: the harness's commit and diff with the package versions)."""
     ident = [point.id, workload, dataset_fp, sweep.repeats, sweep.warmup, sweep.cold, sweep.seed, stack]
     if sweep.network.label != "none" or sweep.store_url:
         ident += [sweep.network.label, sweep.store_url.url if sweep.store_url else None]

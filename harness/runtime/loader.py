@@ -15,9 +15,7 @@ concurrency, and nothing is concatenated afterwards; each batch is one row gathe
 `shuffle="rows"` reads true random single rows (runs of one row, a group per batch): the slow baseline;
 `shuffle="none"` reads in order.
 Several processes share an epoch with `part=(index, parts)`: each takes every parts-th run of the same
-shuffled order, so together they read every row exactly once. Each process's codec pipeline then gets its
-share of the cores (`cores // parts` threads, unless the config's knobs size the pool): `parts` pools of
-one thread per core would oversubscribe the machine.
+shuffled order, so together they read every row exactly once.
 """
 
 from __future__ import annotations
@@ -108,7 +106,6 @@ def stream(
     import numpy as np
     import scipy.sparse as sp
 
-    cfg = shared_cores(cfg, part[1])
     frames = _obs_columns(cfg, target, obs) if obs else None
     rng = np.random.default_rng(spec.seed + 1 + part[0])
 
@@ -135,25 +132,6 @@ def stream(
             carry = (rows[order[whole:]], matrix[order[whole:]])
     if carry is not None and len(carry[0]):
         yield batch(*carry)
-
-
-#: The knob sizing each pipeline's thread pool (the python pipeline has none of its own).
-POOL_KNOBS = {"zarrs": "zarrs-workers", "fused": "fused-workers"}
-
-
-def shared_cores(cfg: IOConfig, parts: int) -> IOConfig:
-    """The config with its pipeline's thread pool cut to this process's share of the cores when `parts`
-    processes read at once; unchanged in one process or when the config's knobs size the pool."""
-    import os
-    from dataclasses import replace
-
-    from .knobs import Knobs
-
-    knob = POOL_KNOBS.get(str(cfg.pipeline))
-    if parts <= 1 or knob is None or knob in dict(cfg.knobs.values):
-        return cfg
-    threads = max(1, (os.cpu_count() or 1) // parts)
-    return replace(cfg, knobs=Knobs(tuple(sorted({**dict(cfg.knobs.values), knob: threads}.items()))))
 
 
 def _obs_columns(cfg: IOConfig, target: Any, columns: Sequence[str]) -> Any:
