@@ -64,6 +64,20 @@ def test_resume_skips_points_already_measured(tiny_h5ad: Path, tmp_path: Path) -
     assert len(list(results.iter_rows(results.results_file(tmp_path)))) == 1
 
 
+def test_readers_asked_later_write_again_for_the_cross_reads(tiny_h5ad: Path, tmp_path: Path) -> None:
+    """A write measured without readers (claim f) then asked for with readers (claim h) is written again so
+    the cross-pipeline reads happen; with the reads done, a third sweep resumes everything."""
+    sweep = _sweep(tiny_h5ad, tmp_path, [Point.of(pipeline="fused")], workloads=("write",))
+    assert run_sweep(sweep)["ok"] == 1
+    with_readers = _sweep(tiny_h5ad, tmp_path, [Point.of(pipeline="fused")], workloads=("write",))
+    with_readers.readers = ["python", "read_zarr"]
+    assert run_sweep(with_readers)["ok"] == 2  # the write again and its interop row
+    rows = list(results.iter_rows(results.results_file(tmp_path)))
+    interop = [r for r in rows if r["workload"] == "interop"]
+    assert len(interop) == 1 and set(interop[0]["readers"]) == {"python", "read_zarr"}
+    assert run_sweep(with_readers)["resumed"] == 1
+
+
 def test_timeout_kills_the_point_and_keeps_going(tiny_h5ad: Path, tmp_path: Path) -> None:
     points = [Point.of(pipeline="python"), Point.of(pipeline="fused")]
     counts = run_sweep(_sweep(tiny_h5ad, tmp_path, points, workloads=("write",), timeout=0.5))
