@@ -12,7 +12,18 @@ from harness import cli
 from harness.analysis import results, tables
 from harness.analysis.compare import compared
 from harness.claims import ClaimsRequest, run
-from harness.claims.catalog import CLAIMS, FAILS, HOLDS, PART, UNCHECKED, Evidence, judge_codecs, judge_zarrs, on_stack
+from harness.claims.catalog import (
+    CLAIMS,
+    FAILS,
+    HOLDS,
+    PART,
+    UNCHECKED,
+    Evidence,
+    judge_codecs,
+    judge_sharding,
+    judge_zarrs,
+    on_stack,
+)
 from harness.errors import HarnessError
 from harness.matrix import Point, baseline_point
 from harness.measure.stacks import Stack
@@ -144,3 +155,22 @@ def test_an_older_zarr_is_judged_on_its_own_zarr_python_pipeline() -> None:
     assert any("zarrs faster to read than Batched" in t for t in zarrs.evidence)
     assert any("remote" in t and "not measured" in t for t in zarrs.evidence)
     assert judge_codecs(Evidence(lambda *a: None, lambda *a: None, [], None)).verdict == UNCHECKED
+
+
+def test_a_guide_write_that_times_out_is_a_lower_bound_on_its_cost() -> None:
+    rows = {
+        "guide-example": {"status": "timeout", "error": "point exceeded the timeout of 1800s and was killed"},
+        "anndata-default": {"status": "ok", "values": [18.0, 19.0, 20.0], "files": 75},
+    }
+
+    def row(point, workload, remote):
+        return rows.get(
+            point.id, {"status": "ok", "values": [1.0, 1.0, 1.0], "files": 75 if "auto" in point.id else 900}
+        )
+
+    def compare(a, b, workload, remote):
+        ra, rb = row(a, workload, remote), row(b, workload, remote)
+        return compared(b.id, workload, ra["values"], rb["values"]) if ra.get("values") and rb.get("values") else None
+
+    found = judge_sharding(Evidence(compare, row, [], None))
+    assert found.verdict == HOLDS and "did not finish one write" in found.evidence[1] and "> 95x" in found.evidence[1]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..analysis.compare import Comparison, compared
+from ..analysis.stats import median
 from ..matrix import Point, baseline_point
 
 HOLDS, FAILS, PART, UNCHECKED = "holds", "does not hold", "holds in part", "cannot be checked here"
@@ -169,9 +170,14 @@ def judge_sharding(ev: Evidence) -> Verdict:
         f"files: unsharded {files['unsharded']}, auto-sharded {files['auto']}, guide's callback {files['guide']}, "
         f"anndata-default {files['default']}"
     ]
+    guide, default = ev.row(GUIDE, "write", False) or {}, ev.row(DEFAULT, "write", False) or {}
     if cost:
         p = f"p={cost.p_value:.3f}" if cost.p_value is not None else "one write: no p"
         texts.append(f"the guide's callback writes {cost.ratio:.2f}x anndata-default's time ({p})")
+    elif guide.get("status") == "timeout" and default.get("values"):
+        limit = guide.get("error", "").partition("timeout of ")[2].partition("s")[0]
+        bound = f" (> {float(limit) / median(default['values']):.0f}x anndata-default's write)" if limit else ""
+        texts.append(f"the guide's callback did not finish one write: {guide.get('error')}{bound}")
     fewer = files["unsharded"] and files["auto"] and files["auto"] < files["unsharded"]
     return Verdict(HOLDS if fewer else FAILS, texts)
 
