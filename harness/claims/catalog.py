@@ -24,7 +24,7 @@ class Need:
     remote: bool = False
     readers: tuple[str, ...] = ()
     #: at most this many timed repeats, without a warm-up: for a point whose one run takes many minutes (the
-    #: guide's callback writes 100k in ~17 min here); its evidence then says it has no spread.
+    #: guide's callback did not write 100k once in 30 min here); its evidence then says it has no spread.
     most_repeats: int | None = None
 
 

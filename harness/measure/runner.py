@@ -239,7 +239,7 @@ def run_sweep(sweep: Sweep) -> Counter[str]:
         for point in sweep.points:
             keys = {w: row_key(point, w, dataset_fp, sweep, stack) for w in sweep.workloads}
             pending = [w for w in sweep.workloads if keys[w] not in done]
-            if sweep.readers and "write" in keys and point.api == "dispatched":
+            if sweep.readers and "write" in keys and point.api == "dispatched" and not static_status(point):
                 keys["interop"] = f"{keys['write']}-interop"  # the cross-pipeline reads follow a write
                 if keys["interop"] not in done and "write" not in pending:
                     pending.insert(0, "write")  # measured before without readers: write again, with them
