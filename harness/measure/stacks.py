@@ -8,6 +8,7 @@ in its interpreter; every row then carries that stack's package versions (read i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -87,8 +88,10 @@ def ensure(stack: Stack, log=print) -> Path:
     return python
 
 
+@functools.cache
 def packages(python: Path) -> dict[str, Any]:
-    """Package versions and Python version as that interpreter sees them (what its rows carry)."""
+    """Package versions and Python version as that interpreter sees them (what its rows carry); asked
+    once per interpreter and process (`harness claims` asks before its sweeps, and every sweep again)."""
     code = (
         "import json, platform; from harness.measure.provenance import package_versions; "
         "print(json.dumps({'packages': package_versions(), 'python': platform.python_version()}))"

@@ -60,9 +60,10 @@ def write_sparse(
     target = _sparse_group(group, key, encoding_type, shape)
     for part in PARTS:
         values = getattr(elem, part)
-        values = values.astype(part_dtype(part, values.dtype, index_dtype, shape, encoding_type), copy=False)
-        compressors = part_codecs(filters, part, values.dtype, (data if part == "data" else index).build())
-        create_leaf(target, part, layout, one_chunk=part == "indptr", data=values, **compressors)
+        dtype, compressors = _part_encoding(part, values.dtype, shape, encoding_type, data, index, filters, index_dtype)
+        create_leaf(
+            target, part, layout, one_chunk=part == "indptr", data=values.astype(dtype, copy=False), **compressors
+        )
 
 
 def create_sparse(
@@ -86,8 +87,7 @@ def create_sparse(
     lengths = {"data": nnz, "indices": nnz, "indptr": major + 1}
     out = {}
     for part in PARTS:
-        dtype = part_dtype(part, dtypes[part], index_dtype, shape, encoding_type)
-        compressors = part_codecs(filters, part, dtype, (data if part == "data" else index).build())
+        dtype, compressors = _part_encoding(part, dtypes[part], shape, encoding_type, data, index, filters, index_dtype)
         out[part] = create_leaf(
             target, part, layout, one_chunk=part == "indptr", shape=(lengths[part],), dtype=dtype, **compressors
         )
@@ -98,6 +98,22 @@ def _sparse_group(group: Any, key: str, encoding_type: str, shape: list[int]) ->
     target = group.create_group(key, overwrite=True)
     target.attrs.update({"encoding-type": encoding_type, "encoding-version": "0.1.0", "shape": shape})
     return target
+
+
+def _part_encoding(
+    part: str,
+    dtype: Any,
+    shape: Any,
+    encoding_type: str,
+    data: CodecSpec,
+    index: CodecSpec,
+    filters: Filter,
+    index_dtype: IndexDtype,
+) -> tuple[Any, dict[str, Any]]:
+    """A part's dtype (`part_dtype`) and its codecs: the values' codec for `data`, the index codec for
+    `indices` and `indptr`, each with the filter for that part."""
+    dtype = part_dtype(part, dtype, index_dtype, shape, encoding_type)
+    return dtype, part_codecs(filters, part, dtype, (data if part == "data" else index).build())
 
 
 def part_dtype(part: str, dtype: Any, index_dtype: IndexDtype, shape: Any, encoding_type: str) -> Any:
