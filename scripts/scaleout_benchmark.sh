@@ -7,6 +7,9 @@
 # CONFIG: the layout to convert to (default: the stream layout of the loader benchmark, Blosc lz4 with byte
 # shuffle, 64-row chunks x 1,024 per shard, minimal indices; about 0.3 GB per shard of X.data).
 # ANNDATA=0 skips anndata's writer (the slow part).
+# SWEEP=1 runs only the second half instead: the default sweep on SWEEP_DATASET (100k) locally, then on a
+# WORKERS-worker LocalCluster (each point still in its own fresh interpreter), compared with `harness compare`.
+# The guide-example baseline is left out of it: one write of 100k takes more than 30 min here.
 set -euo pipefail
 OUT=${OUT:-results/scaleout-benchmark}
 H=${HARNESS:-.venv/bin/harness}
@@ -16,6 +19,18 @@ WORKERS=${WORKERS:-2}
 ANNDATA=${ANNDATA:-1}
 SCRATCH=${SCRATCH:-$OUT/stores}
 mkdir -p "$OUT" "$SCRATCH"
+if [ "${SWEEP:-0}" = 1 ]; then
+  ARGS=(--dataset "${SWEEP_DATASET:-100k}" --baselines anndata-default,anndata-default+zarrs,h5ad
+    --repeats "${REPEATS:-5}" --no-progress)
+  for where in local cluster; do
+    extra=(); [ "$where" = local ] || extra=(--cluster "local:$WORKERS")
+    start=$(date +%s)
+    "$H" run "${ARGS[@]}" "${extra[@]}" --results "$OUT/sweep-$where" > "$OUT/sweep-$where.log" 2>&1
+    echo "sweep $where: $(( $(date +%s) - start )) s wall" | tee -a "$OUT/sweep.log"
+  done
+  "$H" compare "$OUT/sweep-local" "$OUT/sweep-cluster" | tee -a "$OUT/sweep.log"
+  exit 0
+fi
 CONFIG=${CONFIG:-$OUT/stream-layout.json}
 [ -e "$CONFIG" ] || "$PY" -c "
 from harness.runtime import IOConfig
