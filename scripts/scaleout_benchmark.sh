@@ -6,7 +6,7 @@
 # `read_lazy` source (dask, its default threaded scheduler), timed with its peak RSS (GNU time).
 # CONFIG: the layout to convert to (default: the stream layout of the loader benchmark, Blosc lz4 with byte
 # shuffle, 64-row chunks x 1,024 per shard, minimal indices; about 0.3 GB per shard of X.data).
-# ANNDATA=0 skips anndata's writer (the slow part).
+# ANNDATA=0 skips anndata's writer (the slow part); ANNDATA_TIMEOUT (2,400 s) bounds it (a timeout is a lower bound).
 # SWEEP=1 runs only the second half instead: the default sweep on SWEEP_DATASET (100k) locally, then on a
 # WORKERS-worker LocalCluster (each point still in its own fresh interpreter), compared with `harness compare`.
 # The guide-example baseline is left out of it: one write of 100k takes more than 30 min here.
@@ -44,7 +44,7 @@ echo "files: $(find "$SCRATCH/harness.zarr" -type f | wc -l)" | tee -a "$OUT/con
 rm -rf "$SCRATCH/harness.zarr"
 [ "$ANNDATA" = 1 ] || exit 0
 rm -rf "$SCRATCH/anndata.zarr"
-/usr/bin/time -v "$PY" - "$SRC" "$SCRATCH/anndata.zarr" > "$OUT/anndata.log" 2>&1 <<'EOF' || true
+/usr/bin/time -v timeout "${ANNDATA_TIMEOUT:-2400}" "$PY" - "$SRC" "$SCRATCH/anndata.zarr" > "$OUT/anndata.log" 2>&1 <<'EOF' || true
 import sys, time
 import anndata as ad
 src, dst = sys.argv[1:]
