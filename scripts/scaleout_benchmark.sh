@@ -6,7 +6,7 @@
 # `read_lazy` source (dask, its default threaded scheduler), timed with its peak RSS (GNU time).
 # CONFIG: the layout to convert to (default: the stream layout of the loader benchmark, Blosc lz4 with byte
 # shuffle, 64-row chunks x 1,024 per shard, minimal indices; about 0.3 GB per shard of X.data).
-# ANNDATA=0 skips anndata's writer (the slow part); ANNDATA_TIMEOUT (2,400 s) bounds it (a timeout is a lower bound).
+# CONVERT=0 skips the harness's conversion, ANNDATA=0 anndata's writer (the slow part); ANNDATA_TIMEOUT (2,400 s) bounds it (a timeout is a lower bound).
 # SWEEP=1 runs only the second half instead: the default sweep on SWEEP_DATASET (100k) locally, then on a
 # WORKERS-worker LocalCluster (each point still in its own fresh interpreter), compared with `harness compare`.
 # The guide-example baseline is left out of it: one write of 100k takes more than 30 min here.
@@ -38,9 +38,9 @@ print(IOConfig(codec='blosc-lz4-shuffle-3', sharding='rows-64x1024', indices='mi
 SRC=$("$PY" -c "from harness.measure.datasets import resolve; print(resolve('$DATASET'))")
 echo "source: $SRC ($(du -h "$SRC" | cut -f1))" | tee "$OUT/convert.log"
 rm -rf "$SCRATCH/harness.zarr"
-"$H" convert "$SRC" "$SCRATCH/harness.zarr" --config "$CONFIG" --cluster "local:$WORKERS" --results "$OUT" \
+[ "${CONVERT:-1}" = 1 ] && "$H" convert "$SRC" "$SCRATCH/harness.zarr" --config "$CONFIG" --cluster "local:$WORKERS" --results "$OUT" \
   2>&1 | tee -a "$OUT/convert.log"
-echo "files: $(find "$SCRATCH/harness.zarr" -type f | wc -l)" | tee -a "$OUT/convert.log"
+[ "${CONVERT:-1}" = 1 ] && echo "files: $(find "$SCRATCH/harness.zarr" -type f | wc -l)" | tee -a "$OUT/convert.log"
 rm -rf "$SCRATCH/harness.zarr"
 [ "$ANNDATA" = 1 ] || exit 0
 rm -rf "$SCRATCH/anndata.zarr"
@@ -51,8 +51,11 @@ src, dst = sys.argv[1:]
 t0 = time.perf_counter()
 lazy = ad.experimental.read_lazy(src)
 # anndata 0.13 cannot write a lazy Dataset2D ("Writing AnnData objects with a Dataset2D not supported yet"):
-# obs and var come into memory (1m x 5 columns, small); X, layers and obsm stay dask arrays.
+# obs and var come into memory (1m x 5 columns, small). obsm too, as `harness convert` holds it: anndata writes
+# a dask obsm array one 1,000-row chunk at a time into its auto shards (750,000 x 48 for X_pca), each write a
+# read-modify-write of a 144 MB shard; on 1m-deep it had not finished X_pca after 8 min. X and layers stay dask.
 lazy.obs, lazy.var = lazy.obs.to_memory(), lazy.var.to_memory()
+lazy.obsm = {k: v.compute() for k, v in lazy.obsm.items()}
 lazy.write_zarr(dst)
 seconds = time.perf_counter() - t0
 print(f"anndata read_lazy -> write_zarr: {lazy.n_obs:,} cells in {seconds:.1f} s ({lazy.n_obs / seconds:,.0f} cells/s)")
