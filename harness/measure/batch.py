@@ -29,14 +29,16 @@ def _run_worker(
     env: dict[str, str] | None = None,
     meta: Path | None = None,
     python: Path | None = None,
+    unset: tuple[str, ...] = (),
 ) -> tuple[str, str]:
-    """Run one worker; returns (outcome, stderr tail). outcome: ok | timeout | crashed:<rc> | killed by <SIGNAL>."""
+    """Run one worker; returns (outcome, stderr tail). outcome: ok | timeout | crashed:<rc> | killed by <SIGNAL>.
+    `unset`: variables of this process's environment the worker must not inherit."""
     meta = meta or Path(spec.workdir)
     spec_path = meta / "spec.json"
     Path(spec.workdir).mkdir(parents=True, exist_ok=True)
     spec_path.write_text(json.dumps(asdict(spec)))
     err_path = meta / "stderr.log"
-    env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+    env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in unset} | {"PYTHONUNBUFFERED": "1"}
     with open(err_path, "w") as err:
         proc = subprocess.Popen(
             [str(python or sys.executable), "-m", "harness.measure.worker", str(spec_path)],
@@ -85,6 +87,7 @@ def run_batch(
     loader: dict[str, Any] | None = None,
     procs: int = 1,
     python: Path | None = None,
+    unset_env: tuple[str, ...] = (),
 ) -> dict[tuple[str, str], Row]:
     """Measure `points` in one fresh worker; returns {(point id, workload): row}.
 
@@ -111,7 +114,7 @@ def run_batch(
         procs=procs,
     )
     try:
-        outcome, tail = _run_worker(spec, timeout, env, meta, python)
+        outcome, tail = _run_worker(spec, timeout, env, meta, python, unset_env)
         got = {(r.point_id, r.workload): r for r in map(Row.from_json, results.iter_lines(Path(spec.out)))}
     finally:
         shutil.rmtree(meta, ignore_errors=True)
