@@ -73,7 +73,7 @@ def test_sweep_on_a_local_cluster_of_two(tiny_h5ad: Path, tmp_path: Path) -> Non
         timeout=300,
         cluster=ClusterSpec(workers=2),
     )
-    with pytest.warns(UserWarning, match="disturb each other's timings"):  # two points at once on one machine
+    with pytest.warns(UserWarning, match="points run 2 at a time .* disturbs their timings"):  # one machine
         counts = run_sweep(sweep)
     assert counts["ok"] == 6
     rows = list(results.iter_rows(tmp_path))
@@ -84,6 +84,34 @@ def test_sweep_on_a_local_cluster_of_two(tiny_h5ad: Path, tmp_path: Path) -> Non
     assert all(r["provenance"]["hostname"] and len(r["values"]) == 2 for r in rows)
     # resume works as locally: nothing is measured twice
     assert run_sweep(sweep)["resumed"] == 6 and len(list(results.iter_rows(tmp_path))) == 6
+
+
+def test_a_point_does_not_inherit_the_nannys_environment(tiny_h5ad: Path, tmp_path: Path) -> None:
+    """A Nanny sets variables in its worker's environment (MALLOC_TRIM_THRESHOLD_, OMP_NUM_THREADS=1, ...) that
+    slow a point down; here it also sets the fault injection, so a point that inherited it would fail."""
+    import dask
+
+    from harness.measure.worker import INJECT_FAULT_ENV
+
+    nanny = {**dask.config.get("distributed.nanny.pre-spawn-environ"), INJECT_FAULT_ENV: "raise:read"}
+    sweep = Sweep(
+        dataset=str(tiny_h5ad),
+        points=[Point.of(pipeline="fused")],
+        workloads=["write", "read"],
+        repeats=1,
+        warmup=0,
+        results_dir=tmp_path,
+        progress=False,
+        timeout=300,
+        cluster=ClusterSpec(workers=1),
+    )
+    with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ": nanny}),
+        cluster.connect(ClusterSpec(workers=1)) as client,
+    ):
+        assert set(client.run(os.environ.get, INJECT_FAULT_ENV).values()) == {"raise:read"}  # the worker has it
+        counts = run_sweep(sweep)
+    assert counts["ok"] == 2, [r.get("error") for r in results.iter_rows(tmp_path)]
 
 
 def _jobs(tmp_path: Path, n: int) -> list[Job]:

@@ -69,11 +69,13 @@ class ClusterSpec:
 
 
 def shares_cores(spec: ClusterSpec) -> str:
-    """Why `local:N` (N > 1) is for throughput, not timings: its workers' points share this machine's cores."""
+    """Why `local:N` is for throughput, not timings: its points share this machine's cores with each other
+    (N > 1) and with the cluster's own processes."""
+    at_once = f"{spec.workers} at a time " if spec.workers > 1 else ""
     return (
-        f"--cluster {spec.label}: {spec.workers} timed points run at once on this machine's {os.cpu_count()} cores "
-        "and disturb each other's timings: use it for throughput, and one worker per machine where the timings "
-        "matter (README: On a dask.distributed cluster)"
+        f"--cluster {spec.label}: points run {at_once}on this machine's {os.cpu_count()} cores, beside the cluster's "
+        "scheduler, nannies and workers, which disturbs their timings: use local:N for throughput, and workers on "
+        "other machines where the timings matter (README: On a dask.distributed cluster)"
     )
 
 
@@ -105,7 +107,7 @@ def _connect(spec: ClusterSpec, timed: bool) -> Iterator[Any]:
         raise HarnessError(MISSING) from None
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
         if spec.workers:
-            if timed and spec.workers > 1:
+            if timed:
                 warnings.warn(shares_cores(spec), stacklevel=4)
             with (
                 distributed.LocalCluster(
