@@ -109,9 +109,11 @@ def test_a_point_does_not_inherit_the_nannys_environment(tiny_h5ad: Path, tmp_pa
         dask.config.set({"distributed.nanny.pre-spawn-environ": nanny}),
         cluster.connect(ClusterSpec(workers=1)) as client,
     ):
-        assert set(client.run(os.environ.get, INJECT_FAULT_ENV).values()) == {"raise:read"}  # the worker has it
+        assert set(client.run(os.getenv, INJECT_FAULT_ENV).values()) == {"raise:read"}  # the worker has it
+        assert INJECT_FAULT_ENV not in os.environ  # the Nanny wrote it into this process's environment too
         counts = run_sweep(sweep)
     assert counts["ok"] == 2, [r.get("error") for r in results.iter_rows(tmp_path)]
+    assert INJECT_FAULT_ENV not in os.environ
 
 
 def _jobs(tmp_path: Path, n: int) -> list[Job]:

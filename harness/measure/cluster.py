@@ -79,6 +79,24 @@ def shares_cores(spec: ClusterSpec) -> str:
     )
 
 
+@contextlib.contextmanager
+def _environ_kept() -> Iterator[Callable[[], None]]:
+    """A Nanny writes `distributed.nanny.pre-spawn-environ` (MALLOC_TRIM_THRESHOLD_, OMP_NUM_THREADS=1, ...) into
+    the `os.environ` of the process it runs in, which for a LocalCluster is the harness's own: they would stay
+    there, in every interpreter it starts later. The environment is restored once the workers have started
+    (call the function yielded) and again when the cluster closes."""
+    saved = dict(os.environ)
+
+    def restore() -> None:
+        os.environ.clear()
+        os.environ.update(saved)
+
+    try:
+        yield restore
+    finally:
+        restore()
+
+
 _ACTIVE: dict[ClusterSpec, Any] = {}  # clients connected by an enclosing `connect` (e.g. a whole tune)
 
 
@@ -110,6 +128,7 @@ def _connect(spec: ClusterSpec, timed: bool) -> Iterator[Any]:
             if timed:
                 warnings.warn(shares_cores(spec), stacklevel=4)
             with (
+                _environ_kept() as restore,
                 distributed.LocalCluster(
                     n_workers=spec.workers,
                     threads_per_worker=1,
@@ -121,6 +140,7 @@ def _connect(spec: ClusterSpec, timed: bool) -> Iterator[Any]:
                 ) as cluster,
                 distributed.Client(cluster) as client,
             ):
+                restore()
                 yield client
             return
         try:
