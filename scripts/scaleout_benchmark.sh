@@ -38,9 +38,11 @@ print(IOConfig(codec='blosc-lz4-shuffle-3', sharding='rows-64x1024', indices='mi
 SRC=$("$PY" -c "from harness.measure.datasets import resolve; print(resolve('$DATASET'))")
 echo "source: $SRC ($(du -h "$SRC" | cut -f1))" | tee "$OUT/convert.log"
 rm -rf "$SCRATCH/harness.zarr"
-[ "${CONVERT:-1}" = 1 ] && "$H" convert "$SRC" "$SCRATCH/harness.zarr" --config "$CONFIG" --cluster "local:$WORKERS" --results "$OUT" \
-  2>&1 | tee -a "$OUT/convert.log"
-[ "${CONVERT:-1}" = 1 ] && echo "files: $(find "$SCRATCH/harness.zarr" -type f | wc -l)" | tee -a "$OUT/convert.log"
+if [ "${CONVERT:-1}" = 1 ]; then
+  "$H" convert "$SRC" "$SCRATCH/harness.zarr" --config "$CONFIG" --cluster "local:$WORKERS" --results "$OUT" \
+    2>&1 | tee -a "$OUT/convert.log"
+  echo "files: $(find "$SCRATCH/harness.zarr" -type f | wc -l)" | tee -a "$OUT/convert.log"
+fi
 rm -rf "$SCRATCH/harness.zarr"
 [ "$ANNDATA" = 1 ] || exit 0
 rm -rf "$SCRATCH/anndata.zarr"

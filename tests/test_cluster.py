@@ -60,19 +60,24 @@ def test_remote_cluster_cannot_reach_loopback_servers(capsys, tiny_h5ad: Path, t
     assert "not reachable from the workers" in err and "--store" in err
 
 
-def test_sweep_on_a_local_cluster_of_two(tiny_h5ad: Path, tmp_path: Path) -> None:
-    points = [Point.of(pipeline=p, sharding="rows-1024x16") for p in ("python", "fused", "zarrs")]
-    sweep = Sweep(
+def _tiny_sweep(tiny_h5ad: Path, tmp_path: Path, points: list[Point], *, repeats: int, workers: int) -> Sweep:
+    """Write and read of `points` on tiny, on a LocalCluster of `workers`."""
+    return Sweep(
         dataset=str(tiny_h5ad),
         points=points,
         workloads=["write", "read"],
-        repeats=2,
+        repeats=repeats,
         warmup=0,
         results_dir=tmp_path,
         progress=False,
         timeout=300,
-        cluster=ClusterSpec(workers=2),
+        cluster=ClusterSpec(workers=workers),
     )
+
+
+def test_sweep_on_a_local_cluster_of_two(tiny_h5ad: Path, tmp_path: Path) -> None:
+    points = [Point.of(pipeline=p, sharding="rows-1024x16") for p in ("python", "fused", "zarrs")]
+    sweep = _tiny_sweep(tiny_h5ad, tmp_path, points, repeats=2, workers=2)
     with pytest.warns(UserWarning, match="points run 2 at a time .* disturbs their timings"):  # one machine
         counts = run_sweep(sweep)
     assert counts["ok"] == 6
@@ -94,17 +99,7 @@ def test_a_point_does_not_inherit_the_nannys_environment(tiny_h5ad: Path, tmp_pa
     from harness.measure.worker import INJECT_FAULT_ENV
 
     nanny = {**dask.config.get("distributed.nanny.pre-spawn-environ"), INJECT_FAULT_ENV: "raise:read"}
-    sweep = Sweep(
-        dataset=str(tiny_h5ad),
-        points=[Point.of(pipeline="fused")],
-        workloads=["write", "read"],
-        repeats=1,
-        warmup=0,
-        results_dir=tmp_path,
-        progress=False,
-        timeout=300,
-        cluster=ClusterSpec(workers=1),
-    )
+    sweep = _tiny_sweep(tiny_h5ad, tmp_path, [Point.of(pipeline="fused")], repeats=1, workers=1)
     with (
         dask.config.set({"distributed.nanny.pre-spawn-environ": nanny}),
         cluster.connect(ClusterSpec(workers=1)) as client,
