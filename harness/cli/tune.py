@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     tn = sub.add_parser(
         "tune",
         help="find the best configuration for a dataset and objective, verify it, emit it (or keep anndata's default)",
-        description="Successive halving over the matrix on row samples (anndata's defaults in every rung, ties kept), "
+        description="Successive halving over the matrix on row samples (anndata's defaults in every rung, ties kept per layout), "
         "then the finalists are verified beside anndata's defaults on the full dataset in interleaved rounds. A change "
         "is recommended only when it beats anndata-default on the objective with significance, reads back under every "
         "required reader and is no larger than --max-size-ratio x its bytes; otherwise the answer is to keep the "

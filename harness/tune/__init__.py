@@ -32,7 +32,7 @@ def run(request: TuneRequest, log=print) -> Path:
             best = min((v for v in rung.scores.values() if v is not None), default=None)
             log(
                 f"rung on {rung.rows} rows: {len(rung.candidates)} candidates, {len(rung.rejected)} rejected, "
-                f"{len(rung.kept)} kept (not significantly slower than the best), best score {best:.4g} "
+                f"{len(rung.kept)} kept (not significantly slower than the best of their layout), best score {best:.4g} "
                 f"({rung.seconds:.0f}s)"
                 if best is not None
                 else f"rung on {rung.rows} rows: nothing measurable"

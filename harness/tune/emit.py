@@ -118,7 +118,7 @@ def emit(
         "verification_results": str(checked.results_dir),
         "readers": checked.readers,
         "search": {
-            "method": "successive halving on row subsamples, ties kept",
+            "method": "successive halving on row subsamples, ties kept per layout",
             "eta": ETA,
             "seconds": found.seconds,
             "note": found.note,
