@@ -198,7 +198,7 @@ def _search(record: dict[str, Any]) -> list[str]:
         "",
         f"Successive halving on random row samples ({search['seconds']:.0f}s): every rung measures "
         "its candidates beside anndata's defaults in interleaved rounds and keeps every candidate not significantly "
-        "slower than the rung's best.",
+        "slower than the best of its layout (sharding policy): layouts are compared on the full data only.",
         "",
         "| rows | candidates | kept | rejected | seconds |",
         "|---|---|---|---|---|",
