@@ -87,8 +87,8 @@ def main() -> int:
             ]
             objective[variant][rows] = [score(by_point.get(p.id, {}), args.objective) for p in ps]
             print(f"\n{rows} rows ({rows / shapes.n_obs:.1%} of the data), sample layout {variant!r}")
+            ref = medians[variant][rows][0]
             for point, got, value in zip(ps, medians[variant][rows], objective[variant][rows]):
-                ref = medians[variant][rows][0]
                 cells = [
                     f"{w} {got[w]:.3f}s ({ref[w] / got[w]:.2f}x)" if got[w] and ref[w] else f"{w} failed"
                     for w in workloads

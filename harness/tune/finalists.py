@@ -2,14 +2,14 @@
 rounds (each round a new random order), then the decision.
 
 Finalists (at most MAX_FINALISTS): the best survivor within --max-size-ratio, the best overall, the best
-within the size limit of every other layout (a sample does not rank layouts against each other: the
-search's docstring), then the best within 1.0x, 1.25x, 1.5x and 2x of anndata-default's bytes on the last
-sample, so the summary can show what each extra byte buys. The rule, stated once here and in the README: a change is recommended
-only when, on the full data, (1) every workload read back equal, (2) its store reads back under every
-required reader, (3) its store is at most --max-size-ratio x anndata-default's, and (4) it beats
-anndata-default on the objective: two-sided Mann-Whitney p < 0.05 on the per-round objective values
-and the 95% bootstrap interval of the objective ratio (default / candidate) entirely above 1. Of those,
-the best objective wins; when none qualifies the answer is "keep anndata's default".
+within the size limit of every other layout (a sample does not rank layouts against each other: the search's
+docstring), then the best within 1.0x, 1.25x, 1.5x and 2x of anndata-default's bytes on the last sample, so
+the summary can show what each extra byte buys. The rule, stated once here and in the README: a change is
+recommended only when, on the full data, (1) every workload read back equal, (2) its store reads back under
+every required reader, (3) its store is at most --max-size-ratio x anndata-default's, and (4) it beats
+anndata-default on the objective: two-sided Mann-Whitney p < 0.05 on the per-round objective values and the
+95% bootstrap interval of the objective ratio (default / candidate) entirely above 1. Of those, the best
+objective wins; when none qualifies the answer is "keep anndata's default".
 """
 
 from __future__ import annotations
@@ -39,17 +39,17 @@ def choose(found: SearchResult, max_size_ratio: float) -> list[Point]:
     reference = next((p.id for p in found.ranked if p.baseline == "anndata-default"), None)
     ref_bytes = last.bytes.get(reference) if reference else None
 
-    def best_within(ratio: float) -> list[Point]:
-        return [p for p in contenders if ref_bytes and last.bytes.get(p.id, math.inf) <= ratio * ref_bytes][:1]
+    def within(ratio: float) -> list[Point]:
+        return [p for p in contenders if ref_bytes and last.bytes.get(p.id, math.inf) <= ratio * ref_bytes]
 
-    allowed = [p for p in contenders if ref_bytes and last.bytes.get(p.id, math.inf) <= max_size_ratio * ref_bytes]
-    picks = [*best_within(max_size_ratio), *contenders[:1]]
+    allowed = within(max_size_ratio)
+    picks = [*allowed[:1], *contenders[:1]]
     per_layout: dict[str, Point] = {}
     for point in allowed:  # best first: the best allowed of every layout
         per_layout.setdefault(layout_of(point), point)
     picks += per_layout.values()
     for ratio in SIZE_BUDGETS:
-        picks += best_within(ratio)
+        picks += within(ratio)[:1]
     picks += allowed  # free slots: the next best that may be recommended (a sample's ranking is not the last word)
     return list(dict.fromkeys(picks))[:MAX_FINALISTS]
 
