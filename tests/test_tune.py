@@ -305,6 +305,33 @@ def test_the_decision_rule_needs_significance_size_and_readers() -> None:
     assert not verdict.beats  # 5% faster, but three rounds cannot show it: keep the default
 
 
+def test_a_workload_outside_the_objective_more_than_max_slowdown_slower_blocks_the_change(tmp_path: Path) -> None:
+    from harness.matrix import baseline_point
+    from harness.tune import finalists
+    from harness.tune.request import TuneRequest
+
+    default = baseline_point("anndata-default")
+    obs_slow, obs_bit_slower = (Point.of(pipeline="fused", sharding=s) for s in ("rows-16x2", "rows-16x4"))
+    rows = _verification_rows({default: (2.0, 1000, True), obs_slow: (1.0, 900, True), obs_bit_slower: (1.0, 900, True)})
+    for point, seconds in ((default, 1.0), (obs_slow, 2.5), (obs_bit_slower, 1.05)):  # lazy-obs: not in balanced
+        values = [seconds * (1 + 0.01 * i) for i in range(5)]
+        rows.append({"point_id": point.id, "workload": "lazy-obs", "status": "ok", "values": values, "bytes": 900})
+    verdicts = {v.point.id: v for v in finalists.judge(TuneRequest(dataset="x"), [obs_slow, obs_bit_slower], rows)}
+    assert verdicts[obs_slow.id].beats and not verdicts[obs_slow.id].qualifies
+    assert verdicts[obs_slow.id].problems == [
+        "slowdown lazy-obs: 0.40x anndata-default [0.39, 0.41], p = 0.008 exceeds --max-slowdown 1.1"
+    ]
+    assert verdicts[obs_bit_slower.id].qualifies  # 5% slower, significantly, but within the tolerance
+    anything = TuneRequest(dataset="x", constraints=space.Constraints(max_slowdown=math.inf))
+    assert all(v.qualifies for v in finalists.judge(anything, [obs_slow, obs_bit_slower], rows))
+    with pytest.raises(HarnessError, match="max-slowdown"):
+        space.Constraints(max_slowdown=0.9)
+    record = _emitted(tmp_path, default, [obs_slow, default], rows)  # nothing qualifies: keep the default
+    assert record["outcome"] == "keep-default" and record["constraints"]["max_slowdown"] == 1.1
+    summary = (tmp_path / "summary.md").read_text()
+    assert f"`{obs_slow.id}` does beat it" in summary and "allow that with `--max-slowdown none`" in summary
+
+
 def _emitted(tmp_path: Path, pick: Point, verified: list[Point], rows: list[dict]) -> dict:
     import json
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from ..errors import HarnessError
@@ -40,6 +41,14 @@ def _constraint_args(tn: argparse.ArgumentParser) -> None:
         default=1.0,
         help="the store may be at most this x anndata-default's bytes on the full data (default 1.0: "
         "never larger than the default; e.g. 1.5 allows 50%% more)",
+    )
+    tn.add_argument(
+        "--max-slowdown",
+        type=_slowdown,
+        default=1.1,
+        help="no verified workload (write, read, lazy-open, lazy-rows, lazy-random, lazy-obs, lazy-gene; in the "
+        "objective or not) may be more than this x slower than anndata-default's with significance (default 1.1); "
+        "'none' allows any slowdown the objective pays for",
     )
     tn.add_argument(
         "--require-readable-by",
@@ -97,6 +106,16 @@ def _run_args(tn: argparse.ArgumentParser) -> None:
     tn.add_argument("--no-progress", action="store_true")
 
 
+def _slowdown(text: str) -> float:
+    """--max-slowdown: a factor of at least 1, or none (math.inf)."""
+    if text.strip().lower() == "none":
+        return math.inf
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a factor (e.g. 1.1) or none") from None
+
+
 def _comma(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
@@ -116,7 +135,10 @@ def request_from(args: argparse.Namespace):
         map(Network.parse, _comma(args.verify_network or ("none,latency=20ms" if store.remote else "none")))
     )
     readers = () if args.require_readable_by == "none" else _comma(args.require_readable_by)
-    constraints = Constraints(readable_by=readers, max_size_ratio=args.max_size_ratio, pipelines=_comma(args.pipelines))
+    constraints = Constraints(readable_by=readers, max_size_ratio=args.max_size_ratio,
+        max_slowdown=args.max_slowdown,
+        pipelines=_comma(args.pipelines),
+    )
     if args.repeats < 4:
         raise HarnessError("--repeats must be at least 4: with fewer rounds no difference can reach p < 0.05")
     request = TuneRequest(

@@ -16,8 +16,9 @@ from .search import ETA, SearchResult
 
 RULE = (
     "A change is recommended only when, on the full data, every workload reads back equal, the store reads back "
-    "under every required reader, it is at most --max-size-ratio x anndata-default's bytes, and it beats "
-    "anndata-default on the objective: Mann-Whitney p < 0.05 on the per-round objective and the 95% bootstrap "
+    "under every required reader, it is at most --max-size-ratio x anndata-default's bytes, no verified workload "
+    "is slower than anndata-default's by more than --max-slowdown with significance (p < 0.05, 95% interval below "
+    "1), and it beats anndata-default on the objective: Mann-Whitney p < 0.05 on the per-round objective and the 95% bootstrap "
     "interval of the ratio (anndata-default / candidate) above 1. Otherwise: keep anndata's default."
 )
 
@@ -102,6 +103,7 @@ def emit(
         "constraints": {
             "readable_by": list(request.constraints.readable_by),
             "max_size_ratio": request.constraints.max_size_ratio,
+            "max_slowdown": request.constraints.max_slowdown,
             "pipelines": list(request.constraints.pipelines),
         },
         "dataset": {
@@ -130,6 +132,7 @@ def emit(
                     "rejected": r.rejected,
                     "seconds": r.seconds,
                     "scores": r.scores,
+                    "rounds": r.rounds,  # per-round objective: the promotion can be recomputed under another rule
                     "bytes": r.bytes,
                 }
                 for r in found.rungs

@@ -6,10 +6,13 @@ within the size limit of every other layout (a sample does not rank layouts agai
 docstring), then the best within 1.0x, 1.25x, 1.5x and 2x of anndata-default's bytes on the last sample, so
 the summary can show what each extra byte buys. The rule, stated once here and in the README: a change is
 recommended only when, on the full data, (1) every workload read back equal, (2) its store reads back under
-every required reader, (3) its store is at most --max-size-ratio x anndata-default's, and (4) it beats
-anndata-default on the objective: two-sided Mann-Whitney p < 0.05 on the per-round objective values and the
-95% bootstrap interval of the objective ratio (default / candidate) entirely above 1. Of those, the best
-objective wins; when none qualifies the answer is "keep anndata's default".
+every required reader, (3) its store is at most --max-size-ratio x anndata-default's, (4) no verified
+workload, in the objective or outside it (lazy-obs, lazy-gene, ...), is slower than anndata-default's by
+more than --max-slowdown (default 1.1x) with significance (p < 0.05 and the 95% interval of the ratio
+entirely below 1), and (5) it beats anndata-default on the objective: two-sided Mann-Whitney p < 0.05 on
+the per-round objective values and the 95% bootstrap interval of the objective ratio (default / candidate)
+entirely above 1. Of those, the best objective wins; when none qualifies the answer is "keep anndata's
+default".
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ class Verdict:
     interval: tuple[float, float] | None = None
     bytes: int | None = None
     bytes_ratio: float | None = None
-    problems: list[str] = field(default_factory=list)  # why it cannot be recommended (correctness, size)
+    problems: list[str] = field(default_factory=list)  # why it cannot be recommended (correctness, size, slowdown)
 
     @property
     def correct(self) -> bool:
@@ -113,6 +116,18 @@ def _store_bytes(rows_of: dict[str, dict[str, Any]]) -> int | None:
     return next((int(r["bytes"]) for w, r in sorted(rows_of.items()) if r.get("bytes") and w != "interop"), None)
 
 
+def slowdown(ref: dict[str, Any], row: dict[str, Any], max_slowdown: float) -> str | None:
+    """Why one workload counts as a slowdown against anndata-default (rule 4 of the module's docstring), or
+    None: the ratio of medians (default / candidate) below 1 / max_slowdown, p < 0.05, the interval below 1."""
+    a, b = ref.get("values") or [], row.get("values") or []
+    if ref.get("status") != "ok" or row.get("status") != "ok" or not a or not b:
+        return None
+    ratio, p, interval = median(a) / median(b), mann_whitney(a, b), ratio_interval(a, b)
+    if ratio * max_slowdown < 1 and p is not None and p < ALPHA and interval and interval[1] < 1:
+        return f"{ratio:.2f}x anndata-default [{interval[0]:.2f}, {interval[1]:.2f}], p = {p:.3f}"
+    return None
+
+
 def judge(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]]) -> list[Verdict]:
     """A verdict for every verified point (under the last network condition: what the search optimised for)."""
     by = _by_point(rows, request.verify_networks[-1].label)
@@ -130,6 +145,11 @@ def judge(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]])
             if row.get("status") != "ok" and not (row.get("status") == "unsupported" and informational):
                 kind = "reader" if workload == "interop" else "workload"
                 verdict.problems.append(f"{kind} {workload}: {row.get('status')} {row.get('error', '')}"[:300])
+            elif workload != "interop" and point.baseline != "anndata-default":
+                if why := slowdown(ref_rows.get(workload, {}), row, request.constraints.max_slowdown):
+                    verdict.problems.append(
+                        f"slowdown {workload}: {why} exceeds --max-slowdown {request.constraints.max_slowdown:g}"
+                    )
         if verdict.bytes and ref_bytes:
             verdict.bytes_ratio = verdict.bytes / ref_bytes
             if verdict.bytes_ratio > request.constraints.max_size_ratio and point.baseline != "anndata-default":

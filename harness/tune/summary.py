@@ -75,18 +75,26 @@ def _headline(record: dict[str, Any], verdicts: dict[str, dict[str, Any]]) -> li
 
 
 def _near_misses(verdicts: dict[str, dict[str, Any]]) -> str:
-    """What came closest: a correct point that beats the default but only with more bytes (and the flag that
-    allows it), else the finalist with the best objective and why it did not qualify."""
+    """What came closest: a correct point that beats the default but only with more bytes or a slower
+    workload (and the flags that allow that), else the finalist with the best objective and why it did not
+    qualify."""
     finalists = sorted(
         (v for v in verdicts.values() if not v["default"] and v.get("objective")), key=lambda v: v["objective"]
     )
-    larger = [v for v in finalists if v["beats"] and v.get("correct", True) and v.get("bytes_ratio")]
-    if larger:
-        v = larger[0]
+    beaten = [v for v in finalists if v["beats"] and v.get("correct", True)]
+    if beaten:
+        v = beaten[0]
+        kinds = {problem.split(" ", 1)[0] for problem in v["problems"]}
+        flags = []
+        if "size" in kinds and v.get("bytes_ratio"):
+            flags.append(f"`--max-size-ratio {_ceil(v['bytes_ratio'])}`")
+        if "slowdown" in kinds:
+            flags.append("`--max-slowdown none`")
+        size = f", {v['bytes_ratio']:.3f}x its bytes" if v.get("bytes_ratio") else ""
         return (
             f" `{v['point_id']}` does beat it ({v['ratio']:.2f}x on the objective, 95% interval {_interval(v)}, "
-            f"p = {_p(v['p_value'])}), with {v['bytes_ratio']:.3f}x its bytes: allow that with "
-            f"`--max-size-ratio {_ceil(v['bytes_ratio'])}`."
+            f"p = {_p(v['p_value'])}{size}), but {'; '.join(v['problems'])}: "
+            f"allow that with {' and '.join(flags)}."
         )
     if not finalists:
         return ""
