@@ -1,8 +1,10 @@
 """Does a tune's row sample rank layouts the way the full data does? (issue 16, part 3)
 
     python scripts/sample_transfer.py --dataset 100k --repeats 3 --sample-layouts search,full
+    python scripts/sample_transfer.py --dataset 100k --pipelines python,fused,zarrs --codecs zstd-0,blosc-lz4-bitshuffle \
+        --shardings sparse:rows-1024x16+dense:rows-1024x16+columns:auto     # within one layout
 
-Measures a few layouts exactly as `harness tune`'s search does on each rung (the same random row samples,
+Measures a few points (pipelines x codecs x shardings) exactly as `harness tune`'s search does on each rung (the same random row samples,
 `tune.search.subsample`; the same per-sample layout, `tune.layout.at_sample`: the full data's chunk size and
 shard count; interleaved rounds) and then on the full data. Prints, per size, every workload's median and its
 ratio to the first layout (auto sharding by default) and the objective; then the Spearman rank correlation
@@ -14,6 +16,7 @@ consecutive samples (each workload's line through its two medians, at the full d
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
 from pathlib import Path
@@ -35,8 +38,8 @@ SAMPLE_LAYOUTS = {"search": at_sample, "full": lambda point, fraction: point}
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="100k")
-    parser.add_argument("--pipeline", default="fused")
-    parser.add_argument("--codec", default="zstd-0")
+    parser.add_argument("--pipelines", default="fused", help="comma list")
+    parser.add_argument("--codecs", default="zstd-0", help="comma list")
     parser.add_argument("--shardings", default="auto,rows-256x16,rows-1024x16", help="comma list, as on the full data")
     parser.add_argument("--objective", default="balanced", choices=[k for k, v in OBJECTIVES.items() if v])
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds per size (the search uses 3)")
@@ -53,7 +56,10 @@ def main() -> int:
     shapes = dataset_shapes(path)
     weights = OBJECTIVES[args.objective]
     workloads = list(dict.fromkeys(["write", *weights]))
-    full = [Point.of(pipeline=args.pipeline, codec=args.codec, sharding=s) for s in args.shardings.split(",")]
+    full = [
+        Point.of(pipeline=p, codec=c, sharding=s)
+        for p, c, s in itertools.product(*(a.split(",") for a in (args.pipelines, args.codecs, args.shardings)))
+    ]
     sizes = [*(r for r in rung_sizes(shapes.n_obs) if r < shapes.n_obs), shapes.n_obs]
     variants = args.sample_layouts.split(",")
     if unknown := set(variants) - set(SAMPLE_LAYOUTS):
@@ -66,7 +72,7 @@ def main() -> int:
         chosen = {v: [SAMPLE_LAYOUTS[v](p, rows / shapes.n_obs) for p in full] for v in variants}
         points = list({p.id: p for ps in chosen.values() for p in ps}.values())  # one interleaved sweep
         out = args.out / f"rows-{rows}"
-        print(f"{rows} rows: {', '.join(p.axis('sharding') for p in points)}", file=sys.stderr, flush=True)
+        print(f"{rows} rows: {', '.join(map(_label, points))}", file=sys.stderr, flush=True)
         run_sweep(
             Sweep(
                 dataset=str(source),
@@ -94,10 +100,10 @@ def main() -> int:
                     for w in workloads
                 ]
                 shown = "failed" if value is None else f"{value:.3f}"
-                print(f"  {point.axis('sharding'):14s} " + "  ".join(cells) + f"  | {args.objective} {shown}")
+                print(f"  {_label(point)} " + "  ".join(cells) + f"  | {args.objective} {shown}")
     for variant in variants:
         truth = objective[variant][shapes.n_obs]
-        print(f"\nSpearman with the full data's {args.objective} objective ({len(full)} layouts), samples {variant!r}:")
+        print(f"\nSpearman with the full data's {args.objective} objective ({len(full)} points), samples {variant!r}:")
         for rows in sizes[:-1]:
             print(f"  the sample of {rows:>7} rows: {_rho(objective[variant][rows], truth)}")
         for small, large in zip(sizes[:-2], sizes[1:-1]):
@@ -122,6 +128,10 @@ def _extrapolated(
             return None
         logs += weight * math.log(max(b, b + (b - a) * (n - n2) / (n2 - n1)))
     return math.exp(logs / sum(weights.values()))
+
+
+def _label(point: Point) -> str:
+    return "/".join(point.axis(a) for a in ("pipeline", "codec", "sharding"))
 
 
 def _rho(values: list[float | None], truth: list[float | None]) -> str:

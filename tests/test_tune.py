@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.analysis import results
 from harness.analysis.results import Row
 from harness.errors import HarnessError
 from harness.matrix import Point
@@ -123,8 +124,13 @@ def _cost(point: Point) -> float:
     return (
         {"zarrs": 1.0, "fused": 2.0, "python": 4.0}[point.axis("pipeline")]
         * {"zstd-0": 1.0, "blosc-lz4-bitshuffle": 0.8}[point.axis("codec")]
-        * {"auto": 1.0, "rows-256": 1.2, "rows-4096": 0.9}[point.axis("sharding").split("x")[0]]  # any shard size
+        * {"auto": 1.0, "rows-256": 1.2, "rows-4096": 0.9}[_rule(point).split("x")[0]]  # any shard size
     )
+
+
+def _rule(point: Point) -> str:
+    """The matrices' sharding rule of a point (the space's row layouts leave obs columns at auto)."""
+    return point.config.sharding.sparse.name
 
 
 def test_halving_keeps_ties_and_the_defaults_and_drops_what_is_significantly_slower(
@@ -137,7 +143,8 @@ def test_halving_keeps_ties_and_the_defaults_and_drops_what_is_significantly_slo
     assert len(seen[0]) == 18  # 3 pipelines x 2 codecs x 3 shardings: zstd-3 is zstd-0's store
     # within a layout all others are 10% or more slower (2% spread); layouts are compared on the full data only,
     # so the best of each moves on, however much slower than the best of another layout on a sample
-    best = [f"local/asyncio/zarrs/blosc-lz4-bitshuffle/{s}/cons-on" for s in ("rows-4096x16", "auto", "rows-256x16")]
+    layouts = (space.x_rows("rows-4096x16"), "auto", space.x_rows("rows-256x16"))
+    best = [f"local/asyncio/zarrs/blosc-lz4-bitshuffle/{s}/cons-on" for s in layouts]
     assert [p.id for p in found.ranked if not p.baseline] == best
     assert len(seen) == 3 and [len(s) for s in seen[1:]] == [3, 3]  # pruned within layouts on rung 0 only
     assert {p.id for p in found.ranked if p.baseline} == {"anndata-default", "anndata-default+zarrs"}  # never pruned
@@ -151,11 +158,11 @@ def test_finalists_are_the_best_within_the_size_limit_then_the_best_of_every_oth
 ) -> None:
     from harness.tune import finalists
 
-    _fake_rounds(monkeypatch, _cost, nbytes=lambda p: 1050 if p.axis("sharding").startswith("rows-4096") else 1000)
+    _fake_rounds(monkeypatch, _cost, nbytes=lambda p: 1050 if _rule(p).startswith("rows-4096") else 1000)
     found = search.search(
         tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=1e9
     )
-    picks = [(p.axis("pipeline"), p.axis("sharding")) for p in finalists.choose(found, max_size_ratio=1.0)]
+    picks = [(p.axis("pipeline"), _rule(p)) for p in finalists.choose(found, max_size_ratio=1.0)]
     # rows-4096 is fastest but 1.05x the bytes: the best allowed first, then the best overall, then other layouts
     assert picks[:3] == [("zarrs", "auto"), ("zarrs", "rows-4096x16"), ("zarrs", "rows-256x16")]
     assert len(picks) == len(set(picks)) <= finalists.MAX_FINALISTS
@@ -407,10 +414,13 @@ def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: P
         repeats=4,
         out=tmp_path,
         progress=False,
-        constraints=space.Constraints(pipelines=("fused",), max_size_ratio=2.0),
+        # tiny data's timings are noise: no slowdown check, so the tune's pick is always a grid candidate
+        constraints=space.Constraints(pipelines=("fused",), max_size_ratio=2.0, max_slowdown=math.inf),
     )
     said: list[str] = []
     report = validate.run(request, log=said.append, space=small)
+    grid_rows = results.iter_rows(next((tmp_path / "validation").glob("grid-*")))
+    assert {r["workload"] for r in grid_rows} >= set(request.verify_workloads())  # what the slowdown rule needs
     assert report["points"] == 5  # four candidates and anndata-default (zarrs is not allowed here)
     assert report["tune_pick"] in report["grid_scores"] and report["distance"] >= 0
     assert report["tune_seconds"] > 0 and report["grid_seconds"] > 0 and report["time_fraction"] > 0

@@ -154,7 +154,7 @@ def judge(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]])
             verdict.bytes_ratio = verdict.bytes / ref_bytes
             if verdict.bytes_ratio > request.constraints.max_size_ratio and point.baseline != "anndata-default":
                 verdict.problems.append(
-                    f"size {verdict.bytes_ratio:.2f}x anndata-default's bytes exceeds "
+                    f"size {verdict.bytes_ratio:.3f}x anndata-default's bytes exceeds "
                     f"--max-size-ratio {request.constraints.max_size_ratio:g}"
                 )
         scores = round_scores(rows_of, request.objective)

@@ -110,7 +110,7 @@ VALIDATION_SPACE: dict[str, tuple[str, ...]] = {
     "store": ("local",),
     "loop": ("asyncio",),
     "codec": ("zstd-0", "zstd-3", "blosc-lz4-bitshuffle"),
-    "sharding": ("auto", "rows-256x16", "rows-4096x16"),
+    "sharding": ("auto", x_rows("rows-256x16"), x_rows("rows-4096x16")),
     "consolidated": ("on",),
 }
 

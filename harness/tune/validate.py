@@ -23,6 +23,7 @@ from ..analysis import results
 from ..measure import datasets
 from ..measure.runner import Sweep, run_sweep
 from . import run as run_tune
+from .finalists import slowdown
 from .layout import dataset_shapes
 from .request import TuneRequest
 from .space import VALIDATION_SPACE, candidates, check_objective, score
@@ -43,11 +44,14 @@ def spearman(a: list[float], b: list[float]) -> float | None:
 def grid_scores(
     request: TuneRequest, dataset_path: Path, space: dict, workdir: Path, out: Path
 ) -> tuple[dict[str, float], set[str]]:
-    """Every candidate of `space` (and the defaults) on the full data, interleaved rounds: {point id: score},
-    and the ids a recommendation could be: the defaults, and the points whose store is at most
-    --max-size-ratio x anndata-default's (the tune's rule judges significance; the grid judges the numbers)."""
+    """Every candidate of `space` (and the defaults) on the full data, interleaved rounds, every workload the
+    verification measures: {point id: score}, and the ids a recommendation could be: the defaults, and the
+    points whose store is at most --max-size-ratio x anndata-default's and that are no slower than
+    --max-slowdown allows on any workload (the tune's rule also judges the objective's significance; the grid
+    judges the numbers)."""
     points, _ = candidates(space, request.constraints, dataset_shapes(dataset_path))
-    workloads = list(dict.fromkeys(["write", *check_objective(request.objective)]))
+    check_objective(request.objective)
+    workloads = list(dict.fromkeys(["write", *request.verify_workloads()]))
     run_sweep(
         Sweep(
             dataset=str(dataset_path),
@@ -66,15 +70,16 @@ def grid_scores(
         by_point.setdefault(row["point_id"], {})[row["workload"]] = row
     scored = {pid: score(rows, request.objective) for pid, rows in by_point.items()}
     scored = {k: v for k, v in scored.items() if v is not None}
-    limit = request.constraints.max_size_ratio * ((by_point.get("anndata-default") or {}).get("write") or {}).get(
-        "bytes", 0
-    )
-    allowed = {
-        pid
-        for pid in scored
-        if pid.startswith("anndata-default")
-        or ((by_point[pid].get("write") or {}).get("bytes") or float("inf")) <= limit
-    }
+    reference = by_point.get("anndata-default") or {}
+    limit = request.constraints.max_size_ratio * (reference.get("write") or {}).get("bytes", 0)
+
+    def allowed_point(pid: str) -> bool:
+        rows = by_point[pid]
+        small = ((rows.get("write") or {}).get("bytes") or float("inf")) <= limit
+        slow = (slowdown(reference.get(w, {}), row, request.constraints.max_slowdown) for w, row in rows.items())
+        return small and not any(slow)
+
+    allowed = {pid for pid in scored if pid.startswith("anndata-default") or allowed_point(pid)}
     return scored, allowed
 
 
@@ -128,7 +133,8 @@ def run(request: TuneRequest, log=print, space: dict | None = None) -> dict[str,
     (out / f"validation-{stamp}.json").write_text(json.dumps(report, indent=2))
     rho = report["rank_correlation_rung0"]
     log(
-        f"grid best within --max-size-ratio {request.constraints.max_size_ratio:g}: {best} ({grid[best]:.4g}; fastest at "
+        f"grid best within --max-size-ratio {request.constraints.max_size_ratio:g} and --max-slowdown "
+        f"{request.constraints.max_slowdown:g}: {best} ({grid[best]:.4g}; fastest at "
         f"any size {fastest}, {grid[fastest]:.4g}); tune picked {pick} (grid score {grid[pick]:.4g}, "
         f"{report['distance']:+.1%} from the best; target <= {TARGET_DISTANCE:.0%})"
     )
