@@ -319,7 +319,9 @@ def test_a_workload_outside_the_objective_more_than_max_slowdown_slower_blocks_t
 
     default = baseline_point("anndata-default")
     obs_slow, obs_bit_slower = (Point.of(pipeline="fused", sharding=s) for s in ("rows-16x2", "rows-16x4"))
-    rows = _verification_rows({default: (2.0, 1000, True), obs_slow: (1.0, 900, True), obs_bit_slower: (1.0, 900, True)})
+    rows = _verification_rows(
+        {default: (2.0, 1000, True), obs_slow: (1.0, 900, True), obs_bit_slower: (1.0, 900, True)}
+    )
     for point, seconds in ((default, 1.0), (obs_slow, 2.5), (obs_bit_slower, 1.05)):  # lazy-obs: not in balanced
         values = [seconds * (1 + 0.01 * i) for i in range(5)]
         rows.append({"point_id": point.id, "workload": "lazy-obs", "status": "ok", "values": values, "bytes": 900})

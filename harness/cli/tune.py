@@ -135,7 +135,9 @@ def request_from(args: argparse.Namespace):
         map(Network.parse, _comma(args.verify_network or ("none,latency=20ms" if store.remote else "none")))
     )
     readers = () if args.require_readable_by == "none" else _comma(args.require_readable_by)
-    constraints = Constraints(readable_by=readers, max_size_ratio=args.max_size_ratio,
+    constraints = Constraints(
+        readable_by=readers,
+        max_size_ratio=args.max_size_ratio,
         max_slowdown=args.max_slowdown,
         pipelines=_comma(args.pipelines),
     )

@@ -145,11 +145,14 @@ def judge(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]])
             if row.get("status") != "ok" and not (row.get("status") == "unsupported" and informational):
                 kind = "reader" if workload == "interop" else "workload"
                 verdict.problems.append(f"{kind} {workload}: {row.get('status')} {row.get('error', '')}"[:300])
-            elif workload != "interop" and point.baseline != "anndata-default":
-                if why := slowdown(ref_rows.get(workload, {}), row, request.constraints.max_slowdown):
-                    verdict.problems.append(
-                        f"slowdown {workload}: {why} exceeds --max-slowdown {request.constraints.max_slowdown:g}"
-                    )
+            elif (
+                workload != "interop"
+                and point.baseline != "anndata-default"
+                and (why := slowdown(ref_rows.get(workload, {}), row, request.constraints.max_slowdown))
+            ):
+                verdict.problems.append(
+                    f"slowdown {workload}: {why} exceeds --max-slowdown {request.constraints.max_slowdown:g}"
+                )
         if verdict.bytes and ref_bytes:
             verdict.bytes_ratio = verdict.bytes / ref_bytes
             if verdict.bytes_ratio > request.constraints.max_size_ratio and point.baseline != "anndata-default":
