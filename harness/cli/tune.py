@@ -46,8 +46,8 @@ def _constraint_args(tn: argparse.ArgumentParser) -> None:
         "--max-slowdown",
         type=_slowdown,
         default=1.1,
-        help="no verified workload (write, read, lazy-open, lazy-rows, lazy-random, lazy-obs, lazy-gene; in the "
-        "objective or not) may be more than this x slower than anndata-default's with significance (default 1.1); "
+        help="no workload the verification measures (locally write, read and the five lazy ones), in the objective "
+        "or not, may be more than this x slower than anndata-default's with significance (p < 0.05; default 1.1); "
         "'none' allows any slowdown the objective pays for",
     )
     tn.add_argument(
