@@ -162,10 +162,11 @@ def test_finalists_are_the_best_within_the_size_limit_then_the_best_of_every_oth
     found = search.search(
         tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=1e9
     )
-    picks = [(p.axis("pipeline"), _rule(p)) for p in finalists.choose(found, max_size_ratio=1.0)]
+    chosen = finalists.choose(found, max_size_ratio=1.0)
+    picks = [(p.axis("pipeline"), _rule(p)) for p in chosen]
     # rows-4096 is fastest but 1.05x the bytes: the best allowed first, then the best overall, then other layouts
     assert picks[:3] == [("zarrs", "auto"), ("zarrs", "rows-4096x16"), ("zarrs", "rows-256x16")]
-    assert len(picks) == len(set(picks)) <= finalists.MAX_FINALISTS
+    assert len(chosen) == len(set(chosen)) == finalists.MAX_FINALISTS  # then what the sample pruned
 
 
 def test_size_constraint_and_reader_failures_remove_points(monkeypatch, tmp_path: Path) -> None:
@@ -427,6 +428,82 @@ def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: P
     assert report["tune_pick"] in report["grid_scores"] and report["distance"] >= 0
     assert report["tune_seconds"] > 0 and report["grid_seconds"] > 0 and report["time_fraction"] > 0
     assert report["rank_correlation_rung0"] is not None and -1 <= report["rank_correlation_rung0"] <= 1
+    tuned = json.loads(next((tmp_path / "validation").glob("tune-*/recommended.json")).read_text())
+    assert tuned["race_rounds"] == 3  # 4 rounds: 3 for every finalist, then 1 more for the survivors
+    reference = next(t["anndata-default"] for t in tuned["verification"] if t["workload"] == "write")
+    assert len(reference["values"]) == 4  # the rounds of both phases, merged
     saved = next((tmp_path / "validation").glob("validation-*.json"))
     assert json.loads(saved.read_text())["grid_best"] == report["grid_best"]
     assert any("rank correlation of rung 0" in line for line in said)
+
+
+def test_the_search_stops_once_the_verification_can_race_what_is_left(monkeypatch, tmp_path: Path) -> None:
+    from harness.tune import finalists
+
+    seen = _fake_rounds(monkeypatch, _cost)
+    found = search.search(
+        tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=1e9, enough=6
+    )
+    assert len(seen) == 1  # three survive rung 0: the full data ranks them better than a larger sample would
+    assert len(found.pruned) == 15 and not set(found.pruned) & set(found.ranked)
+    assert search.median(found.rungs[0].rounds[found.pruned[0].id]) <= search.median(
+        found.rungs[0].rounds[found.pruned[-1].id]
+    )  # best first
+    picked = finalists.choose(found, max_size_ratio=1.0)
+    survivors = [p for p in found.ranked if not p.baseline]
+    assert picked[: len(survivors)] == survivors and picked[len(survivors) :] == found.pruned[:3]
+    assert len(picked) == finalists.MAX_FINALISTS  # free slots go to the best of what the sample pruned
+    tied = _fake_rounds(monkeypatch, lambda p: 3.0 if p.baseline else 1.0)
+    search.search(
+        tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=1e9, enough=6
+    )
+    assert len(tied) == 3  # 18 tied: more than the race takes, so the larger samples still have to prune
+
+
+def test_the_race_stops_what_is_significantly_slower_or_has_a_problem_and_keeps_the_best_few() -> None:
+    from harness.matrix import baseline_point
+    from harness.tune import finalists
+    from harness.tune.request import TuneRequest
+
+    request = TuneRequest(dataset="x")
+    default, zarrs = baseline_point("anndata-default"), baseline_point("anndata-default+zarrs")
+    best, close, closer, near, far, slow, big = (
+        Point.of(pipeline="fused", sharding=f"rows-16x{k}") for k in (2, 4, 8, 16, 32, 64, 128)
+    )
+    timings = {
+        default: (2.0, 1000, True),
+        zarrs: (2.0, 1000, True),
+        best: (1.0, 900, True),
+        closer: (1.005, 900, True),
+        close: (1.01, 900, True),
+        near: (1.015, 900, True),  # a tie with the best, but the fourth: only MAX_SURVIVORS go on
+        far: (1.5, 900, True),  # faster than the default, significantly slower than the best
+        slow: (2.5, 900, True),  # significantly slower than the default
+        big: (0.5, 5000, True),  # too large: its verdict says so
+    }
+    rows = _verification_rows(timings, rounds=finalists.RACE_ROUNDS)
+    points = list(timings)
+    survivors, why = finalists.race(request, points, rows)
+    assert survivors == [best, closer, close]  # the best MAX_SURVIVORS, best first
+    assert f"not among the {finalists.MAX_SURVIVORS} best" in why[near.id]
+    assert f"1.50x the objective of {best.id}" in why[far.id] and "anndata-default" in why[slow.id]
+    assert big.id not in why and big not in survivors  # stopped by its own problem, not by the race
+    # the remaining rounds are appended to the race's, so the rounds of both phases are judged together
+    more = _verification_rows({p: timings[p] for p in [*survivors, default, zarrs]}, rounds=2)
+    together = finalists.merged(rows, more)
+    by = {(r["point_id"], r["workload"]): r for r in together}
+    assert len(by[(best.id, "write")]["values"]) == 5 and len(by[(far.id, "write")]["values"]) == 3
+    assert len(together) == len(rows)  # one row per (point, workload, network)
+    verdicts = {v.point.id: v for v in finalists.judge(request, points, together)}
+    assert verdicts[best.id].qualifies and verdicts[best.id].p_value < 0.05  # 5 rounds: significance is reachable
+
+
+def test_the_race_is_counted_in_the_verification_cost() -> None:
+    from harness.tune import finalists
+    from harness.tune.request import TuneRequest
+
+    five, three = TuneRequest(dataset="x", repeats=5), TuneRequest(dataset="x", repeats=3)
+    assert finalists.racing(five) and not finalists.racing(three)
+    assert finalists.point_rounds(five, 6) == 8 * 3 + 5 * 2
+    assert finalists.point_rounds(three, 6) == 8 * 3
+    assert finalists.point_rounds(five, 1) == 3 * 3 + 3 * 2

@@ -4,6 +4,7 @@ anndata's defaults on the full data, and emit it as `recommended_config()`."""
 from __future__ import annotations
 
 import contextlib
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -67,9 +68,11 @@ def run(request: TuneRequest, log=print) -> Path:
                 loader=request.loader.sizes,
                 verify_shape=(
                     len(request.verify_workloads()),
-                    finalists.MAX_FINALISTS + len(request.references()),
+                    # the race's (point, round) measurements, as points measured in every round
+                    math.ceil(finalists.point_rounds(request, finalists.MAX_FINALISTS) / request.repeats),
                     len(request.verify_networks),
                 ),
+                enough=finalists.MAX_FINALISTS,
             )
             if found.note:
                 log(found.note)

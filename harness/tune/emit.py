@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..measure import datasets, provenance
-from .finalists import SIZE_BUDGETS, Verdict, Verification, verification_table
+from .finalists import RACE_ROUNDS, SIZE_BUDGETS, Verdict, Verification, racing, verification_table
 from .request import TuneRequest
 from .search import ETA, SearchResult
 
@@ -117,6 +117,7 @@ def emit(
         "pareto": pareto(checked.verdicts),
         "verification": verification_table(checked.rows, verified, request.verify_workloads()),
         "verification_rounds": request.repeats,
+        "race_rounds": RACE_ROUNDS if racing(request) else None,
         "verification_results": str(checked.results_dir),
         "readers": checked.readers,
         "search": {

@@ -1,10 +1,20 @@
 """The verification: the search's finalists beside anndata's defaults on the full dataset, in interleaved
-rounds (each round a new random order), then the decision.
+rounds (each round a new random order), raced, then the decision.
 
 Finalists (at most MAX_FINALISTS): the best survivor within --max-size-ratio, the best overall, the best
 within the size limit of every other layout (a sample does not rank layouts against each other: the search's
 docstring), then the best within 1.0x, 1.25x, 1.5x and 2x of anndata-default's bytes on the last sample, so
-the summary can show what each extra byte buys. The rule, stated once here and in the README: a change is
+the summary can show what each extra byte buys, then the next best survivors and the best of what the search
+pruned (a sample mis-ranks even within a layout: measured on 100k, README).
+
+The race: all finalists and the defaults are measured for RACE_ROUNDS rounds on the full data; a finalist
+that failed a workload or a reader, or whose store is too large, stops there; so does one whose per-round
+objective is significantly slower (one-sided Welch test on log times, p < 0.05) than anndata-default's or
+than the best finalist's; at most MAX_SURVIVORS, the best on the median, go on to the remaining rounds
+with the defaults, and the rounds of both phases are judged together. The full data, not a sample, thus
+decides between the finalists, for about the cost of verifying the old four.
+
+The rule, stated once here and in the README: a change is
 recommended only when, on the full data, (1) every workload read back equal, (2) its store reads back under
 every required reader, (3) its store is at most --max-size-ratio x anndata-default's, (4) no verified
 workload, in the objective or outside it (lazy-obs, lazy-gene, ...), is slower than anndata-default's by
@@ -18,20 +28,25 @@ default".
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..analysis import results
-from ..analysis.stats import ALPHA, mann_whitney, median, ratio_interval, summary
+from ..analysis.results import Row
+from ..analysis.stats import ALPHA, mann_whitney, median, ratio_interval, slower_p, summary
 from ..matrix import Point
+from ..measure.rounds import merge
 from ..measure.runner import Sweep, run_sweep
 from .request import TuneRequest
 from .search import SearchResult, layout_of
 from .space import OBJECTIVES, READERS, round_scores
 
-MAX_FINALISTS = 4
+MAX_FINALISTS = 6
+RACE_ROUNDS = 3  # with fewer no test can tell a tie from a loss (search.ROUNDS)
+MAX_SURVIVORS = 3
 SIZE_BUDGETS = (1.0, 1.25, 1.5, 2.0)
 
 
@@ -54,6 +69,7 @@ def choose(found: SearchResult, max_size_ratio: float) -> list[Point]:
     for ratio in SIZE_BUDGETS:
         picks += within(ratio)[:1]
     picks += allowed  # free slots: the next best that may be recommended (a sample's ranking is not the last word)
+    picks += found.pruned  # then what the sample pruned, best first: the race on the full data has the last word
     return list(dict.fromkeys(picks))[:MAX_FINALISTS]
 
 
@@ -170,42 +186,137 @@ def judge(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]])
     return verdicts
 
 
+def racing(request: TuneRequest) -> bool:
+    """Whether the verification races (RACE_ROUNDS rounds of every finalist, then the survivors): only when
+    there are rounds left after the race."""
+    return request.repeats > RACE_ROUNDS
+
+
+def point_rounds(request: TuneRequest, finalists: int) -> int:
+    """How many (point, round) measurements the verification makes per network condition, at most."""
+    references = len(request.references())
+    if not racing(request):
+        return (finalists + references) * request.repeats
+    survivors = min(finalists, MAX_SURVIVORS) + references
+    return (finalists + references) * RACE_ROUNDS + survivors * (request.repeats - RACE_ROUNDS)
+
+
+def race(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]]) -> tuple[list[Point], dict[str, str]]:
+    """After RACE_ROUNDS rounds: the finalists that go on (best first), and why each other one stopped
+    (the race in the module's docstring). A finalist with a problem of its own stops without a reason here:
+    its verdict says why."""
+    by = _by_point(rows, request.verify_networks[-1].label)
+    scores = {p.id: round_scores(by.get(p.id, {}), request.objective) for p in points}
+    reference = request.references()[0]
+    ref = scores.get(reference.id)
+    out: dict[str, str] = {}
+    alive: list[Verdict] = []
+    for verdict in judge(request, [p for p in points if not p.baseline], rows):
+        pid = verdict.point.id
+        if verdict.problems or not scores[pid]:
+            continue
+        if ref and (p := slower_p(scores[pid], ref)) < ALPHA:
+            out[pid] = (
+                f"raced out after {RACE_ROUNDS} rounds: {verdict.ratio:.2f}x anndata-default on the objective, "
+                f"significantly slower (p = {p:.3f})"
+            )
+        else:
+            alive.append(verdict)
+    alive.sort(key=lambda v: v.objective)
+    survivors: list[Point] = []
+    for verdict in alive:
+        pid, best = verdict.point.id, alive[0]
+        if verdict is not best and (p := slower_p(scores[pid], scores[best.point.id])) < ALPHA:
+            out[pid] = (
+                f"raced out after {RACE_ROUNDS} rounds: {verdict.objective / best.objective:.2f}x the objective of "
+                f"{best.point.id}, significantly slower (p = {p:.3f})"
+            )
+        elif len(survivors) >= MAX_SURVIVORS:
+            out[pid] = f"raced out after {RACE_ROUNDS} rounds: not among the {MAX_SURVIVORS} best on the objective"
+        else:
+            survivors.append(verdict.point)
+    return survivors, out
+
+
+def merged(rows: list[dict[str, Any]], more: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of two phases of the same points as one row per (point, workload, network): the rounds appended
+    (`measure.rounds.merge`), so per-round values still line up between points measured in both phases."""
+    key = lambda r: (r["point_id"], r["workload"], (r.get("network") or {}).get("condition", "none"))  # noqa: E731
+    out = {key(r): Row.from_json(r) for r in rows}
+    for r in more:
+        out[key(r)] = merge(out.get(key(r)), Row.from_json(r))
+    return [row.to_json() for row in out.values()]
+
+
 def verify(
     request: TuneRequest, found: SearchResult, dataset_path: Path, workdir: Path, out: Path, log=print
 ) -> Verification:
-    """Measure the finalists beside the defaults on the full data (every network condition asked for), judge."""
+    """Race the finalists beside the defaults on the full data (every network condition asked for), judge."""
     finalists = choose(found, request.constraints.max_size_ratio)
     points = [*finalists, *request.references()]
     res_dir = out / "verification" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    raced = racing(request)
+    first = res_dir / "race" if raced else res_dir
+    _measure(request, dataset_path, points, RACE_ROUNDS if raced else request.repeats, first, workdir, READERS, 0, log)
+    rows = list(results.iter_rows(first))
+    raced_out: dict[str, str] = {}
+    if raced:
+        survivors, raced_out = race(request, points, rows)
+        log(
+            f"race after {RACE_ROUNDS} rounds: {len(survivors)} of {len(finalists)} finalists go on"
+            + "".join(f"\n  {pid}: {why}" for pid, why in raced_out.items())
+        )
+        if survivors:
+            rest = [*survivors, *request.references()]
+            _measure(request, dataset_path, rest, request.repeats - RACE_ROUNDS, res_dir / "final", workdir, (), 1, log)
+            rows = merged(rows, list(results.iter_rows(res_dir / "final")))
+    verdicts = judge(request, points, rows)
+    for verdict in verdicts:
+        if verdict.point.id in raced_out:
+            verdict.problems.append(raced_out[verdict.point.id])
+    qualified = sorted((v for v in verdicts if v.qualifies), key=lambda v: v.objective)
+    pick = qualified[0].point if qualified else request.references()[0]
+    readers = {r["point_id"]: r.get("readers", {}) for r in rows if r["workload"] == "interop"}
+    return Verification(pick, verdicts, rows, readers, res_dir)
+
+
+def _measure(
+    request: TuneRequest,
+    dataset_path: Path,
+    points: list[Point],
+    rounds: int,
+    res_dir: Path,
+    workdir: Path,
+    readers: Iterable[str],
+    seed: int,
+    log=print,
+) -> None:
+    """Interleaved rounds of the points on the full data, under every network condition asked for."""
+    finalists = [p for p in points if not p.baseline]
     for network in request.verify_networks:
         where = "" if network.label == "none" else f", network {network.label}"
         log(
             f"verifying {len(finalists)} finalists beside {', '.join(r.id for r in request.references())} on the "
-            f"full dataset ({request.repeats} interleaved rounds{where})"
+            f"full dataset ({rounds} interleaved rounds{where})"
         )
         run_sweep(
             Sweep(
                 dataset=str(dataset_path),
                 points=points,
                 workloads=request.verify_workloads(),
-                rounds=request.repeats,
+                rounds=rounds,
+                seed=seed,
                 timeout=request.timeout,
                 results_dir=res_dir,
                 workdir=workdir / "verify",
                 progress=request.progress,
                 network=network,
                 store_url=request.store_url,
-                readers=[] if request.remote else list(READERS),
+                readers=[] if request.remote else list(readers),
                 loader=request.loader,
                 cluster=request.cluster,
             )
         )
-    rows = list(results.iter_rows(res_dir))
-    verdicts = judge(request, points, rows)
-    qualified = sorted((v for v in verdicts if v.qualifies), key=lambda v: v.objective)
-    pick = qualified[0].point if qualified else request.references()[0]
-    readers = {r["point_id"]: r.get("readers", {}) for r in rows if r["workload"] == "interop"}
-    return Verification(pick, verdicts, rows, readers, res_dir)
 
 
 def verification_table(rows: list[dict[str, Any]], points: list[Point], workloads: list[str]) -> list[dict[str, Any]]:

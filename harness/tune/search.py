@@ -11,8 +11,10 @@ the full data (the verification): a sample mis-ranks them, measured on 100k (`sc
 Spearman -0.2 over five layouts at n/27 rows, whether the sample keeps the full data's shard count or its
 shard shape), because per-shard costs and the parallelism of many shards do not scale with the rows.
 Candidates that write the same store at a sample's size share one measurement there. Lazy workloads
-read a fraction of the rows, so a sample asks the same question as the full data. The survivors of the
-last rung go to the verification.
+read a fraction of the rows, so a sample asks the same question as the full data. The search stops as soon
+as no more candidates are left than the verification races on the full data (`enough`): a larger sample
+would rank them less well than the full data does. The survivors of the last rung, then the best of what
+it pruned, go to the verification.
 Why this search: it needs no model of the response surface (shard size and pipeline interact), it
 spends most time on promising points, and its cost is bounded by the first rung.
 """
@@ -83,6 +85,7 @@ class SearchResult:
     shapes: Shapes
     rungs: list[Rung] = field(default_factory=list)
     dropped: dict[str, str] = field(default_factory=dict)
+    pruned: list[Point] = field(default_factory=list)  # scored but significantly slower: later rungs first, best first
     seconds: float = 0.0
     verify_estimate_s: float = 0.0
     note: str = ""  # said to the user: e.g. the search stopped early because of the budget
@@ -225,8 +228,10 @@ def search(
     verify_shape: tuple[int, int, int] = (len(VERIFY_WORKLOADS), 6, 1),
     loader: dict[str, Any] | None = None,
     client: Any = None,
+    enough: int = 0,
 ) -> SearchResult:
-    """Successive halving with ties; returns the last rung's survivors ranked best first.
+    """Successive halving with ties; returns the last rung's survivors ranked best first. It stops once at most
+    `enough` candidates (besides the defaults) survive: the verification races that many on the full data.
 
     `env` points workers at running servers for remote stores; the defaults are on the space's store, so
     remote candidates are ranked against the default remote setup."""
@@ -266,6 +271,7 @@ def search(
         if not any(not p.baseline for p in ranked):
             raise HarnessError(_nothing_left(rejected, rows, len(pool)))
         kept = promoted(ranked, scores)
+        result.pruned = [p for p in ranked if p not in kept] + result.pruned
         rung = Rung(
             rows,
             [p.id for p in pool],
@@ -281,8 +287,8 @@ def search(
             on_rung(rung)
         if level == 0:
             reference = next(p for p in pool if p.baseline == "anndata-default")
-            # what will be verified: at most verify_shape[1] points (finalists and defaults), fewer when few survive
-            shape = (verify_shape[0], min(verify_shape[1], len(kept)), verify_shape[2])
+            # what will be verified: at most verify_shape[1] points (finalists and defaults), fewer when few measured
+            shape = (verify_shape[0], min(verify_shape[1], len(ranked)), verify_shape[2])
             if rows < shapes.n_obs and len(sizes) > 1:  # more rungs are possible: know what the verification costs
                 result.verify_estimate_s = calibrated_estimate(
                     reference,
@@ -310,7 +316,7 @@ def search(
         contenders = [p for p in kept if not p.baseline]
         next_cost = rung.seconds * ETA * len(kept) / max(1, len(pool))  # 3x the rows for the kept points
         result.ranked = kept
-        if level == len(sizes) - 1 or len(contenders) <= 1 or spent + next_cost > budget_s:
+        if level == len(sizes) - 1 or len(contenders) <= max(1, enough) or spent + next_cost > budget_s:
             break
         pool = kept
     result.seconds = time.perf_counter() - started

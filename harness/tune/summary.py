@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..analysis.stats import mann_whitney
+from .finalists import MAX_SURVIVORS
 
 
 def _interval(v: dict[str, Any]) -> str:
@@ -118,6 +119,11 @@ def render(record: dict[str, Any], figure: str | None = None) -> str:
         "",
         f"## Verified on the full data ({rounds} interleaved rounds; objective = median over rounds of the "
         "round's geometric mean of the objective's workloads, seconds)",
+        "",
+        f"Raced: every finalist and the defaults for {race} rounds, then at most {MAX_SURVIVORS} finalists with the "
+        f"defaults for the other {rounds - race}; a raced-out point's figures are from its {race} rounds."
+        if (race := record.get("race_rounds"))
+        else "",
         "",
         "| point | objective | vs anndata-default (95% interval) | p | bytes vs default | verdict |",
         "|---|---|---|---|---|---|",

@@ -23,10 +23,10 @@ from ..analysis import results
 from ..measure import datasets
 from ..measure.runner import Sweep, run_sweep
 from . import run as run_tune
-from .finalists import slowdown
+from .finalists import judge
 from .layout import dataset_shapes
 from .request import TuneRequest
-from .space import VALIDATION_SPACE, candidates, check_objective, score
+from .space import VALIDATION_SPACE, candidates, check_objective
 
 TARGET_DISTANCE = 0.05
 TARGET_FRACTION = 0.15
@@ -46,9 +46,9 @@ def grid_scores(
 ) -> tuple[dict[str, float], set[str]]:
     """Every candidate of `space` (and the defaults) on the full data, interleaved rounds, every workload the
     verification measures: {point id: score}, and the ids a recommendation could be: the defaults, and the
-    points whose store is at most --max-size-ratio x anndata-default's and that are no slower than
-    --max-slowdown allows on any workload (the tune's rule also judges the objective's significance; the grid
-    judges the numbers)."""
+    points the tune's rule (`finalists.judge`) finds no problem with: correct, within --max-size-ratio and no
+    slower than --max-slowdown allows on any workload (the rule also asks for significance on the objective;
+    the grid's best is judged on the numbers)."""
     points, _ = candidates(space, request.constraints, dataset_shapes(dataset_path))
     check_objective(request.objective)
     workloads = list(dict.fromkeys(["write", *request.verify_workloads()]))
@@ -65,21 +65,9 @@ def grid_scores(
             cluster=request.cluster,
         )
     )
-    by_point: dict[str, dict[str, dict]] = {}
-    for row in results.iter_rows(out):
-        by_point.setdefault(row["point_id"], {})[row["workload"]] = row
-    scored = {pid: score(rows, request.objective) for pid, rows in by_point.items()}
-    scored = {k: v for k, v in scored.items() if v is not None}
-    reference = by_point.get("anndata-default") or {}
-    limit = request.constraints.max_size_ratio * (reference.get("write") or {}).get("bytes", 0)
-
-    def allowed_point(pid: str) -> bool:
-        rows = by_point[pid]
-        small = ((rows.get("write") or {}).get("bytes") or float("inf")) <= limit
-        slow = (slowdown(reference.get(w, {}), row, request.constraints.max_slowdown) for w, row in rows.items())
-        return small and not any(slow)
-
-    allowed = {pid for pid in scored if pid.startswith("anndata-default") or allowed_point(pid)}
+    verdicts = judge(request, points, list(results.iter_rows(out)))
+    scored = {v.point.id: v.objective for v in verdicts if v.objective is not None}
+    allowed = {v.point.id for v in verdicts if v.point.id in scored and (v.point.baseline or not v.problems)}
     return scored, allowed
 
 
