@@ -432,6 +432,10 @@ def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: P
     assert tuned["race_rounds"] == 3  # 4 rounds: 3 for every finalist, then 1 more for the survivors
     reference = next(t["anndata-default"] for t in tuned["verification"] if t["workload"] == "write")
     assert len(reference["values"]) == 4  # the rounds of both phases, merged
+    writes = next(t for t in tuned["verification"] if t["workload"] == "write")
+    stopped = [pid for pid, cell in writes.items() if isinstance(cell, dict) and len(cell.get("values") or []) == 3]
+    raced = next(line for line in said if line.startswith("race after 3 rounds"))
+    assert stopped and all(f"  {pid}: " in raced for pid in stopped)  # four finalists, three go on: each stop is said
     saved = next((tmp_path / "validation").glob("validation-*.json"))
     assert json.loads(saved.read_text())["grid_best"] == report["grid_best"]
     assert any("rank correlation of rung 0" in line for line in said)

@@ -262,9 +262,15 @@ def verify(
     raced_out: dict[str, str] = {}
     if raced:
         survivors, raced_out = race(request, points, rows)
+        # the race skips a finalist with a problem of its own (its verdict keeps the problem): say it here too
+        stopped = {
+            v.point.id: f"stopped after {RACE_ROUNDS} rounds: {v.problems[0]}"
+            for v in judge(request, finalists, rows)
+            if v.problems
+        }
         log(
             f"race after {RACE_ROUNDS} rounds: {len(survivors)} of {len(finalists)} finalists go on"
-            + "".join(f"\n  {pid}: {why}" for pid, why in raced_out.items())
+            + "".join(f"\n  {pid}: {why}" for pid, why in {**stopped, **raced_out}.items())
         )
         if survivors:
             rest = [*survivors, *request.references()]
