@@ -487,11 +487,12 @@ def test_the_race_stops_what_is_significantly_slower_or_has_a_problem_and_keeps_
     }
     rows = _verification_rows(timings, rounds=finalists.RACE_ROUNDS)
     points = list(timings)
-    survivors, why = finalists.race(request, points, rows)
+    survivors, why, stopped = finalists.race(request, points, rows)
     assert survivors == [best, closer, close]  # the best MAX_SURVIVORS, best first
     assert f"not among the {finalists.MAX_SURVIVORS} best" in why[near.id]
     assert f"1.50x the objective of {best.id}" in why[far.id] and "anndata-default" in why[slow.id]
     assert big.id not in why and big not in survivors  # stopped by its own problem, not by the race
+    assert set(stopped) == {big.id} and "--max-size-ratio" in stopped[big.id]
     # the remaining rounds are appended to the race's, so the rounds of both phases are judged together
     more = _verification_rows({p: timings[p] for p in [*survivors, default, zarrs]}, rounds=2)
     together = finalists.merged(rows, more)

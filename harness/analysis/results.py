@@ -134,12 +134,17 @@ def load(path: Path | str) -> Any:
         for axis, default in QUIET_DEFAULTS.items():  # axes added later, at their defaults
             flat.setdefault(axis, default)
         flat.update(summary(row.get("values") or []).as_dict())
-        flat["net"] = (row.get("network") or {}).get("condition", "none")
+        flat["net"] = network_of(row)
         flat["point_raw"] = flat.get("point_id")
         if flat["net"] != "none":  # one table line per point and network condition
             flat["point_id"] = f"{flat['point_id']} ({flat['net']})"
         rows.append(flat)
     return pd.DataFrame(rows)
+
+
+def network_of(row: Mapping[str, Any]) -> str:
+    """The network condition a row was measured under ("none": no added latency)."""
+    return (row.get("network") or {}).get("condition", "none")
 
 
 def done_keys(results_dir: Path) -> set[str]:

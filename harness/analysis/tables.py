@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..matrix import LOADER_WORKLOADS, WORKLOADS
 from ..runtime import Store
+from .results import network_of
 from .stats import mann_whitney, median, summary
 
 BASELINE = "anndata-default"
@@ -277,7 +278,7 @@ def _loader_setting(row: dict[str, Any]) -> tuple[str, str, str, int]:
     spec = row.get("loader") or {}
     runs = f"{spec['run_rows']} x {spec['preload']}, {spec['batch_size']}" if spec else "?"
     procs = int(spec.get("procs") or median(row["metrics"].get("procs")) or 1)
-    return (row.get("dataset") or {}).get("name", "?"), (row.get("network") or {}).get("condition", "none"), runs, procs
+    return (row.get("dataset") or {}).get("name", "?"), network_of(row), runs, procs
 
 
 def claims_markdown(rows: list[dict[str, Any]]) -> list[str]:

@@ -123,7 +123,7 @@ class Verification:
 def _by_point(rows: list[dict[str, Any]], network: str) -> dict[str, dict[str, dict[str, Any]]]:
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for row in rows:
-        if (row.get("network") or {}).get("condition", "none") == network:
+        if results.network_of(row) == network:
             out.setdefault(row["point_id"], {})[row["workload"]] = row
     return out
 
@@ -201,18 +201,23 @@ def point_rounds(request: TuneRequest, finalists: int) -> int:
     return (finalists + references) * RACE_ROUNDS + survivors * (request.repeats - RACE_ROUNDS)
 
 
-def race(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]]) -> tuple[list[Point], dict[str, str]]:
-    """After RACE_ROUNDS rounds: the finalists that go on (best first), and why each other one stopped
-    (the race in the module's docstring). A finalist with a problem of its own stops without a reason here:
-    its verdict says why."""
+def race(
+    request: TuneRequest, points: list[Point], rows: list[dict[str, Any]]
+) -> tuple[list[Point], dict[str, str], dict[str, str]]:
+    """After RACE_ROUNDS rounds: the finalists that go on (best first), why each other one was raced out
+    (the race in the module's docstring), and the first problem of each that stopped by a problem of its own
+    (its verdict keeps the problem, so it is not a race reason)."""
     by = _by_point(rows, request.verify_networks[-1].label)
     scores = {p.id: round_scores(by.get(p.id, {}), request.objective) for p in points}
     reference = request.references()[0]
     ref = scores.get(reference.id)
     out: dict[str, str] = {}
+    stopped: dict[str, str] = {}
     alive: list[Verdict] = []
     for verdict in judge(request, [p for p in points if not p.baseline], rows):
         pid = verdict.point.id
+        if verdict.problems:
+            stopped[pid] = verdict.problems[0]
         if verdict.problems or not scores[pid]:
             continue
         if ref and (p := slower_p(scores[pid], ref)) < ALPHA:
@@ -235,13 +240,13 @@ def race(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]]) 
             out[pid] = f"raced out after {RACE_ROUNDS} rounds: not among the {MAX_SURVIVORS} best on the objective"
         else:
             survivors.append(verdict.point)
-    return survivors, out
+    return survivors, out, stopped
 
 
 def merged(rows: list[dict[str, Any]], more: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows of two phases of the same points as one row per (point, workload, network): the rounds appended
     (`measure.rounds.merge`), so per-round values still line up between points measured in both phases."""
-    key = lambda r: (r["point_id"], r["workload"], (r.get("network") or {}).get("condition", "none"))  # noqa: E731
+    key = lambda r: (r["point_id"], r["workload"], results.network_of(r))  # noqa: E731
     out = {key(r): Row.from_json(r) for r in rows}
     for r in more:
         out[key(r)] = merge(out.get(key(r)), Row.from_json(r))
@@ -261,16 +266,11 @@ def verify(
     rows = list(results.iter_rows(first))
     raced_out: dict[str, str] = {}
     if raced:
-        survivors, raced_out = race(request, points, rows)
-        # the race skips a finalist with a problem of its own (its verdict keeps the problem): say it here too
-        stopped = {
-            v.point.id: f"stopped after {RACE_ROUNDS} rounds: {v.problems[0]}"
-            for v in judge(request, finalists, rows)
-            if v.problems
-        }
+        survivors, raced_out, stopped = race(request, points, rows)
         log(
             f"race after {RACE_ROUNDS} rounds: {len(survivors)} of {len(finalists)} finalists go on"
-            + "".join(f"\n  {pid}: {why}" for pid, why in {**stopped, **raced_out}.items())
+            + "".join(f"\n  {pid}: stopped after {RACE_ROUNDS} rounds: {why}" for pid, why in stopped.items())
+            + "".join(f"\n  {pid}: {why}" for pid, why in raced_out.items())
         )
         if survivors:
             rest = [*survivors, *request.references()]
@@ -328,7 +328,7 @@ def _measure(
 def verification_table(rows: list[dict[str, Any]], points: list[Point], workloads: list[str]) -> list[dict[str, Any]]:
     """Per network condition and workload: median, IQR, requests and bytes of every verified point (by id)."""
     table = []
-    for net in dict.fromkeys((r.get("network") or {}).get("condition", "none") for r in rows):
+    for net in dict.fromkeys(map(results.network_of, rows)):
         by = _by_point(rows, net)
         for workload in workloads:
             entry: dict[str, Any] = {"workload": workload, "network": net}
