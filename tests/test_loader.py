@@ -11,7 +11,7 @@ import pytest
 
 from harness.errors import HarnessError, UnsupportedPoint
 from harness.matrix import Point, baseline_point
-from harness.measure import context, workloads
+from harness.measure import context, loaders, workloads
 from harness.runtime import IOConfig
 from harness.runtime.loader import LoaderSpec, _merged
 
@@ -125,3 +125,28 @@ def test_annbatch_loader_shares_an_epoch_across_processes(tiny_adata, tmp_path: 
         work.run()
     work.verify()
     assert work.metrics["procs"] == 2 and work.metrics["proc_cells_per_s_min"] > 0
+
+
+def test_batch_latency_percentiles_leave_out_each_process_first_batch() -> None:
+    """The first wait opens the store; with ~25 batches an epoch it would be the p99 of every loader."""
+    m = loaders.batch_latencies([[2.0, 0.1, 0.1, 0.3], [1.5, 0.1, 0.2]])
+    assert m["first_batch_s"] == 1.5 and m["p50_batch_s"] == pytest.approx(0.1)
+    assert m["p99_batch_s"] == pytest.approx(0.3, abs=0.01)
+    assert loaders.batch_latencies([[0.4]])["p99_batch_s"] == 0.4  # a one-batch epoch keeps its only wait
+
+
+@needs_annbatch
+def test_annbatch_first_batch_includes_opening_its_store(tiny_adata, tmp_path: Path, monkeypatch) -> None:
+    """Both loaders' first batch counts the opening, as `IOConfig.stream` does: a slow open shows in it."""
+    import time
+
+    import annbatch
+
+    point = baseline_point("annbatch")
+    ctx = context.Context(point, tiny_adata, tmp_path, loader=SMALL)
+    with context.zarr_config(point, "write"):
+        context.write_store(ctx, context.write_input(ctx))
+    add = annbatch.Loader.add_dataset
+    monkeypatch.setattr(annbatch.Loader, "add_dataset", lambda self, *a, **k: (time.sleep(0.3), add(self, *a, **k))[1])
+    found = loaders.annbatch_epoch(point.config, ctx.output, SMALL, (0, 1))
+    assert found["waits"][0] >= 0.3 and sum(len(r) for r in found["rows"]) == tiny_adata.n_obs
