@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The measurements behind issue 18 (training loaders), from a clean clone, nothing else running: on 100k and on
 # the built-in pbmc3k, the harness's stream layouts and annbatch's own store (its writer), each read by the
-# harness's loader and by annbatch's, at B = 4096, R in {64, 512}, 1 and 2 processes; then over S3 with 20 ms
+# harness's loader and by annbatch's, at B = 4096, R in {64, 512}, 1 and 2 processes; then the same over S3 with 20 ms
 # added per request. Read with `harness report --results $OUT` (the "Training loaders" table).
 # K (runs preloaded) is annbatch's default 32, or B/R where that is more: annbatch refuses a batch larger than
 # R x K (64-row runs need K = 64 for 4,096-row batches); both loaders get the same R, K and B.
 # DATASETS, RUN_ROWS, PROCS and S3 (1 or 0) choose a part of it, e.g. PROCS=2 S3=0 for the multi-process runs only;
-# S3_RUN_ROWS the run lengths over S3 (default RUN_ROWS), S3_CONCURRENCY the concurrencies there.
+# S3_DATASETS, S3_RUN_ROWS and S3_PROCS the settings over S3 (default: the local ones; DATASETS=" " runs S3 only),
+# S3_CONCURRENCY the concurrencies there.
 REPEATS=${REPEATS:-5}
 DATASETS=${DATASETS:-100k pbmc3k}
 RUN_ROWS=${RUN_ROWS:-64 512}
@@ -32,10 +33,14 @@ for ds in $DATASETS; do
     done
   done
 done
-for R in ${S3_RUN_ROWS:-$RUN_ROWS}; do
-  [ "$S3" = 1 ] || break
-  "$H" run --dataset 100k --results "$OUT" --baselines annbatch --axis store=s3-obstore "${S3_POINTS[@]}" --repeats "$REPEATS" \
-    --no-progress --network latency=20ms --workloads stream-blocks,stream-annbatch --batch 4096 --run-rows "$R" \
-    --preload "$(( R * 32 >= 4096 ? 32 : 4096 / R ))" > "$OUT/run-s3-R$R.log" 2>&1 || true
+for ds in ${S3_DATASETS:-$DATASETS}; do
+  for R in ${S3_RUN_ROWS:-$RUN_ROWS}; do
+    for P in ${S3_PROCS:-$PROCS}; do
+      [ "$S3" = 1 ] || break 3
+      "$H" run --dataset "$ds" --results "$OUT" --baselines annbatch --axis store=s3-obstore "${S3_POINTS[@]}" \
+        --repeats "$REPEATS" --no-progress --network latency=20ms --workloads stream-blocks,stream-annbatch --batch 4096 \
+        --run-rows "$R" --preload "$(( R * 32 >= 4096 ? 32 : 4096 / R ))" --procs "$P" > "$OUT/run-s3-$ds-R$R-P$P.log" 2>&1 || true
+    done
+  done
 done
 "$H" report --results "$OUT" --out "$OUT/report" > /dev/null
