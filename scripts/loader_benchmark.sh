@@ -33,14 +33,15 @@ for ds in $DATASETS; do
     done
   done
 done
-for ds in ${S3_DATASETS:-$DATASETS}; do
-  for R in ${S3_RUN_ROWS:-$RUN_ROWS}; do
-    for P in ${S3_PROCS:-$PROCS}; do
-      [ "$S3" = 1 ] || break 3
-      "$H" run --dataset "$ds" --results "$OUT" --baselines annbatch --axis store=s3-obstore "${S3_POINTS[@]}" \
-        --repeats "$REPEATS" --no-progress --network latency=20ms --workloads stream-blocks,stream-annbatch --batch 4096 \
-        --run-rows "$R" --preload "$(( R * 32 >= 4096 ? 32 : 4096 / R ))" --procs "$P" > "$OUT/run-s3-$ds-R$R-P$P.log" 2>&1 || true
+if [ "$S3" = 1 ]; then
+  for ds in ${S3_DATASETS:-$DATASETS}; do
+    for R in ${S3_RUN_ROWS:-$RUN_ROWS}; do
+      for P in ${S3_PROCS:-$PROCS}; do
+        "$H" run --dataset "$ds" --results "$OUT" --baselines annbatch --axis store=s3-obstore "${S3_POINTS[@]}" \
+          --repeats "$REPEATS" --no-progress --network latency=20ms --workloads stream-blocks,stream-annbatch --batch 4096 \
+          --run-rows "$R" --preload "$(( R * 32 >= 4096 ? 32 : 4096 / R ))" --procs "$P" > "$OUT/run-s3-$ds-R$R-P$P.log" 2>&1 || true
+      done
     done
   done
-done
+fi
 "$H" report --results "$OUT" --out "$OUT/report" > /dev/null

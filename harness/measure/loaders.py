@@ -7,8 +7,8 @@ one process or in `procs` processes at once on one store, each its own interpret
 - `stream-annbatch`: annbatch's `Loader` with the same R, K and B (several processes through its
   `DistributedSampler`).
 Metrics per run: cells/s (all processes together, and per process), time to the first batch (opening the store
-included, in both loaders), p50/p90/p99 batch latency (the wait for each later batch), decoded MB read. `verify` checks that every row arrived exactly
-once in the epoch and that every batch equals the source's rows.
+included, in both loaders), p50/p90/p99 batch latency (the wait for each later batch), decoded MB read.
+`verify` checks that every row arrived exactly once in the epoch and that every batch equals the source's rows.
 """
 
 from __future__ import annotations
