@@ -104,7 +104,8 @@ def _fake_rounds(monkeypatch: pytest.MonkeyPatch, cost, nbytes=lambda p: 1000, i
     monkeypatch.setattr(search, "calibrated_estimate", lambda *args, **kwargs: 600.0)  # one full-data round, faked
 
     def run_rounds(points, sample, workloads, *, rounds, readers, **kw):
-        seen.append([p.id for p in points if not p.baseline])
+        if rounds > 1:  # the timed rounds of a rung (the size pass before rung 0 is one untimed write)
+            seen.append([p.id for p in points if not p.baseline])
         out = {}
         for p in points:
             for w in workloads:
@@ -183,6 +184,30 @@ def test_size_constraint_and_reader_failures_remove_points(monkeypatch, tmp_path
     assert best.axis("codec") != "blosc-lz4-bitshuffle" and best.axis("pipeline") != "zarrs"
     assert any("max-size-ratio 1" in r for r in found.rungs[0].rejected.values())
     assert any(r.startswith("interop") for r in found.rungs[0].rejected.values())
+
+
+def test_what_the_size_cap_rules_out_on_the_first_sample_is_never_timed(monkeypatch, tmp_path: Path) -> None:
+    blosc = lambda p: p.axis("codec") == "blosc-lz4-bitshuffle"  # noqa: E731
+    seen = _fake_rounds(monkeypatch, _cost, nbytes=lambda p: 5000 if blosc(p) else 1000)
+    found = search.search(
+        tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=1e9
+    )
+    timed = {pid for rung in seen for pid in rung}
+    assert timed and not any("blosc" in pid for pid in timed)  # written once for their bytes, never timed
+    rung = found.rungs[0]
+    too_large = {pid for pid, why in rung.rejected.items() if "exceeds --max-size-ratio 1" in why}
+    assert too_large and all("blosc" in pid for pid in too_large) and len(too_large) == 9
+    assert all(rung.bytes[pid] == 5000 for pid in too_large) and set(too_large) <= set(rung.candidates)
+    seen = _fake_rounds(monkeypatch, _cost, nbytes=lambda p: 5000 if blosc(p) else 1000)
+    search.search(
+        tmp_path,
+        "write",
+        space.VALIDATION_SPACE,
+        space.Constraints(max_size_ratio=math.inf),
+        workdir=tmp_path,
+        budget_s=1e9,
+    )
+    assert any("blosc" in pid for pid in seen[0])  # no cap, no size pass: every candidate is timed
 
 
 def test_impossible_constraints_name_the_one_that_removed_most(monkeypatch, tmp_path: Path) -> None:
