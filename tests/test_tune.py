@@ -466,6 +466,19 @@ def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: P
     assert any("rank correlation of rung 0" in line for line in said)
 
 
+@pytest.mark.parametrize(("flag", "full"), [([], False), (["small"], False), (["full"], True)])
+def test_validate_search_grids_the_small_space_or_the_tunes_own(
+    monkeypatch, tiny_h5ad: Path, flag: list[str], full: bool
+) -> None:
+    from harness import cli
+    from harness.tune import validate
+
+    grids: list = []
+    monkeypatch.setattr(validate, "run", lambda request, log, space: grids.append(space))  # what would be measured
+    assert cli.main(["tune", "--dataset", str(tiny_h5ad), "--validate-search", *flag, "--no-progress"]) == 0
+    assert grids == [space.DEFAULT_SPACE if full else None]  # None: validate.run's VALIDATION_SPACE
+
+
 def test_the_search_stops_once_the_verification_can_race_what_is_left(monkeypatch, tmp_path: Path) -> None:
     from harness.tune import finalists
 
