@@ -6,6 +6,8 @@
 # `read_lazy` source (dask, its default threaded scheduler), timed with its peak RSS (GNU time).
 # CONFIG: the layout to convert to (default: the stream layout of the loader benchmark, Blosc lz4 with byte
 # shuffle, 64-row chunks x 1,024 per shard, minimal indices; about 0.3 GB per shard of X.data).
+# E.g. the 100k tune's pick: a tune's io_config.py or IOConfig(pipeline='zarrs', codec='zstd-0',
+# sharding='sparse:rows-256x16+dense:rows-256x16+columns:auto').to_json() in a file.
 # CONVERT=0 skips the harness's conversion, ANNDATA=0 anndata's writer (the slow part); ANNDATA_TIMEOUT (2,400 s) bounds it (a timeout is a lower bound).
 # SWEEP=1 runs only the second half instead: the default sweep on SWEEP_DATASET (100k) locally, then on a
 # WORKERS-worker LocalCluster (each point still in its own fresh interpreter), compared with `harness compare`.
