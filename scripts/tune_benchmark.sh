@@ -5,6 +5,7 @@
 #   100k                 a balanced tune of 100k at the default budget
 #   validate-10k         --validate-search on 10k (the small space, 20 points with the defaults)
 #   validate-100k        --validate-search on 100k (the small space)
+#   validate-10k-full    --validate-search full on 10k (the tune's own space: about 25 min here)
 #   validate-100k-full   --validate-search full on 100k: the grid over the tune's own space (47 points with the
 #                        defaults, 5 rounds: about 2 h 15 min here), then the tune (about 25 min)
 # Outputs under results/tune-benchmark/; each tune's summary.md says what was decided and why, each validation's
@@ -24,16 +25,12 @@ for part in $PARTS; do
     100k)
       "$H" datasets make 100k > /dev/null
       /usr/bin/time -v "$H" tune --dataset 100k --no-progress --out "$OUT/100k" > "$OUT/100k.log" 2>&1 ;;
-    validate-10k)
-      "$H" datasets make 10k > /dev/null
-      "$H" tune --dataset 10k --validate-search --no-progress --out "$OUT/$part" > "$OUT/$part.log" 2>&1 ;;
-    validate-100k)
-      "$H" datasets make 100k > /dev/null
-      "$H" tune --dataset 100k --validate-search --no-progress --out "$OUT/$part" > "$OUT/$part.log" 2>&1 ;;
-    validate-100k-full)
-      "$H" datasets make 100k > /dev/null
-      "$H" tune --dataset 100k --validate-search full --no-progress --out "$OUT/$part" > "$OUT/$part.log" 2>&1 ;;
-    *) echo "tune_benchmark.sh: unknown part '$part'; valid: main 100k validate-10k validate-100k validate-100k-full" >&2
+    validate-10k | validate-100k | validate-10k-full | validate-100k-full)
+      ds=${part#validate-}; ds=${ds%-full}
+      grid=(); [ "${part%-full}" = "$part" ] || grid=(full)
+      "$H" datasets make "$ds" > /dev/null
+      "$H" tune --dataset "$ds" --validate-search "${grid[@]}" --no-progress --out "$OUT/$part" > "$OUT/$part.log" 2>&1 ;;
+    *) echo "tune_benchmark.sh: unknown part '$part'; valid: main 100k validate-10k validate-100k validate-10k-full validate-100k-full" >&2
        exit 2 ;;
   esac
   echo "$part: $(( $(date +%s) - start )) s" | tee -a "$OUT/parts.log"
