@@ -365,6 +365,11 @@ def test_a_workload_outside_the_objective_more_than_max_slowdown_slower_blocks_t
     assert record["outcome"] == "keep-default" and record["constraints"]["max_slowdown"] == 1.1
     summary = (tmp_path / "summary.md").read_text()
     assert f"`{obs_slow.id}` does beat it" in summary and "allow that with `--max-slowdown none`" in summary
+    (tmp_path / "tolerated").mkdir()
+    record = _emitted(tmp_path / "tolerated", obs_bit_slower, [obs_bit_slower, default], rows)
+    assert record["outcome"] == "change"  # what the tolerance lets through is said beside the gain
+    said = (tmp_path / "tolerated" / "summary.md").read_text()
+    assert "within --max-slowdown 1.1: lazy-obs 0.95x anndata-default [" in said and "--max-slowdown 1`" in said
 
 
 def _emitted(tmp_path: Path, pick: Point, verified: list[Point], rows: list[dict]) -> dict:
@@ -401,7 +406,8 @@ def test_emitted_config_is_the_verified_points_field_for_field(tmp_path: Path) -
     assert record["outcome"] == "change" and record["config"] == pick.config.to_dict()
     emitted = _module(tmp_path).recommended_config()
     assert emitted.to_dict() == pick.config.to_dict() and emitted.align_dask  # no safety guard turned off
-    assert "**Recommended: `" in (tmp_path / "summary.md").read_text()
+    said = (tmp_path / "summary.md").read_text()
+    assert "**Recommended: `" in said and "No verified workload is significantly slower" in said
 
 
 def test_keep_the_default_emits_anndatas_own_calls(tmp_path: Path, tiny_adata) -> None:

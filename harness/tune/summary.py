@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..analysis.stats import mann_whitney
-from .finalists import MAX_SURVIVORS
+from .finalists import MAX_SURVIVORS, slowdown
 
 
 def _interval(v: dict[str, Any]) -> str:
@@ -72,7 +73,28 @@ def _headline(record: dict[str, Any], verdicts: dict[str, dict[str, Any]]) -> li
         f"{v['bytes_ratio']:.2f}x its bytes."
         if v.get("bytes_ratio")
         else "",
+        "",
+        _slower(record),
     ]
+
+
+def _slower(record: dict[str, Any]) -> str:
+    """Every workload on which the pick is slower than the reference with significance (the slowdown rule's test
+    at any size), allowed because it is within --max-slowdown: said beside the gain, so it is no surprise."""
+    ref, pick = record["reference"], record["point_id"]
+    slower = [
+        f"{e['workload']}{'' if e.get('network', 'none') == 'none' else ' (' + e['network'] + ')'} {why}"
+        for e in record["verification"]
+        if (why := slowdown(e.get(ref) or {}, e.get(pick) or {}, 1.0))
+    ]
+    if not slower:
+        return "No verified workload is significantly slower than anndata-default."
+    allowed = float(record["constraints"]["max_slowdown"])
+    return (
+        f"Slower than anndata-default with significance, within --max-slowdown "
+        f"{'none' if math.isinf(allowed) else f'{allowed:g}'}: {'; '.join(slower)}. "
+        "Pass `--max-slowdown 1` to allow no significant slowdown."
+    )
 
 
 def _near_misses(verdicts: dict[str, dict[str, Any]]) -> str:
