@@ -5,9 +5,9 @@
 #   100k                 a balanced tune of 100k at the default budget
 #   validate-10k         --validate-search on 10k (the small space, 20 points with the defaults)
 #   validate-100k        --validate-search on 100k (the small space)
-#   validate-10k-full    --validate-search full on 10k (the tune's own space: about 25 min here)
+#   validate-10k-full    --validate-search full on 10k (the tune's own space: 16 min here on 2026-12-04)
 #   validate-100k-full   --validate-search full on 100k: the grid over the tune's own space (47 points with the
-#                        defaults, 5 rounds: about 2 h 15 min here), then the tune (about 25 min)
+#                        defaults, 5 rounds: about 2 h to 2 h 15 min here), then the tune (about 20 min)
 # Outputs under results/tune-benchmark/; each tune's summary.md says what was decided and why, each validation's
 # log its distance, cost share and rank correlation.
 set -euo pipefail
