@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import math
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -471,6 +473,21 @@ def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: P
     assert json.loads(saved.read_text())["grid_best"] == report["grid_best"]
     assert any("rank correlation of rung 0" in line for line in said)
 
+    # --validate-grid: the same grid, not measured again, against a second tune
+    time.sleep(1)  # a new stamp for the second validation's outputs
+    again = validate.run(request, log=said.append, space=small, reuse=saved)
+    assert again["grid_reused"] and again["grid_rows"] == report["grid_rows"]
+    assert again["grid_scores"] == report["grid_scores"] and again["grid_seconds"] == report["grid_seconds"]
+    assert len(list((tmp_path / "validation").glob("grid-*"))) == 1
+    assert len(list((tmp_path / "validation").glob("tune-*"))) == 2
+    more = {**small, "codec": (*small["codec"], "blosc-zstd-bitshuffle")}  # two points the grid did not measure
+    with pytest.raises(HarnessError, match=r"no rows on this dataset for 2 of the space's 7 points"):
+        validate.run(request, log=said.append, space=more, reuse=saved)
+    with pytest.raises(HarnessError, match="its grid ran 4 rounds, this tune 5"):
+        validate.run(replace(request, repeats=5), log=said.append, space=small, reuse=saved)
+    with pytest.raises(HarnessError, match="not a validation report"):
+        validate.run(request, log=said.append, space=small, reuse=tmp_path / "missing.json")
+
 
 @pytest.mark.parametrize(("flag", "full"), [([], False), (["small"], False), (["full"], True)])
 def test_validate_search_grids_the_small_space_or_the_tunes_own(
@@ -480,9 +497,18 @@ def test_validate_search_grids_the_small_space_or_the_tunes_own(
     from harness.tune import validate
 
     grids: list = []
-    monkeypatch.setattr(validate, "run", lambda request, log, space: grids.append(space))  # what would be measured
+    monkeypatch.setattr(
+        validate, "run", lambda request, log, space, reuse: grids.append(space)
+    )  # what would be measured
     assert cli.main(["tune", "--dataset", str(tiny_h5ad), "--validate-search", *flag, "--no-progress"]) == 0
     assert grids == [space.DEFAULT_SPACE if full else None]  # None: validate.run's VALIDATION_SPACE
+
+
+def test_validate_grid_needs_validate_search(tiny_h5ad: Path, capsys) -> None:
+    from harness import cli
+
+    assert cli.main(["tune", "--dataset", str(tiny_h5ad), "--validate-grid", "v.json", "--no-progress"]) == 2
+    assert "add --validate-search" in capsys.readouterr().err
 
 
 def test_the_search_stops_once_the_verification_can_race_what_is_left(monkeypatch, tmp_path: Path) -> None:

@@ -106,6 +106,14 @@ def _run_args(tn: argparse.ArgumentParser) -> None:
         "small (the default): a 20-point space; full: the tune's own space (47 points with the defaults, "
         "about 2.5 h on 100k here, grid and tune)",
     )
+    tn.add_argument(
+        "--validate-grid",
+        type=Path,
+        metavar="VALIDATION_JSON",
+        help="with --validate-search: do not measure the grid again, take it (rows and wall clock) from the "
+        "validation-*.json of an earlier run on the same dataset and space, and time only the tune against it "
+        "(e.g. after a change to the search: minutes instead of hours; rerun both on another host or day)",
+    )
     tn.add_argument("--cluster", help=CLUSTER_HELP.replace("the points", "the search's rounds and the verification"))
     tn.add_argument("--no-progress", action="store_true")
 
@@ -171,6 +179,8 @@ def request_from(args: argparse.Namespace):
         request.space = remote_space(store)
     elif objective == "stream":
         request.space = dict(STREAM_SPACE)
+    if args.validate_grid and not args.validate_search:
+        raise HarnessError("--validate-grid reuses a validation's grid: add --validate-search (small or full)")
     if args.validate_search and (args.deep or store.remote):
         raise HarnessError(
             "--validate-search measures the local search space; drop --deep / --store or --validate-search"
@@ -187,7 +197,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.validate_search:
         from ..tune import validate
 
-        validate.run(request, log=print, space=request.space if args.validate_search == "full" else None)
+        space = request.space if args.validate_search == "full" else None
+        validate.run(request, log=print, space=space, reuse=args.validate_grid)
         return 0
     out = tune.run(request, log=print)
     print((out / "summary.md").read_text())

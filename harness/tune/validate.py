@@ -7,6 +7,10 @@ on the grid's own measurements (so both are ranked by the same numbers; the pick
 default), the tune's whole cost as a share of the grid's, both wall clock in this run, and the Spearman
 rank correlation between the first rung's scores (on n/27 rows) and the grid's for the grid's top
 candidates: how well a sample ranks what the full data will do.
+
+`--validate-grid` takes the grid from an earlier validation (its rows and wall clock), so a change to the
+search is validated against the same grid in the time of one tune; the cost share then compares two runs,
+so both should come from the same host and session.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis import results
+from ..errors import HarnessError
 from ..measure import datasets
 from ..measure.runner import Sweep, run_sweep
 from . import run as run_tune
@@ -45,10 +50,7 @@ def grid_scores(
     request: TuneRequest, dataset_path: Path, space: dict, workdir: Path, out: Path
 ) -> tuple[dict[str, float], set[str]]:
     """Every candidate of `space` (and the defaults) on the full data, interleaved rounds, every workload the
-    verification measures: {point id: score}, and the ids a recommendation could be: the defaults, and the
-    points the tune's rule (`finalists.judge`) finds no problem with: correct, within --max-size-ratio and no
-    slower than --max-slowdown allows on any workload (the rule also asks for significance on the objective;
-    the grid's best is judged on the numbers)."""
+    verification measures, into `out`; then scored (`scores`)."""
     points, _ = candidates(space, request.constraints, dataset_shapes(dataset_path))
     check_objective(request.objective)
     workloads = list(dict.fromkeys(["write", *request.verify_workloads()]))
@@ -65,24 +67,74 @@ def grid_scores(
             cluster=request.cluster,
         )
     )
-    verdicts = judge(request, points, list(results.iter_rows(out)))
+    return scores(request, points, list(results.iter_rows(out)))
+
+
+def scores(request: TuneRequest, points: list, rows: list[dict]) -> tuple[dict[str, float], set[str]]:
+    """{point id: score} of the grid's rows, and the ids a recommendation could be: the defaults, and the
+    points the tune's rule (`finalists.judge`) finds no problem with: correct, within --max-size-ratio and no
+    slower than --max-slowdown allows on any workload (the rule also asks for significance on the objective;
+    the grid's best is judged on the numbers)."""
+    verdicts = judge(request, points, rows)
     scored = {v.point.id: v.objective for v in verdicts if v.objective is not None}
     allowed = {v.point.id for v in verdicts if v.point.id in scored and (v.point.baseline or not v.problems)}
     return scored, allowed
 
 
-def run(request: TuneRequest, log=print, space: dict | None = None) -> dict[str, Any]:
+def reused_grid(
+    request: TuneRequest, dataset_path: Path, space: dict, report: Path
+) -> tuple[dict[str, float], set[str], float, Path]:
+    """The grid of an earlier validation (`report`: its validation-*.json, with its grid-* rows beside it),
+    scored under this request's rules: scores, allowed ids, the grid's wall clock then, its rows directory."""
+    try:
+        old = json.loads(report.read_text())
+        seconds, rounds = float(old["grid_seconds"]), int(old["rounds"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise HarnessError(
+            f"--validate-grid {report}: not a validation report ({exc!r}); pass a validation-*.json that "
+            "--validate-search wrote"
+        ) from None
+    if rounds != request.repeats:
+        raise HarnessError(
+            f"--validate-grid {report}: its grid ran {rounds} rounds, this tune {request.repeats}: the costs would "
+            f"not compare; pass --repeats {rounds}"
+        )
+    rows_dir = report.with_name(report.stem.replace("validation-", "grid-", 1))
+    rows = list(results.iter_rows(rows_dir)) if rows_dir.is_dir() else []
+    fingerprint = datasets.fingerprint(dataset_path)
+    rows = [r for r in rows if (r.get("dataset") or {}).get("fingerprint") == fingerprint]
+    points, _ = candidates(space, request.constraints, dataset_shapes(dataset_path))
+    measured = {r["point_id"] for r in rows}
+    missing = [p.id for p in points if p.id not in measured]
+    if missing:
+        raise HarnessError(
+            f"--validate-grid {report}: its grid ({rows_dir.name}) has no rows on this dataset for {len(missing)} "
+            f"of the space's {len(points)} points (e.g. {missing[0]}); validate with the same dataset, space and "
+            "--pipelines, or leave --validate-grid out to measure the grid"
+        )
+    return *scores(request, points, rows), seconds, rows_dir
+
+
+def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path | None = None) -> dict[str, Any]:
+    """The grid (measured, or with `reuse` taken from an earlier validation-*.json), then the tune over the
+    same space; the comparison is logged and saved as validation-<time>.json beside the grid."""
     space = space or VALIDATION_SPACE
     dataset_path = datasets.resolve(request.dataset)
     name = Path(request.dataset).stem if Path(request.dataset).exists() else request.dataset
     out = Path(request.out or Path("results") / "tune" / name) / "validation"
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     with tempfile.TemporaryDirectory(prefix="harness-validate-") as tmp:
-        log(f"grid: every candidate of the space on the full dataset, {request.repeats} interleaved rounds")
-        t0 = time.perf_counter()
-        grid, allowed = grid_scores(request, dataset_path, space, Path(tmp) / "grid", out / f"grid-{stamp}")
-        grid_s = time.perf_counter() - t0
-        log(f"grid: {len(grid)} points in {grid_s:.0f}s; now the tune over the same space (search and verification)")
+        if reuse:
+            grid, allowed, grid_s, grid_dir = reused_grid(request, dataset_path, space, Path(reuse))
+            log(f"grid: {len(grid)} points from {grid_dir}, measured then in {grid_s:.0f}s")
+        else:
+            log(f"grid: every candidate of the space on the full dataset, {request.repeats} interleaved rounds")
+            t0 = time.perf_counter()
+            grid_dir = out / f"grid-{stamp}"
+            grid, allowed = grid_scores(request, dataset_path, space, Path(tmp) / "grid", grid_dir)
+            grid_s = time.perf_counter() - t0
+            log(f"grid: {len(grid)} points in {grid_s:.0f}s")
+        log("now the tune over the same space (search and verification)")
         t1 = time.perf_counter()
         tuned = run_tune(replace(request, space=dict(space), out=out / f"tune-{stamp}"), log=log)
         tune_s = time.perf_counter() - t1
@@ -98,6 +150,8 @@ def run(request: TuneRequest, log=print, space: dict | None = None) -> dict[str,
         "points": len(grid),
         "rounds": request.repeats,
         "grid_seconds": grid_s,
+        "grid_rows": str(grid_dir),
+        "grid_reused": bool(reuse),
         "tune_seconds": tune_s,
         "search_seconds": record["search"]["seconds"],
         "time_fraction": tune_s / grid_s,
