@@ -104,7 +104,7 @@ def _run_args(tn: argparse.ArgumentParser) -> None:
         help="measure every point of a space on the full data (the grid), then tune over it, and report how close "
         "the tune's pick is to the grid's best, at what share of its cost, and how well the first rung ranks. "
         "small (the default): a 20-point space; full: the tune's own space (47 points with the defaults, "
-        "about 2.5 h on 100k here, grid and tune)",
+        "about 2 h on 100k here, grid and tune)",
     )
     tn.add_argument(
         "--validate-grid",
