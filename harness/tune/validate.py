@@ -99,8 +99,9 @@ def reused_grid(
             f"--validate-grid {report}: its grid ran {rounds} rounds, this tune {request.repeats}: the costs would "
             f"not compare; pass --repeats {rounds}"
         )
-    rows_dir = report.with_name(report.stem.replace("validation-", "grid-", 1))
-    rows = list(results.iter_rows(rows_dir)) if rows_dir.is_dir() else []
+    # where its grid's rows are: a report of a reused grid names the grid it took (older reports do not)
+    rows_dir = Path(old.get("grid_rows") or report.with_name(report.stem.replace("validation-", "grid-", 1)))
+    rows = list(results.iter_rows(rows_dir))
     fingerprint = datasets.fingerprint(dataset_path)
     rows = [r for r in rows if (r.get("dataset") or {}).get("fingerprint") == fingerprint]
     points, _ = candidates(space, request.constraints, dataset_shapes(dataset_path))
