@@ -73,6 +73,21 @@ def test_significance_on_constructed_samples() -> None:
     assert few.p_value is None and not few.significant and few.verdict == "too few repeats"
 
 
+def test_the_block_test_cancels_the_drift_of_rounds_and_needs_two() -> None:
+    from harness.analysis.stats import block_noise, block_slower_p, slower_p
+
+    drift = [1.0, 1.3, 0.8]  # each round shared by every point in it
+    own = {"a": [1.0, 1.01, 0.99], "b": [1.01, 0.99, 1.0], "c": [0.99, 1.0, 1.01], "slow": [1.05, 1.04, 1.06]}
+    rounds = {k: [d * o for d, o in zip(drift, v)] for k, v in own.items()}  # slow: 5% slower, noise of its own
+    assert block_slower_p(rounds, "slow", "a") < 0.05 < slower_p(rounds["slow"], rounds["a"])  # Welch sees the drift
+    assert block_slower_p(rounds, "a", "slow") > 0.5 and block_slower_p(rounds, "b", "a") > 0.05
+    variance, df = block_noise(rounds)
+    assert df == 3 * 2 and 0 < variance < 0.02**2  # the points' own 1-2 %, not the rounds' 30 %
+    assert block_noise({**rounds, "twin": list(rounds["a"])}) == (variance, df)  # one measurement counts once
+    first = {k: v[:1] for k, v in rounds.items()}
+    assert block_noise(first) is None and block_slower_p(first, "slow", "a") == 1.0  # no noise to measure yet
+
+
 def test_compare_refuses_other_machines_unless_forced(results_dir: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()

@@ -106,6 +106,36 @@ def _ours(tmp_path: Path) -> list:
     return [proc for proc in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(proc.info["cmdline"] or [])]
 
 
+def test_a_stopped_interleaved_sweep_resumes_from_its_last_finished_worker(
+    tiny_h5ad: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.measure import rounds
+
+    real, calls = rounds.run_batch, []
+
+    def stopped_in_round_three(*args, **kw):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the third round's worker runs
+        calls.append(kw["workdir"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(rounds, "run_batch", stopped_in_round_three)
+    sweep = _sweep(tiny_h5ad, tmp_path, [Point.of(pipeline="fused")], workloads=("write",), rounds=3)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(sweep)
+    assert not list(results.iter_rows(tmp_path))  # the rows are appended once all rounds are in...
+    (kept,) = (tmp_path / rounds.CHECKPOINTS).glob("*.json")
+    assert rounds.interrupted(tmp_path) > 0 and len(rounds.Checkpoint.load(kept).rows) == 2  # ...the workers are kept
+
+    again: list = []
+    monkeypatch.setattr(rounds, "run_batch", lambda *args, **kw: again.append(kw) or real(*args, **kw))
+    assert run_sweep(sweep)["ok"] == 1
+    assert len(again) == 1 and again[0]["workdir"].name.startswith("round-2")  # only the round that did not finish
+    (row,) = results.iter_rows(tmp_path)
+    assert row["status"] == "ok" and len(row["values"]) == 3 and row["rounds"] == 3
+    assert not kept.exists() and rounds.interrupted(tmp_path) is None
+
+
 def test_killed_sweep_resumes_with_each_point_exactly_once(tiny_h5ad: Path, tmp_path: Path) -> None:
     """SIGKILL the runner alone at seeded random moments, three times: no worker or server outlives it,
     no half-written line survives, and the resumed sweeps finish every (point, workload) exactly once."""

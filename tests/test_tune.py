@@ -103,7 +103,6 @@ def _fake_rounds(monkeypatch: pytest.MonkeyPatch, cost, nbytes=lambda p: 1000, i
     seen: list[list[str]] = []
     monkeypatch.setattr(search, "dataset_shapes", lambda path: SHAPES)
     monkeypatch.setattr(search, "subsample", lambda path, rows, workdir: path)
-    monkeypatch.setattr(search, "calibrated_estimate", lambda *args, **kwargs: 600.0)  # one full-data round, faked
 
     def run_rounds(points, sample, workloads, *, rounds, readers, **kw):
         if rounds > 1:  # the timed rounds of a rung (the size pass before rung 0 is one untimed write)
@@ -282,12 +281,15 @@ def test_verification_estimate_scales_with_what_the_verification_measures() -> N
     assert remote == pytest.approx(2 * 5 * (2 * 0.2 * 5 * 20 + 5)) and remote < local
 
 
-def _verification_rows(points: dict, rounds: int = 5) -> list[dict]:
-    """Result rows of a verification: {point: (seconds per round of every workload, bytes, interop ok)}."""
+def _verification_rows(points: dict, rounds: int = 5, noise: float = 0.0) -> list[dict]:
+    """Result rows of a verification: {point: (seconds per round of every workload, bytes, interop ok)}. Every
+    round is 1% slower than the one before (drift shared by all points); `noise` adds +-noise of each point's own
+    in turn (every other point starting with +), the same in every workload: over two rounds the points keep
+    their order."""
     rows = []
-    for point, (seconds, nbytes, readable) in points.items():
+    for k, (point, (seconds, nbytes, readable)) in enumerate(points.items()):
         for w in ("write", "read", "lazy-rows", "lazy-random"):
-            values = [seconds * (1 + 0.01 * i) for i in range(rounds)]
+            values = [seconds * (1 + 0.01 * i) * (1 + noise * (-1) ** (k + i)) for i in range(rounds)]
             rows.append({"point_id": point.id, "workload": w, "status": "ok", "values": values, "bytes": nbytes})
         if not point.baseline:
             rows.append(
@@ -462,13 +464,16 @@ def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: P
     assert report["tune_seconds"] > 0 and report["grid_seconds"] > 0 and report["time_fraction"] > 0
     assert report["rank_correlation_rung0"] is not None and -1 <= report["rank_correlation_rung0"] <= 1
     tuned = json.loads(next((tmp_path / "validation").glob("tune-*/recommended.json")).read_text())
-    assert tuned["race_rounds"] == 3  # 4 rounds: 3 for every finalist, then 1 more for the survivors
+    assert tuned["race_from"] == 2  # 4 rounds: finalists can be raced out after the second and the third
     reference = next(t["anndata-default"] for t in tuned["verification"] if t["workload"] == "write")
-    assert len(reference["values"]) == 4  # the rounds of both phases, merged
+    assert len(reference["values"]) == 4  # the rounds, merged
     writes = next(t for t in tuned["verification"] if t["workload"] == "write")
-    stopped = [pid for pid, cell in writes.items() if isinstance(cell, dict) and len(cell.get("values") or []) == 3]
-    raced = next(line for line in said if line.startswith("race after 3 rounds"))
-    assert stopped and all(f"  {pid}: " in raced for pid in stopped)  # four finalists, three go on: each stop is said
+    rounds = {pid: len(cell.get("values") or []) for pid, cell in writes.items() if isinstance(cell, dict)}
+    stopped = [pid for pid, n in rounds.items() if n < 4]
+    raced = "\n".join(line for line in said if line.startswith("race after round"))
+    assert stopped and all(f"  {pid}: " in raced for pid in stopped)  # four finalists, two go on: each stop is said
+    last = {pid for pid, n in rounds.items() if n == 4 and pid != "anndata-default"}
+    assert last and set(tuned["readers"]) == last  # the cross-pipeline reads: in the last round, of who is in it
     saved = next((tmp_path / "validation").glob("validation-*.json"))
     assert json.loads(saved.read_text())["grid_best"] == report["grid_best"]
     assert any("rank correlation of rung 0" in line for line in said)
@@ -487,6 +492,18 @@ def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: P
         validate.run(replace(request, repeats=5), log=said.append, space=small, reuse=saved)
     with pytest.raises(HarnessError, match="not a validation report"):
         validate.run(request, log=said.append, space=small, reuse=tmp_path / "missing.json")
+
+
+def test_an_interrupted_grid_is_found_with_the_time_its_kept_workers_took(tmp_path: Path) -> None:
+    from harness.measure.rounds import CHECKPOINTS, Checkpoint
+    from harness.tune import validate
+
+    assert validate.interrupted_grid(tmp_path) is None
+    (tmp_path / "grid-20261201T000000").mkdir()  # a finished grid: its rows are in, no checkpoint
+    stopped = tmp_path / "grid-20261202T000000"
+    Checkpoint(stopped / CHECKPOINTS / "a.json").done(0, {}, 12.5)
+    (tmp_path / "grid-20261203T000000" / CHECKPOINTS).mkdir(parents=True)  # a newer one, finished
+    assert validate.interrupted_grid(tmp_path) == (stopped, 12.5)
 
 
 @pytest.mark.parametrize(("flag", "full"), [([], False), (["small"], False), (["full"], True)])
@@ -534,7 +551,7 @@ def test_the_search_stops_once_the_verification_can_race_what_is_left(monkeypatc
     assert len(tied) == 3  # 18 tied: more than the race takes, so the larger samples still have to prune
 
 
-def test_the_race_stops_what_is_significantly_slower_or_has_a_problem_and_keeps_the_best_few() -> None:
+def test_the_race_stops_problems_at_once_clear_losers_after_two_rounds_and_keeps_the_best_few() -> None:
     from harness.matrix import baseline_point
     from harness.tune import finalists
     from harness.tune.request import TuneRequest
@@ -555,30 +572,47 @@ def test_the_race_stops_what_is_significantly_slower_or_has_a_problem_and_keeps_
         slow: (2.5, 900, True),  # significantly slower than the default
         big: (0.5, 5000, True),  # too large: its verdict says so
     }
-    rows = _verification_rows(timings, rounds=finalists.RACE_ROUNDS)
-    points = list(timings)
-    survivors, why, stopped = finalists.race(request, points, rows)
-    assert survivors == [best, closer, close]  # the best MAX_SURVIVORS, best first
-    assert f"not among the {finalists.MAX_SURVIVORS} best" in why[near.id]
-    assert f"1.50x the objective of {best.id}" in why[far.id] and "anndata-default" in why[slow.id]
-    assert big.id not in why and big not in survivors  # stopped by its own problem, not by the race
+    finals = [p for p in timings if not p.baseline]
+
+    def race(rounds: int, rows: list[dict] | None = None, points: list[Point] = finals):
+        return finalists.race(request, points, rows or _verification_rows(timings, rounds=rounds, noise=0.02), rounds)
+
+    # one round: no noise to measure, nothing is significant; only a problem of its own (the size) stops a finalist
+    survivors, why, stopped = race(1)
+    assert set(survivors) == set(finals) - {big} and not why
     assert set(stopped) == {big.id} and "--max-size-ratio" in stopped[big.id]
-    # the remaining rounds are appended to the race's, so the rounds of both phases are judged together
-    more = _verification_rows({p: timings[p] for p in [*survivors, default, zarrs]}, rounds=2)
+    # two rounds: the clear losers leave, the ties stay, and at most MAX_SURVIVORS go on
+    survivors, why, stopped = race(2)
+    assert survivors == [best, closer] and finalists.MAX_SURVIVORS == 2  # best first
+    assert f"1.50x the objective of {best.id}" in why[far.id] and "anndata-default" in why[slow.id]
+    assert why[far.id].startswith("raced out after 2 rounds") and set(stopped) == {big.id}
+    assert all(f"not among the {finalists.MAX_SURVIVORS} that go on" in why[p.id] for p in (close, near))
+    assert big.id not in why and big not in survivors  # stopped by its own problem, not by the race
+    # when the best few already have a workload beyond --max-slowdown, one that has none takes the last place,
+    # and a leader that rule 4 may rule out keeps the next best beside it, however much slower
+    rows = _verification_rows(timings, rounds=2, noise=0.02)
+    for point, seconds in ((default, 1.0), (best, 1.5), (closer, 1.5), (close, 1.0), (near, 1.0), (far, 1.0)):
+        values = [seconds * (1 + 0.01 * i) for i in range(2)]
+        rows.append({"point_id": point.id, "workload": "lazy-gene", "status": "ok", "values": values, "bytes": 900})
+    survivors, why, _ = race(2, rows)
+    assert survivors == [best, close] and closer.id in why
+    assert race(2, rows, [best, far])[0] == [best, far] and race(2, points=[best, far])[0] == [best]
+    # the remaining rounds are appended to the race's, so all rounds are judged together
+    more = _verification_rows({p: timings[p] for p in [*survivors, default, zarrs]}, rounds=3, noise=0.02)
     together = finalists.merged(rows, more)
     by = {(r["point_id"], r["workload"]): r for r in together}
-    assert len(by[(best.id, "write")]["values"]) == 5 and len(by[(far.id, "write")]["values"]) == 3
+    assert len(by[(best.id, "write")]["values"]) == 5 and len(by[(far.id, "write")]["values"]) == 2
     assert len(together) == len(rows)  # one row per (point, workload, network)
-    verdicts = {v.point.id: v for v in finalists.judge(request, points, together)}
-    assert verdicts[best.id].qualifies and verdicts[best.id].p_value < 0.05  # 5 rounds: significance is reachable
+    verdicts = {v.point.id: v for v in finalists.judge(request, [*timings], together)}
+    assert verdicts[close.id].qualifies and verdicts[close.id].p_value < 0.05  # 5 rounds: significance is reachable
 
 
 def test_the_race_is_counted_in_the_verification_cost() -> None:
     from harness.tune import finalists
     from harness.tune.request import TuneRequest
 
-    five, three = TuneRequest(dataset="x", repeats=5), TuneRequest(dataset="x", repeats=3)
-    assert finalists.racing(five) and not finalists.racing(three)
-    assert finalists.point_rounds(five, 6) == 8 * 3 + 5 * 2
-    assert finalists.point_rounds(three, 6) == 8 * 3
-    assert finalists.point_rounds(five, 1) == 3 * 3 + 3 * 2
+    five, two = TuneRequest(dataset="x", repeats=5), TuneRequest(dataset="x", repeats=2)
+    assert finalists.racing(five) and not finalists.racing(two)
+    assert finalists.point_rounds(five, 6) == 8 * 2 + 4 * 3
+    assert finalists.point_rounds(two, 6) == 8 * 2
+    assert finalists.point_rounds(five, 1) == 3 * 5  # one finalist: it is the survivor

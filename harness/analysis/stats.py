@@ -3,7 +3,7 @@ Mann-Whitney U test. One definition each, so a ratio printed anywhere means the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,3 +68,36 @@ def slower_p(candidate: Sequence[float], best: Sequence[float]) -> float:
         return 0.0 if x.mean() > y.mean() else 1.0
     p = ttest_ind(x, y, equal_var=False, alternative="greater").pvalue
     return 1.0 if np.isnan(p) else float(p)
+
+
+def block_noise(rounds: Mapping[str, Sequence[float]]) -> tuple[float, int] | None:
+    """The noise of interleaved rounds as (variance, degrees of freedom): every point measured once in each of
+    the same rounds, log time = point + round + noise (a randomized complete block design: a round's drift is
+    shared by its points and cancels). Points with fewer rounds than the most are left out, and points that
+    share one measurement count once; None without two points and two rounds."""
+    count = max((len(v) for v in rounds.values()), default=0)
+    complete = {tuple(v) for v in rounds.values() if len(v) == count}  # a measurement shared by twins counts once
+    if len(complete) < 2 or count < 2:
+        return None
+    y = np.log(np.asarray(sorted(complete), dtype=float))
+    residual = y - y.mean(axis=1, keepdims=True) - y.mean(axis=0, keepdims=True) + y.mean()
+    df = (y.shape[0] - 1) * (count - 1)
+    return float((residual**2).sum() / df), df
+
+
+def block_slower_p(rounds: Mapping[str, Sequence[float]], candidate: str, best: str) -> float:
+    """One-sided p that `candidate` is slower than `best`, both measured in the same interleaved rounds, from the
+    difference of their mean log times against the noise of all the points in those rounds (`block_noise`):
+    with many points, two rounds already show a clear loss. After one round there is no noise to measure, and
+    nothing is significant."""
+    from scipy.stats import t
+
+    noise = block_noise(rounds)
+    x, y = np.log(np.asarray(rounds[candidate], dtype=float)), np.log(np.asarray(rounds[best], dtype=float))
+    if noise is None or len(x) != len(y):
+        return 1.0
+    variance, df = noise
+    difference = float(x.mean() - y.mean())
+    if variance <= 0:
+        return 0.0 if difference > 0 else 1.0
+    return float(t.sf(difference / np.sqrt(2 * variance / len(x)), df))

@@ -6,12 +6,19 @@ each point first gets an untimed warm-up of every workload on a slice of the dat
 (a noisy neighbour, the page cache, thermal state) then spreads over all points instead of looking
 like an effect of whichever point ran last, and a point's values line up by round: value i of every
 workload comes from round i, so a per-round objective can be compared between points with a test.
+
+Every finished worker's rows are saved at once in a checkpoint (`Checkpoint`), so a sweep killed in its fourth
+round of five starts again at its fourth round, not its first.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +29,8 @@ from .cluster import Job
 
 #: Rows of the untimed warm-up slice (imports, first-call set-up): a fraction of a full warm-up run's cost.
 WARMUP_ROWS = 500
+#: The folder of a results directory where interleaved rounds keep their finished workers until the rows are in.
+CHECKPOINTS = ".rounds"
 #: Per-repeat fields that line up by round, concatenated when rounds are merged.
 PER_RUN = ("values", "cpu_user", "cpu_sys")
 
@@ -53,6 +62,47 @@ def merge(into: Row | None, row: Row) -> Row:
     return Row(into.point_id, into.workload, Status.OK, "", data)
 
 
+@dataclass
+class Checkpoint:
+    """The rows of the workers of interleaved rounds that have finished, and their wall clock, saved after each
+    one (written whole, then renamed into place): a killed sweep resumes from here and loses no finished worker."""
+
+    path: Path
+    rows: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # by the worker's index in the run
+    seconds: float = 0.0  # the finished workers' wall clock
+
+    @classmethod
+    def load(cls, path: Path) -> Checkpoint:
+        try:
+            saved = json.loads(Path(path).read_text())
+            return cls(Path(path), {int(k): v for k, v in saved["rows"].items()}, float(saved["seconds"]))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # none yet, or unreadable: start afresh
+            return cls(Path(path))
+
+    def done(self, index: int, rows: dict[tuple[str, str], Row], seconds: float) -> None:
+        self.rows[index] = [row.to_json() for row in rows.values()]
+        self.seconds += seconds
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".partial")
+        partial.write_text(json.dumps({"rows": self.rows, "seconds": self.seconds}, default=str))
+        os.replace(partial, self.path)
+
+    def finished(self, index: int) -> dict[tuple[str, str], Row] | None:
+        if index not in self.rows:
+            return None
+        return {(r.point_id, r.workload): r for r in map(Row.from_json, self.rows[index])}
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def interrupted(results_dir: Path) -> float | None:
+    """The wall clock kept in the checkpoints of a results directory (interleaved rounds that were stopped
+    before their rows were in), or None when there are none."""
+    kept = [Checkpoint.load(path) for path in sorted((Path(results_dir) / CHECKPOINTS).glob("*.json"))]
+    return sum(c.seconds for c in kept) if kept else None
+
+
 def run_rounds(
     points: list[Point],
     dataset_path: Path,
@@ -72,10 +122,12 @@ def run_rounds(
     python: Path | None = None,
     on_round: Callable[[int], None] | None = None,
     client: Any = None,
+    checkpoint: Checkpoint | None = None,
 ) -> dict[tuple[str, str], Row]:
     """Measure every (point, workload) once per round for `rounds` rounds; {(point id, workload): merged row}.
     Cross-pipeline reads (`readers`) and the attribution run once, in the last round. With a dask.distributed
-    `client` the rounds' workers run on the cluster (measure.cluster), one at a time per worker."""
+    `client` the rounds' workers run on the cluster (measure.cluster), one at a time per worker. The workers
+    `checkpoint` already holds are not run again; each one that finishes is added to it."""
     order = random.Random(seed)
     jobs: list[tuple[int, Job]] = []
     for index in range(rounds):
@@ -101,16 +153,26 @@ def run_rounds(
                 (index, Job(len(jobs), tuple(order.sample(group, len(group))), tuple(workloads), dataset_path, batch))
             )
     got: dict[int, dict[tuple[str, str], Row]] = {}
+    for _, job in jobs:
+        if checkpoint and (saved := checkpoint.finished(job.index)) is not None:
+            got[job.index] = saved
     if client is not None:  # rounds on a cluster's workers, merged in round order below
         from .cluster import dispatch
 
-        for job, measured in dispatch(client, [job for _, job in jobs]):
+        started = time.perf_counter()
+        for job, measured in dispatch(client, [job for _, job in jobs if job.index not in got]):
             got[job.index] = measured.rows
+            if checkpoint:
+                checkpoint.done(job.index, measured.rows, time.perf_counter() - started)
+                started = time.perf_counter()
     merged: dict[tuple[str, str], Row] = {}
     for number, (index, job) in enumerate(jobs):
         rows = got.get(job.index)
         if rows is None:
+            started = time.perf_counter()
             rows = run_batch(list(job.points), dataset_path, list(workloads), **job.batch)
+            if checkpoint:
+                checkpoint.done(job.index, rows, time.perf_counter() - started)
         for key, row in rows.items():
             merged[key] = merge(merged.get(key), row)
         if on_round and (number == len(jobs) - 1 or jobs[number + 1][0] != index):

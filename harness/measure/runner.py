@@ -27,7 +27,7 @@ from .batch import run_batch
 from .cluster import ClusterSpec, Job
 from .network import Network, measured_latency_ms
 from .requests import ACCESS_LOGS_ENV
-from .rounds import run_rounds
+from .rounds import CHECKPOINTS, Checkpoint, run_rounds
 from .stacks import Stack
 
 
@@ -165,7 +165,8 @@ def _interleaved(
     bar,
     python: Path | None = None,
 ) -> Counter[str]:
-    """The sweep's points measured in interleaved rounds (measure.rounds); rows appended at the end."""
+    """The sweep's points measured in interleaved rounds (measure.rounds); rows appended at the end, and every
+    finished worker kept in a checkpoint until then (`checkpoint_path`), from which a killed sweep resumes."""
     runnable = [(p, keys) for p, _, keys in todo if not static_status(p)]
     rows = [
         Row(p.id, w, *static_status(p)).with_data(**context(p, w, keys))
@@ -173,7 +174,9 @@ def _interleaved(
         if static_status(p)
         for w in sweep.workloads
     ]
-    task = bar.add_task(f"{len(runnable)} points x {sweep.rounds} interleaved rounds", total=sweep.rounds)
+    checkpoint = Checkpoint.load(checkpoint_path(sweep, runnable))
+    resumed = f" (resuming: {len(checkpoint.rows)} workers kept from an interrupted run)" if checkpoint.rows else ""
+    task = bar.add_task(f"{len(runnable)} points x {sweep.rounds} interleaved rounds{resumed}", total=sweep.rounds)
     with cluster.connect(sweep.cluster) if sweep.cluster else contextlib.nullcontext() as client:
         got = run_rounds(
             [p for p, _ in runnable],
@@ -192,13 +195,23 @@ def _interleaved(
             env=env,
             on_round=lambda _: bar.advance(task),
             client=client,
+            checkpoint=checkpoint,
         )
     for point, keys in runnable:
         names = [*sweep.workloads, *(["interop"] if (point.id, "interop") in got else [])]
         keys = {**keys, "interop": keys.get("interop") or f"{keys[sweep.workloads[0]]}-interop"}
         rows += [got[(point.id, w)].with_data(**context(point, w, keys), rounds=sweep.rounds) for w in names]
     results.append(sweep.results_dir, rows)
+    checkpoint.remove()
     return Counter(str(r.status) for r in rows)
+
+
+def checkpoint_path(sweep: Sweep, runnable: list[tuple[Point, dict[str, str]]]) -> Path:
+    """Where the interleaved rounds of these points keep their finished workers: named by the rows' keys (data,
+    method, code and stack) and what else the workers do, so only the same measurement resumes from it."""
+    ident = [sorted(keys.values()) for _, keys in runnable], sweep.readers, sweep.attribute
+    digest = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]
+    return Path(sweep.results_dir) / CHECKPOINTS / f"{digest}.json"
 
 
 def run_sweep(sweep: Sweep) -> Counter[str]:

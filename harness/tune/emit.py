@@ -9,8 +9,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..analysis.stats import block_noise
 from ..measure import datasets, provenance
-from .finalists import RACE_ROUNDS, SIZE_BUDGETS, Verdict, Verification, racing, verification_table
+from .finalists import (
+    RACE_FROM,
+    SIZE_BUDGETS,
+    Verdict,
+    Verification,
+    full_data_noise,
+    racing,
+    verification_table,
+)
 from .request import TuneRequest
 from .search import ETA, SearchResult
 
@@ -39,6 +48,10 @@ def _verdict(v: Verdict) -> dict[str, Any]:
         "correct": v.correct,
         "default": bool(v.point.baseline),
     }
+
+
+def _sd(noise: tuple[float, int] | None) -> float | None:
+    return noise[0] ** 0.5 if noise else None
 
 
 def size_budgets(verdicts: list[Verdict]) -> list[dict[str, Any]]:
@@ -117,7 +130,12 @@ def emit(
         "pareto": pareto(checked.verdicts),
         "verification": verification_table(checked.rows, verified, request.verify_workloads()),
         "verification_rounds": request.repeats,
-        "race_rounds": RACE_ROUNDS if racing(request) else None,
+        "race_from": RACE_FROM if racing(request) else None,
+        # the race's tests are against this noise: one round's relative spread (sd of log per-round objective)
+        "race_noise_sd": {
+            "last_rung": _sd(block_noise(found.rungs[-1].rounds) if found.rungs else None),
+            "full_data": _sd(full_data_noise(request, checked.rows)),
+        },
         "verification_results": str(checked.results_dir),
         "readers": checked.readers,
         "search": {

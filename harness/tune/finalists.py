@@ -7,12 +7,20 @@ docstring), then the best within 1.0x, 1.25x, 1.5x and 2x of anndata-default's b
 the summary can show what each extra byte buys, then the next best survivors and the best of what the search
 pruned (a sample mis-ranks even within a layout: measured on 100k, README).
 
-The race: all finalists and the defaults are measured for RACE_ROUNDS rounds on the full data; a finalist
-that failed a workload or a reader, or whose store is too large, stops there; so does one whose per-round
-objective is significantly slower (one-sided Welch test on log times, p < 0.05) than anndata-default's or
-than the best finalist's; at most MAX_SURVIVORS, the best on the median, go on to the remaining rounds
-with the defaults, and the rounds of both phases are judged together. The full data, not a sample, thus
-decides between the finalists, for about the cost of verifying the old four.
+The race: the finalists and the defaults are measured round by round on the full data, every round in a new
+random order. After each round but the last a finalist stops when it has a problem of its own (a workload
+failed, or its store is too large: known after its first write), and from round RACE_FROM on when its
+per-round objective is significantly slower (p < 0.05) than anndata-default's or than the best finalist's
+(unless the best already has a workload beyond --max-slowdown on the medians: rule 4 may yet rule it out).
+The rounds are blocks: a round's drift is shared by every point in it, so the test compares mean log
+objectives against the noise left once the rounds' and the points' effects are taken out, pooled over all
+the points in those rounds (`stats.block_slower_p`): with eight points, two rounds already show a clear
+loss, and ties stay. From round RACE_FROM on at most MAX_SURVIVORS go on with the defaults: the best on the
+median, except that when all of those already have a workload beyond --max-slowdown on the medians the last
+place goes to the best finalist that has none. The cross-pipeline reads run in the last round, for the
+points still in it. All rounds are judged together: the full data, not a sample, decides between the
+finalists. (Nothing is stopped on one round's difference: the noise of a sample is no guide to the full
+data's; on tiny data the full data's was 4 times the last rung's.)
 
 The rule, stated once here and in the README: a change is
 recommended only when, on the full data, (1) every workload read back equal, (2) its store reads back under
@@ -36,7 +44,7 @@ from typing import Any
 
 from ..analysis import results
 from ..analysis.results import Row
-from ..analysis.stats import ALPHA, mann_whitney, median, ratio_interval, slower_p, summary
+from ..analysis.stats import ALPHA, block_noise, block_slower_p, mann_whitney, median, ratio_interval, summary
 from ..matrix import Point
 from ..measure.rounds import merge
 from ..measure.runner import Sweep, run_sweep
@@ -45,8 +53,8 @@ from .search import SearchResult, layout_of
 from .space import OBJECTIVES, READERS, round_scores
 
 MAX_FINALISTS = 6
-RACE_ROUNDS = 3  # with fewer no test can tell a tie from a loss (search.ROUNDS)
-MAX_SURVIVORS = 3
+RACE_FROM = 2  # the first round after which the race compares: a difference needs two rounds to be significant
+MAX_SURVIVORS = 2
 SIZE_BUDGETS = (1.0, 1.25, 1.5, 2.0)
 
 
@@ -186,10 +194,18 @@ def judge(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]])
     return verdicts
 
 
+def full_data_noise(request: TuneRequest, rows: list[dict[str, Any]]) -> tuple[float, int] | None:
+    """The noise of the verification's rounds (`stats.block_noise` of every point's per-round objective, over
+    the points measured in every round): what the race's test is against from its second round on."""
+    by = _by_point(rows, request.verify_networks[-1].label)
+    scores = {pid: round_scores(rows_of, request.objective) for pid, rows_of in by.items()}
+    return block_noise({pid: v for pid, v in scores.items() if v})
+
+
 def racing(request: TuneRequest) -> bool:
-    """Whether the verification races (RACE_ROUNDS rounds of every finalist, then the survivors): only when
-    there are rounds left after the race."""
-    return request.repeats > RACE_ROUNDS
+    """Whether the verification races (from round RACE_FROM on, only the survivors go on): only when there are
+    rounds after the race's first look."""
+    return request.repeats > RACE_FROM
 
 
 def point_rounds(request: TuneRequest, finalists: int) -> int:
@@ -198,19 +214,37 @@ def point_rounds(request: TuneRequest, finalists: int) -> int:
     if not racing(request):
         return (finalists + references) * request.repeats
     survivors = min(finalists, MAX_SURVIVORS) + references
-    return (finalists + references) * RACE_ROUNDS + survivors * (request.repeats - RACE_ROUNDS)
+    return (finalists + references) * RACE_FROM + survivors * (request.repeats - RACE_FROM)
+
+
+def beyond_tolerance(
+    request: TuneRequest, ref_rows: dict[str, dict[str, Any]], rows_of: dict[str, dict[str, Any]]
+) -> bool:
+    """Whether some verified workload's median is already more than --max-slowdown slower than anndata-default's:
+    rule 4 may still rule the point out once the rounds can show it (a hint for the race, not a verdict)."""
+    for workload, row in rows_of.items():
+        ref = ref_rows.get(workload, {})
+        a, b = ref.get("values") or [], row.get("values") or []
+        if workload != "interop" and a and b and median(a) / median(b) * request.constraints.max_slowdown < 1:
+            return True
+    return False
 
 
 def race(
-    request: TuneRequest, points: list[Point], rows: list[dict[str, Any]]
+    request: TuneRequest, points: list[Point], rows: list[dict[str, Any]], rounds: int
 ) -> tuple[list[Point], dict[str, str], dict[str, str]]:
-    """After RACE_ROUNDS rounds: the finalists that go on (best first), why each other one was raced out
-    (the race in the module's docstring), and the first problem of each that stopped by a problem of its own
-    (its verdict keeps the problem, so it is not a race reason)."""
+    """After `rounds` rounds of the finalists `points` beside the defaults: the finalists that go on (best first),
+    why each other one was raced out (the race in the module's docstring), and the first problem of each that
+    stopped by a problem of its own (its verdict keeps the problem, so it is not a race reason)."""
     by = _by_point(rows, request.verify_networks[-1].label)
-    scores = {p.id: round_scores(by.get(p.id, {}), request.objective) for p in points}
     reference = request.references()[0]
-    ref = scores.get(reference.id)
+    scores = {p.id: round_scores(by.get(p.id, {}), request.objective) for p in [*points, *request.references()]}
+    complete = {pid: v for pid, v in scores.items() if v and len(v) == rounds}
+
+    def slower(pid: str, than: str) -> float:
+        return block_slower_p(complete, pid, than) if pid in complete and than in complete else 1.0
+
+    after = f"raced out after {rounds} round{'s' * (rounds > 1)}"
     out: dict[str, str] = {}
     stopped: dict[str, str] = {}
     alive: list[Verdict] = []
@@ -220,32 +254,40 @@ def race(
             stopped[pid] = verdict.problems[0]
         if verdict.problems or not scores[pid]:
             continue
-        if ref and (p := slower_p(scores[pid], ref)) < ALPHA:
+        if (p := slower(pid, reference.id)) < ALPHA:
             out[pid] = (
-                f"raced out after {RACE_ROUNDS} rounds: {verdict.ratio:.2f}x anndata-default on the objective, "
-                f"significantly slower (p = {p:.3f})"
+                f"{after}: {verdict.ratio:.2f}x anndata-default on the objective, significantly slower (p = {p:.3f})"
             )
         else:
             alive.append(verdict)
     alive.sort(key=lambda v: v.objective)
-    survivors: list[Point] = []
+    ref_rows = by.get(reference.id, {})
+    risky = {v.point.id: beyond_tolerance(request, ref_rows, by.get(v.point.id, {})) for v in alive}
+    tied: list[Verdict] = []
     for verdict in alive:
         pid, best = verdict.point.id, alive[0]
-        if verdict is not best and (p := slower_p(scores[pid], scores[best.point.id])) < ALPHA:
+        # the next best stays beside a leader that rule 4 may rule out
+        if verdict is not best and (p := slower(pid, best.point.id)) < ALPHA and not risky[best.point.id]:
             out[pid] = (
-                f"raced out after {RACE_ROUNDS} rounds: {verdict.objective / best.objective:.2f}x the objective of "
-                f"{best.point.id}, significantly slower (p = {p:.3f})"
+                f"{after}: {verdict.objective / best.objective:.2f}x the objective of {best.point.id}, "
+                f"significantly slower (p = {p:.3f})"
             )
-        elif len(survivors) >= MAX_SURVIVORS:
-            out[pid] = f"raced out after {RACE_ROUNDS} rounds: not among the {MAX_SURVIVORS} best on the objective"
         else:
-            survivors.append(verdict.point)
-    return survivors, out, stopped
+            tied.append(verdict)
+    if rounds < RACE_FROM:  # one round: only a problem of its own stops a finalist
+        return [v.point for v in tied], out, stopped
+    survivors = tied[:MAX_SURVIVORS]
+    if all(risky[v.point.id] for v in survivors) and (safe := [v for v in tied if not risky[v.point.id]]):
+        survivors[-1] = safe[0]  # keep one that rule 4 is not already pointing at
+    for verdict in tied:
+        if verdict not in survivors:
+            out[verdict.point.id] = f"{after}: not among the {MAX_SURVIVORS} that go on (the race in finalists.py)"
+    return [v.point for v in survivors], out, stopped
 
 
 def merged(rows: list[dict[str, Any]], more: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows of two phases of the same points as one row per (point, workload, network): the rounds appended
-    (`measure.rounds.merge`), so per-round values still line up between points measured in both phases."""
+    """The rows of the rounds so far and of more rounds as one row per (point, workload, network): the rounds
+    appended (`measure.rounds.merge`), so per-round values still line up between points measured in both."""
     key = lambda r: (r["point_id"], r["workload"], results.network_of(r))  # noqa: E731
     out = {key(r): Row.from_json(r) for r in rows}
     for r in more:
@@ -256,32 +298,33 @@ def merged(rows: list[dict[str, Any]], more: list[dict[str, Any]]) -> list[dict[
 def verify(
     request: TuneRequest, found: SearchResult, dataset_path: Path, workdir: Path, out: Path, log=print
 ) -> Verification:
-    """Race the finalists beside the defaults on the full data (every network condition asked for), judge."""
+    """Race the finalists beside the defaults on the full data, round by round (every network condition asked
+    for), then judge every point on all its rounds."""
     finalists = choose(found, request.constraints.max_size_ratio)
-    points = [*finalists, *request.references()]
+    references = request.references()
     res_dir = out / "verification" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    raced = racing(request)
-    first = res_dir / "race" if raced else res_dir
-    _measure(request, dataset_path, points, RACE_ROUNDS if raced else request.repeats, first, workdir, READERS, 0, log)
-    rows = list(results.iter_rows(first))
-    raced_out: dict[str, str] = {}
-    if raced:
-        survivors, raced_out, stopped = race(request, points, rows)
-        log(
-            f"race after {RACE_ROUNDS} rounds: {len(survivors)} of {len(finalists)} finalists go on"
-            + "".join(f"\n  {pid}: stopped after {RACE_ROUNDS} rounds: {why}" for pid, why in stopped.items())
-            + "".join(f"\n  {pid}: {why}" for pid, why in raced_out.items())
-        )
-        if survivors:
-            rest = [*survivors, *request.references()]
-            _measure(request, dataset_path, rest, request.repeats - RACE_ROUNDS, res_dir / "final", workdir, (), 1, log)
-            rows = merged(rows, list(results.iter_rows(res_dir / "final")))
-    verdicts = judge(request, points, rows)
+    alive, rows, raced_out = list(finalists), [], {}
+    for number in range(1, request.repeats + 1):
+        last = number == request.repeats
+        round_dir = res_dir / f"round-{number}"
+        _measure(request, dataset_path, [*alive, *references], number, round_dir, workdir, READERS if last else (), log)
+        rows = merged(rows, list(results.iter_rows(round_dir)))
+        if racing(request) and not last:
+            before = alive
+            alive, out_now, stopped = race(request, alive, rows, number)
+            raced_out.update(out_now)
+            if len(alive) < len(before):
+                log(
+                    f"race after round {number}: {len(alive)} of {len(before)} finalists go on"
+                    + "".join(f"\n  {pid}: stopped: {why}" for pid, why in stopped.items())
+                    + "".join(f"\n  {pid}: {why}" for pid, why in out_now.items())
+                )
+    verdicts = judge(request, [*finalists, *references], rows)
     for verdict in verdicts:
         if verdict.point.id in raced_out:
             verdict.problems.append(raced_out[verdict.point.id])
     qualified = sorted((v for v in verdicts if v.qualifies), key=lambda v: v.objective)
-    pick = qualified[0].point if qualified else request.references()[0]
+    pick = qualified[0].point if qualified else references[0]
     readers = {r["point_id"]: r.get("readers", {}) for r in rows if r["workload"] == "interop"}
     return Verification(pick, verdicts, rows, readers, res_dir)
 
@@ -290,28 +333,27 @@ def _measure(
     request: TuneRequest,
     dataset_path: Path,
     points: list[Point],
-    rounds: int,
+    number: int,
     res_dir: Path,
     workdir: Path,
     readers: Iterable[str],
-    seed: int,
     log=print,
 ) -> None:
-    """Interleaved rounds of the points on the full data, under every network condition asked for."""
+    """Round `number` of the points on the full data, under every network condition asked for."""
     finalists = [p for p in points if not p.baseline]
     for network in request.verify_networks:
         where = "" if network.label == "none" else f", network {network.label}"
         log(
             f"verifying {len(finalists)} finalists beside {', '.join(r.id for r in request.references())} on the "
-            f"full dataset ({rounds} interleaved rounds{where})"
+            f"full dataset (round {number} of {request.repeats}{where})"
         )
         run_sweep(
             Sweep(
                 dataset=str(dataset_path),
                 points=points,
                 workloads=request.verify_workloads(),
-                rounds=rounds,
-                seed=seed,
+                rounds=1,
+                seed=number - 1,  # a new order of the points, and new random rows, every round
                 timeout=request.timeout,
                 results_dir=res_dir,
                 workdir=workdir / "verify",

@@ -33,7 +33,6 @@ from typing import Any
 from ..analysis.stats import median, slower_p
 from ..errors import HarnessError
 from ..matrix import Point
-from ..measure.batch import run_batch
 from ..measure.rounds import run_rounds
 from .layout import Shapes, at_sample, dataset_shapes, fingerprint
 from .space import VERIFY_WORKLOADS, Constraints, candidates, check_objective, round_scores
@@ -120,17 +119,6 @@ def verification_estimate(
     per_workload = sum(median(r.get("values")) or 0 for r in ref_rows.values()) / max(1, len(ref_rows))
     startup = 5.0  # interpreter, imports, dataset load and warm-up slice per worker (measured order of magnitude)
     return sweeps * rounds * (points * per_workload * workloads * (n_obs / rows) + startup)
-
-
-def calibrated_estimate(
-    reference: Point, dataset_path: Path, workloads: list[str], rounds: int, shape: tuple[int, int, int], **kw: Any
-) -> float:
-    """Seconds to verify, from one untimed round of anndata-default on the full data: worker start-up, data load
-    and the objective's workloads, scaled to the verification's workloads, points, rounds and networks."""
-    t0 = time.perf_counter()
-    run_batch([reference], dataset_path, workloads, repeats=1, warmup=0, **kw)
-    per_point = (time.perf_counter() - t0) * shape[0] / max(1, len(workloads))
-    return shape[2] * rounds * shape[1] * per_point
 
 
 def _measure(
@@ -329,21 +317,9 @@ def search(
             reference = next(p for p in pool if p.baseline == "anndata-default")
             # what will be verified: at most verify_shape[1] points (finalists and defaults), fewer when few measured
             shape = (verify_shape[0], min(verify_shape[1], len(ranked)), verify_shape[2])
-            if rows < shapes.n_obs and len(sizes) > 1:  # more rungs are possible: know what the verification costs
-                result.verify_estimate_s = calibrated_estimate(
-                    reference,
-                    dataset_path,
-                    workloads,
-                    verify_rounds,
-                    shape,
-                    workdir=workdir / "calibration",
-                    timeout=timeout,
-                    env=env,
-                )
-            else:
-                result.verify_estimate_s = verification_estimate(
-                    measured.get(reference.id, {}), rows, shapes.n_obs, verify_rounds, shape
-                )
+            result.verify_estimate_s = verification_estimate(
+                measured.get(reference.id, {}), rows, shapes.n_obs, verify_rounds, shape
+            )
             budget_s -= result.verify_estimate_s
             if budget_s < 0:
                 # what was measured is kept: the search stops here and the best of this rung are verified.

@@ -129,6 +129,15 @@ def _near_misses(verdicts: dict[str, dict[str, Any]]) -> str:
     )
 
 
+def _noise(sd: dict[str, float | None]) -> str:
+    """The noise the race's tests were against: one round's relative spread on the full data (and on the search's
+    last sample, for comparison)."""
+    if not sd.get("full_data"):
+        return ""
+    rung = f" ({sd['last_rung']:.1%} on the search's last sample)" if sd.get("last_rung") else ""
+    return f" One round's noise (sd of the log objective): {sd['full_data']:.1%} on the full data{rung}."
+
+
 def render(record: dict[str, Any], figure: str | None = None) -> str:
     verdicts = {v["point_id"]: v for v in record["verdicts"]}
     rounds = record.get("verification_rounds", 5)
@@ -142,9 +151,11 @@ def render(record: dict[str, Any], figure: str | None = None) -> str:
         f"## Verified on the full data ({rounds} interleaved rounds; objective = median over rounds of the "
         "round's geometric mean of the objective's workloads, seconds)",
         "",
-        f"Raced: every finalist and the defaults for {race} rounds, then at most {MAX_SURVIVORS} finalists with the "
-        f"defaults for the other {rounds - race}; a raced-out point's figures are from its {race} rounds."
-        if (race := record.get("race_rounds"))
+        f"Raced: the finalists and the defaults round by round; after each round but the last a finalist with a problem "
+        f"of its own stops, and from round {race} one significantly slower than anndata-default or the best finalist; "
+        f"from round {race} at most {MAX_SURVIVORS} go on with the defaults. A stopped point's figures are from the "
+        "rounds it ran; the cross-pipeline reads are from the last round." + _noise(record.get("race_noise_sd") or {})
+        if (race := record.get("race_from"))
         else "",
         "",
         "| point | objective | vs anndata-default (95% interval) | p | bytes vs default | verdict |",

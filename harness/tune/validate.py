@@ -10,7 +10,8 @@ candidates: how well a sample ranks what the full data will do.
 
 `--validate-grid` takes the grid from an earlier validation (its rows and wall clock), so a change to the
 search is validated against the same grid in the time of one tune; the cost share then compares two runs,
-so both should come from the same host and session.
+so both should come from the same host and session. A grid that was stopped goes on from its last finished
+round when the validation is started again, its cost counting the rounds kept.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 from ..analysis import results
 from ..errors import HarnessError
 from ..measure import datasets
+from ..measure.rounds import interrupted
 from ..measure.runner import Sweep, run_sweep
 from . import run as run_tune
 from .finalists import judge
@@ -116,6 +118,15 @@ def reused_grid(
     return *scores(request, points, rows), seconds, rows_dir
 
 
+def interrupted_grid(out: Path) -> tuple[Path, float] | None:
+    """The newest grid under `out` that was stopped before its rows were in, and the wall clock its kept workers
+    took (`measure.rounds.Checkpoint`): a validation started again goes on with it instead of starting over."""
+    for grid_dir in sorted(out.glob("grid-*"), reverse=True):
+        if (seconds := interrupted(grid_dir)) is not None:
+            return grid_dir, seconds
+    return None
+
+
 def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path | None = None) -> dict[str, Any]:
     """The grid (measured, or with `reuse` taken from an earlier validation-*.json), then the tune over the
     same space; the comparison is logged and saved as validation-<time>.json beside the grid."""
@@ -130,10 +141,13 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
             log(f"grid: {len(grid)} points from {grid_dir}, measured then in {grid_s:.0f}s")
         else:
             log(f"grid: every candidate of the space on the full dataset, {request.repeats} interleaved rounds")
+            grid_dir, kept = interrupted_grid(out) or (out / f"grid-{stamp}", 0.0)
+            if kept:
+                log(f"grid: going on with the interrupted grid in {grid_dir} ({kept:.0f}s of its workers were kept)")
             t0 = time.perf_counter()
-            grid_dir = out / f"grid-{stamp}"
             grid, allowed = grid_scores(request, dataset_path, space, Path(tmp) / "grid", grid_dir)
-            grid_s = time.perf_counter() - t0
+            # the kept workers it went on from count (a checkpoint of another space's grid is left there, unused)
+            grid_s = time.perf_counter() - t0 + kept - (interrupted(grid_dir) or 0.0)
             log(f"grid: {len(grid)} points in {grid_s:.0f}s")
         log("now the tune over the same space (search and verification)")
         t1 = time.perf_counter()
