@@ -12,7 +12,7 @@ from typing import Any
 from ..analysis.stats import block_noise
 from ..measure import datasets, provenance
 from .finalists import (
-    RACE_FROM,
+    RACE_ROUNDS,
     SIZE_BUDGETS,
     Verdict,
     Verification,
@@ -130,7 +130,7 @@ def emit(
         "pareto": pareto(checked.verdicts),
         "verification": verification_table(checked.rows, verified, request.verify_workloads()),
         "verification_rounds": request.repeats,
-        "race_from": RACE_FROM if racing(request) else None,
+        "race_rounds": RACE_ROUNDS if racing(request) else None,
         # the race's tests are against this noise: one round's relative spread (sd of log per-round objective)
         "race_noise_sd": {
             "last_rung": _sd(block_noise(found.rungs[-1].rounds) if found.rungs else None),

@@ -8,19 +8,17 @@ the summary can show what each extra byte buys, then the next best survivors and
 pruned (a sample mis-ranks even within a layout: measured on 100k, README).
 
 The race: the finalists and the defaults are measured round by round on the full data, every round in a new
-random order. After each round but the last a finalist stops when it has a problem of its own (a workload
-failed, or its store is too large: known after its first write), and from round RACE_FROM on when its
-per-round objective is significantly slower (p < 0.05) than anndata-default's or than the best finalist's
-(unless the best already has a workload beyond --max-slowdown on the medians: rule 4 may yet rule it out).
-The rounds are blocks: a round's drift is shared by every point in it, so the test compares mean log
-objectives against the noise left once the rounds' and the points' effects are taken out, pooled over all
-the points in those rounds (`stats.block_slower_p`): with eight points, two rounds already show a clear
-loss, and ties stay. From round RACE_FROM on at most MAX_SURVIVORS go on with the defaults: the best on the
-median, except that when all of those already have a workload beyond --max-slowdown on the medians the last
-place goes to the best finalist that has none. The cross-pipeline reads run in the last round, for the
-points still in it. All rounds are judged together: the full data, not a sample, decides between the
-finalists. (Nothing is stopped on one round's difference: the noise of a sample is no guide to the full
-data's; on tiny data the full data's was 4 times the last rung's.)
+random order. After each of the first RACE_ROUNDS rounds a finalist stops when it has a problem of its own (a
+workload failed, or its store is too large: known after its first write) or, from the second round on, when
+its per-round objective is significantly slower (p < 0.05) than anndata-default's or than the best
+finalist's. The rounds are blocks: a round's drift is shared by every point in it, so the test compares mean
+log objectives against the noise left once the rounds' and the points' effects are taken out, pooled over
+all the points in those rounds (`stats.block_slower_p`): with eight points two rounds show a clear loss,
+and ties stay. Nothing stops on one round's difference: there is no noise to judge it by (the search's
+samples are no guide: on tiny data the full data's noise was four times the last rung's). After round
+RACE_ROUNDS at most MAX_SURVIVORS, the best on the median, go on with the defaults to the last round, in which
+their stores are also read back under every reader. All rounds are judged together: the full data, not a
+sample, decides between the finalists.
 
 The rule, stated once here and in the README: a change is
 recommended only when, on the full data, (1) every workload read back equal, (2) its store reads back under
@@ -53,8 +51,8 @@ from .search import SearchResult, layout_of
 from .space import OBJECTIVES, READERS, round_scores
 
 MAX_FINALISTS = 6
-RACE_FROM = 2  # the first round after which the race compares: a difference needs two rounds to be significant
-MAX_SURVIVORS = 2
+RACE_ROUNDS = 3  # the race looks after each of these rounds; after the last of them at most MAX_SURVIVORS go on
+MAX_SURVIVORS = 3
 SIZE_BUDGETS = (1.0, 1.25, 1.5, 2.0)
 
 
@@ -203,9 +201,9 @@ def full_data_noise(request: TuneRequest, rows: list[dict[str, Any]]) -> tuple[f
 
 
 def racing(request: TuneRequest) -> bool:
-    """Whether the verification races (from round RACE_FROM on, only the survivors go on): only when there are
-    rounds after the race's first look."""
-    return request.repeats > RACE_FROM
+    """Whether the verification races (looks after each of the first RACE_ROUNDS rounds, then the survivors go
+    on): only when there are rounds left after the race."""
+    return request.repeats > RACE_ROUNDS
 
 
 def point_rounds(request: TuneRequest, finalists: int) -> int:
@@ -214,20 +212,7 @@ def point_rounds(request: TuneRequest, finalists: int) -> int:
     if not racing(request):
         return (finalists + references) * request.repeats
     survivors = min(finalists, MAX_SURVIVORS) + references
-    return (finalists + references) * RACE_FROM + survivors * (request.repeats - RACE_FROM)
-
-
-def beyond_tolerance(
-    request: TuneRequest, ref_rows: dict[str, dict[str, Any]], rows_of: dict[str, dict[str, Any]]
-) -> bool:
-    """Whether some verified workload's median is already more than --max-slowdown slower than anndata-default's:
-    rule 4 may still rule the point out once the rounds can show it (a hint for the race, not a verdict)."""
-    for workload, row in rows_of.items():
-        ref = ref_rows.get(workload, {})
-        a, b = ref.get("values") or [], row.get("values") or []
-        if workload != "interop" and a and b and median(a) / median(b) * request.constraints.max_slowdown < 1:
-            return True
-    return False
+    return (finalists + references) * RACE_ROUNDS + survivors * (request.repeats - RACE_ROUNDS)
 
 
 def race(
@@ -261,28 +246,19 @@ def race(
         else:
             alive.append(verdict)
     alive.sort(key=lambda v: v.objective)
-    ref_rows = by.get(reference.id, {})
-    risky = {v.point.id: beyond_tolerance(request, ref_rows, by.get(v.point.id, {})) for v in alive}
-    tied: list[Verdict] = []
+    survivors: list[Point] = []
     for verdict in alive:
         pid, best = verdict.point.id, alive[0]
-        # the next best stays beside a leader that rule 4 may rule out
-        if verdict is not best and (p := slower(pid, best.point.id)) < ALPHA and not risky[best.point.id]:
+        if verdict is not best and (p := slower(pid, best.point.id)) < ALPHA:
             out[pid] = (
                 f"{after}: {verdict.objective / best.objective:.2f}x the objective of {best.point.id}, "
                 f"significantly slower (p = {p:.3f})"
             )
+        elif rounds >= RACE_ROUNDS and len(survivors) >= MAX_SURVIVORS:
+            out[pid] = f"{after}: not among the {MAX_SURVIVORS} best on the objective"
         else:
-            tied.append(verdict)
-    if rounds < RACE_FROM:  # one round: only a problem of its own stops a finalist
-        return [v.point for v in tied], out, stopped
-    survivors = tied[:MAX_SURVIVORS]
-    if all(risky[v.point.id] for v in survivors) and (safe := [v for v in tied if not risky[v.point.id]]):
-        survivors[-1] = safe[0]  # keep one that rule 4 is not already pointing at
-    for verdict in tied:
-        if verdict not in survivors:
-            out[verdict.point.id] = f"{after}: not among the {MAX_SURVIVORS} that go on (the race in finalists.py)"
-    return [v.point for v in survivors], out, stopped
+            survivors.append(verdict.point)
+    return survivors, out, stopped
 
 
 def merged(rows: list[dict[str, Any]], more: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -309,7 +285,7 @@ def verify(
         round_dir = res_dir / f"round-{number}"
         _measure(request, dataset_path, [*alive, *references], number, round_dir, workdir, READERS if last else (), log)
         rows = merged(rows, list(results.iter_rows(round_dir)))
-        if racing(request) and not last:
+        if racing(request) and number <= RACE_ROUNDS:
             before = alive
             alive, out_now, stopped = race(request, alive, rows, number)
             raced_out.update(out_now)

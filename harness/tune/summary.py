@@ -151,11 +151,12 @@ def render(record: dict[str, Any], figure: str | None = None) -> str:
         f"## Verified on the full data ({rounds} interleaved rounds; objective = median over rounds of the "
         "round's geometric mean of the objective's workloads, seconds)",
         "",
-        f"Raced: the finalists and the defaults round by round; after each round but the last a finalist with a problem "
-        f"of its own stops, and from round {race} one significantly slower than anndata-default or the best finalist; "
-        f"from round {race} at most {MAX_SURVIVORS} go on with the defaults. A stopped point's figures are from the "
-        "rounds it ran; the cross-pipeline reads are from the last round." + _noise(record.get("race_noise_sd") or {})
-        if (race := record.get("race_from"))
+        f"Raced: the finalists and the defaults round by round; after each of the first {race} rounds a finalist with "
+        "a problem of its own stops, and from the second one significantly slower than anndata-default or the best "
+        f"finalist; after round {race} at most {MAX_SURVIVORS} go on with the defaults. A stopped point's figures are "
+        "from the rounds it ran; the cross-pipeline reads are from the last round."
+        + _noise(record.get("race_noise_sd") or {})
+        if (race := record.get("race_rounds"))
         else "",
         "",
         "| point | objective | vs anndata-default (95% interval) | p | bytes vs default | verdict |",
