@@ -5,7 +5,7 @@
 #   100k                 a balanced tune of 100k at the default budget
 #   validate-10k         --validate-search on 10k (the small space, 20 points with the defaults)
 #   validate-100k        --validate-search on 100k (the small space)
-#   validate-10k-full    --validate-search full on 10k (the tune's own space: 16 min here on 2026-12-04)
+#   validate-10k-full    --validate-search full on 10k (the tune's own space: 15 min here on 2026-12-05)
 #   validate-100k-full   --validate-search full on 100k: the grid over the tune's own space (47 points with the
 #                        defaults, 5 rounds: 1 h 34 min here on 2026-12-05), then the tune (17 min)
 # Outputs under results/tune-benchmark/; each tune's summary.md says what was decided and why, each validation's

@@ -27,13 +27,14 @@ def _p(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def _status(v: dict[str, Any], pick: str, reference: str) -> str:
+def _status(v: dict[str, Any], pick: str, reference: str, short: bool = False) -> str:
+    """A verified point's verdict; `short`: each problem by its head only (the verdict table has them whole)."""
     if v["point_id"] == pick:
         return "**kept (the default)**" if v["default"] else "**recommended**"
     if v["point_id"] == reference:
         return "the reference"
     if v["problems"]:
-        return "; ".join(v["problems"])
+        return "; ".join(p.split(":")[0] if short else p for p in v["problems"])
     if v.get("ratio") is None:
         return "–"
     if v["beats"]:
@@ -176,19 +177,20 @@ def render(record: dict[str, Any], figure: str | None = None) -> str:
         "",
         "## What each extra byte buys",
         "",
-        "Fastest correct verified point within each budget of anndata-default's bytes (on the full data):",
+        "Fastest correct verified point within each budget of anndata-default's bytes (on the full data), and why it "
+        "is or is not the recommendation:",
         "",
-        "| bytes budget | point | objective vs default | p | bytes |",
-        "|---|---|---|---|---|",
+        "| bytes budget | point | objective vs default | p | bytes | verdict |",
+        "|---|---|---|---|---|---|",
     ]
     for b in record["size_budgets"]:
         if b.get("point_id"):
             lines.append(
                 f"| {b['budget']:g}x | `{b['point_id']}` | {b['ratio']:.2f}x {_interval(b)} | {_p(b['p_value'])} | "
-                f"{b['bytes_ratio']:.2f}x |"
+                f"{b['bytes_ratio']:.2f}x | {_status(verdicts[b['point_id']], record['point_id'], record['reference'], True)} |"
             )
         else:
-            lines.append(f"| {b['budget']:g}x | none verified | | | |")
+            lines.append(f"| {b['budget']:g}x | none verified | | | | |")
     if figure:
         lines += [
             "",
