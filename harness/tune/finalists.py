@@ -192,12 +192,16 @@ def judge(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]])
     return verdicts
 
 
+def _objectives(request: TuneRequest, rows: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Every verified point's per-round objective (under the last network condition), for those it measured."""
+    by = _by_point(rows, request.verify_networks[-1].label)
+    return {pid: v for pid, rows_of in by.items() if (v := round_scores(rows_of, request.objective))}
+
+
 def full_data_noise(request: TuneRequest, rows: list[dict[str, Any]]) -> tuple[float, int] | None:
     """The noise of the verification's rounds (`stats.block_noise` of every point's per-round objective, over
     the points measured in every round): what the race's test is against from its second round on."""
-    by = _by_point(rows, request.verify_networks[-1].label)
-    scores = {pid: round_scores(rows_of, request.objective) for pid, rows_of in by.items()}
-    return block_noise({pid: v for pid, v in scores.items() if v})
+    return block_noise(_objectives(request, rows))
 
 
 def racing(request: TuneRequest) -> bool:
@@ -221,10 +225,10 @@ def race(
     """After `rounds` rounds of the finalists `points` beside the defaults: the finalists that go on (best first),
     why each other one was raced out (the race in the module's docstring), and the first problem of each that
     stopped by a problem of its own (its verdict keeps the problem, so it is not a race reason)."""
-    by = _by_point(rows, request.verify_networks[-1].label)
     reference = request.references()[0]
-    scores = {p.id: round_scores(by.get(p.id, {}), request.objective) for p in [*points, *request.references()]}
-    complete = {pid: v for pid, v in scores.items() if v and len(v) == rounds}
+    scores = _objectives(request, rows)
+    racing_ids = {p.id for p in [*points, *request.references()]}
+    complete = {pid: v for pid, v in scores.items() if pid in racing_ids and len(v) == rounds}
 
     def slower(pid: str, than: str) -> float:
         return block_slower_p(complete, pid, than) if pid in complete and than in complete else 1.0
@@ -237,7 +241,7 @@ def race(
         pid = verdict.point.id
         if verdict.problems:
             stopped[pid] = verdict.problems[0]
-        if verdict.problems or not scores[pid]:
+        if verdict.problems or pid not in scores:
             continue
         if (p := slower(pid, reference.id)) < ALPHA:
             out[pid] = (

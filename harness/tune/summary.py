@@ -187,7 +187,7 @@ def render(record: dict[str, Any], figure: str | None = None) -> str:
         if b.get("point_id"):
             lines.append(
                 f"| {b['budget']:g}x | `{b['point_id']}` | {b['ratio']:.2f}x {_interval(b)} | {_p(b['p_value'])} | "
-                f"{b['bytes_ratio']:.2f}x | {_status(verdicts[b['point_id']], record['point_id'], record['reference'], True)} |"
+                f"{b['bytes_ratio']:.2f}x | {_status(verdicts[b['point_id']], record['point_id'], record['reference'], short=True)} |"
             )
         else:
             lines.append(f"| {b['budget']:g}x | none verified | | | | |")
