@@ -32,6 +32,8 @@ class Write(Workload):
         write_store(self.ctx, self.input)
 
     def verify(self) -> None:
+        # Not a duplicate of Read.verify: it also warms the process for the timed read (the first full read in a
+        # process was ~1.7x slower than the next on 100k, README "cold"), as earlier points did for later ones.
         with zarr_config(self.ctx.point, "read"):
             verify.assert_anndata_equal(read_store(self.ctx), self.ctx.source, "written store")
 
