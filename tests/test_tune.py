@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import re
 import sys
 import time
 from dataclasses import replace
@@ -222,6 +223,23 @@ def test_budget_too_small_for_the_verification_stops_after_one_rung_and_keeps_it
     found = search.search(tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=10)
     assert len(found.rungs) == 1 and found.ranked  # what was measured is verified, not thrown away
     assert "budget is too small for more rungs" in found.note and "--budget" in found.note
+
+
+def test_the_budget_the_note_suggests_allows_another_rung(monkeypatch, tmp_path: Path) -> None:
+    _fake_rounds(monkeypatch, _cost)
+    args = (tmp_path, "write", space.VALIDATION_SPACE, space.Constraints())
+    found = search.search(*args, workdir=tmp_path, budget_s=10, enough=1)
+    suggested = int(re.search(r"--budget (\d+)m", found.note)[1]) * 60
+    deeper = search.search(*args, workdir=tmp_path, budget_s=suggested, enough=1)
+    assert len(found.rungs) == 1 and len(deeper.rungs) > 1
+
+
+def test_a_budget_that_covers_the_verification_but_not_the_next_rung_says_so(monkeypatch, tmp_path: Path) -> None:
+    _fake_rounds(monkeypatch, _cost)
+    args = (tmp_path, "write", space.VALIDATION_SPACE, space.Constraints())
+    estimate = search.search(*args, workdir=tmp_path, budget_s=1e9, enough=1).verify_estimate_s
+    found = search.search(*args, workdir=tmp_path, budget_s=estimate + 1e-6, enough=1)
+    assert len(found.rungs) == 1 and "the next rung would take" in found.note
 
 
 def test_generated_module_imports_and_round_trips(tmp_path: Path, tiny_adata) -> None:

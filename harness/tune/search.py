@@ -321,18 +321,21 @@ def search(
                 measured.get(reference.id, {}), rows, shapes.n_obs, verify_rounds, shape
             )
             budget_s -= result.verify_estimate_s
-            if budget_s < 0:
-                # what was measured is kept: the search stops here and the best of this rung are verified.
-                result.note = (
-                    f"the budget is too small for more rungs: verifying against the defaults is estimated at "
-                    f"{result.verify_estimate_s:.0f}s on this dataset; the best of the first rung are verified "
-                    f"(pass --budget {math.ceil(result.verify_estimate_s * 1.5 / 60)}m for a deeper search)"
-                )
         spent = time.perf_counter() - started
         contenders = [p for p in kept if not p.baseline]
         next_cost = rung.seconds * ETA * len(kept) / max(1, len(timed))  # 3x the rows for the kept points
         result.ranked = kept
-        if level == len(sizes) - 1 or len(contenders) <= max(1, enough) or spent + next_cost > budget_s:
+        if level == len(sizes) - 1 or len(contenders) <= max(1, enough):
+            break
+        if spent + next_cost > budget_s:
+            # what was measured is kept: the search stops here and the best of this rung are verified
+            needed = spent + next_cost + result.verify_estimate_s
+            result.note = (
+                f"the budget is too small for more rungs: the next rung would take about {next_cost:.0f}s and the "
+                f"verification up to {result.verify_estimate_s:.0f}s (scaled from the sample by rows, so an upper "
+                f"bound); the best of rung {level + 1} of {len(sizes)} are verified (pass --budget "
+                f"{math.ceil(needed / 60)}m for a deeper search)"
+            )
             break
         pool = kept
     result.seconds = time.perf_counter() - started
