@@ -165,11 +165,12 @@ def test_finalists_are_the_best_within_the_size_limit_then_the_best_of_every_oth
     found = search.search(
         tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=1e9
     )
-    chosen = finalists.choose(found, max_size_ratio=1.0)
+    chosen = finalists.choose(found, max_size_ratio=1.0, count=6)
     picks = [(p.axis("pipeline"), _rule(p)) for p in chosen]
     # rows-4096 is fastest but 1.05x the bytes: the best allowed first, then the best overall, then other layouts
     assert picks[:3] == [("zarrs", "auto"), ("zarrs", "rows-4096x16"), ("zarrs", "rows-256x16")]
-    assert len(chosen) == len(set(chosen)) == finalists.MAX_FINALISTS  # then what the sample pruned
+    assert len(chosen) == len(set(chosen)) == 6  # then what the sample pruned
+    assert finalists.choose(found, max_size_ratio=1.0, count=2) == chosen[:2]  # --finalists 2: the first two
 
 
 def test_size_constraint_and_reader_failures_remove_points(monkeypatch, tmp_path: Path) -> None:
@@ -428,6 +429,7 @@ def test_emitted_config_is_the_verified_points_field_for_field(tmp_path: Path) -
         tmp_path, pick, [pick, default], _verification_rows({default: (2.0, 1000, True), pick: (1.0, 900, True)})
     )
     assert record["outcome"] == "change" and record["config"] == pick.config.to_dict()
+    assert record["finalists"] == 6  # how many the verification raced: the request's, recorded
     emitted = _module(tmp_path).recommended_config()
     assert emitted.to_dict() == pick.config.to_dict() and emitted.align_dask  # no safety guard turned off
     said = (tmp_path / "summary.md").read_text()
@@ -560,10 +562,10 @@ def test_the_search_stops_once_the_verification_can_race_what_is_left(monkeypatc
     assert search.median(found.rungs[0].rounds[found.pruned[0].id]) <= search.median(
         found.rungs[0].rounds[found.pruned[-1].id]
     )  # best first
-    picked = finalists.choose(found, max_size_ratio=1.0)
+    picked = finalists.choose(found, max_size_ratio=1.0, count=6)
     survivors = [p for p in found.ranked if not p.baseline]
     assert picked[: len(survivors)] == survivors and picked[len(survivors) :] == found.pruned[:3]
-    assert len(picked) == finalists.MAX_FINALISTS  # free slots go to the best of what the sample pruned
+    assert len(picked) == 6  # free slots go to the best of what the sample pruned
     tied = _fake_rounds(monkeypatch, lambda p: 3.0 if p.baseline else 1.0)
     search.search(
         tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=1e9, enough=6

@@ -94,6 +94,14 @@ def _run_args(tn: argparse.ArgumentParser) -> None:
         default=5,
         help="interleaved rounds of the full-data verification (at least 4 for a Mann-Whitney p < 0.05)",
     )
+    tn.add_argument(
+        "--finalists",
+        type=int,
+        default=6,
+        help="how many of the search's best the verification races on the full data beside anndata's defaults "
+        "(default 6: the best of every layout, then the next best). Fewer is cheaper and may miss the best: "
+        "each costs at least two rounds on the full data (README, tune)",
+    )
     tn.add_argument("--timeout", type=float, default=1800, help="seconds before a worker is killed")
     tn.add_argument("--out", help="output directory (default results/tune/<dataset>)")
     tn.add_argument(
@@ -153,6 +161,8 @@ def request_from(args: argparse.Namespace):
         max_slowdown=args.max_slowdown,
         pipelines=_comma(args.pipelines),
     )
+    if args.finalists < 1:
+        raise HarnessError(f"--finalists {args.finalists}: the verification needs at least one; pass 1 or more")
     if args.repeats < 4:
         raise HarnessError("--repeats must be at least 4: with fewer rounds no difference can reach p < 0.05")
     request = TuneRequest(
@@ -161,6 +171,7 @@ def request_from(args: argparse.Namespace):
         constraints=constraints,
         budget_s=parse_budget(args.budget),
         repeats=args.repeats,
+        finalists=args.finalists,
         out=Path(args.out) if args.out else None,
         timeout=args.timeout,
         progress=not args.no_progress,

@@ -69,10 +69,10 @@ def run(request: TuneRequest, log=print) -> Path:
                 verify_shape=(
                     len(request.verify_workloads()),
                     # the race's (point, round) measurements, as points measured in every round
-                    math.ceil(finalists.point_rounds(request, finalists.MAX_FINALISTS) / request.repeats),
+                    math.ceil(finalists.point_rounds(request, request.finalists) / request.repeats),
                     len(request.verify_networks),
                 ),
-                enough=finalists.MAX_FINALISTS,
+                enough=request.finalists,
             )
             if found.note:
                 log(found.note)

@@ -1,9 +1,9 @@
 """The verification: the search's finalists beside anndata's defaults on the full dataset, in interleaved
 rounds (each round a new random order), raced, then the decision.
 
-Finalists (at most MAX_FINALISTS): the best survivor within --max-size-ratio, the best overall, the best
-within the size limit of every other layout (a sample does not rank layouts against each other: the search's
-docstring), then the best within 1.0x, 1.25x, 1.5x and 2x of anndata-default's bytes on the last sample, so
+Finalists (at most --finalists, default 6): the best survivor within --max-size-ratio, the best overall, the
+best within the size limit of every other layout (layouts close on the full data are mis-ranked by a sample:
+the search's docstring), then the best within 1.0x, 1.25x, 1.5x and 2x of anndata-default's bytes on the last sample, so
 the summary can show what each extra byte buys, then the next best survivors and the best of what the search
 pruned (a sample mis-ranks even within a layout: measured on 100k, README).
 
@@ -50,14 +50,13 @@ from .request import TuneRequest
 from .search import SearchResult, layout_of
 from .space import OBJECTIVES, READERS, round_scores
 
-MAX_FINALISTS = 6
 RACE_ROUNDS = 3  # the race looks after each of these rounds; after the last of them at most MAX_SURVIVORS go on
 MAX_SURVIVORS = 3
 SIZE_BUDGETS = (1.0, 1.25, 1.5, 2.0)
 
 
-def choose(found: SearchResult, max_size_ratio: float) -> list[Point]:
-    """Finalists from the last rung's survivors (see the module's docstring), best first."""
+def choose(found: SearchResult, max_size_ratio: float, count: int) -> list[Point]:
+    """At most `count` finalists from the last rung's survivors (see the module's docstring), best first."""
     last = found.rungs[-1]
     contenders = [p for p in found.ranked if not p.baseline]
     reference = next((p.id for p in found.ranked if p.baseline == "anndata-default"), None)
@@ -76,7 +75,7 @@ def choose(found: SearchResult, max_size_ratio: float) -> list[Point]:
         picks += within(ratio)[:1]
     picks += allowed  # free slots: the next best that may be recommended (a sample's ranking is not the last word)
     picks += found.pruned  # then what the sample pruned, best first: the race on the full data has the last word
-    return list(dict.fromkeys(picks))[:MAX_FINALISTS]
+    return list(dict.fromkeys(picks))[:count]
 
 
 @dataclass
@@ -280,7 +279,7 @@ def verify(
 ) -> Verification:
     """Race the finalists beside the defaults on the full data, round by round (every network condition asked
     for), then judge every point on all its rounds."""
-    finalists = choose(found, request.constraints.max_size_ratio)
+    finalists = choose(found, request.constraints.max_size_ratio, request.finalists)
     references = request.references()
     res_dir = out / "verification" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     alive, rows, raced_out = list(finalists), [], {}
