@@ -60,11 +60,16 @@ def test_tune_rejects_unknown_objective_and_remote_store(capsys, tiny_h5ad: Path
 def test_tune_options_are_parsed_once_into_the_request(tiny_h5ad: Path) -> None:
     from harness.cli import build_parser
     from harness.cli.tune import request_from
+    from harness.tune import TuneRequest
 
     parsed = build_parser().parse_args(["tune", "--dataset", str(tiny_h5ad), "--finalists", "3", "--repeats", "6"])
     request = request_from(parsed)
     assert (request.finalists, request.repeats) == (3, 6)
-    assert request_from(build_parser().parse_args(["tune", "--dataset", str(tiny_h5ad)])).finalists == 6
+    default = request_from(build_parser().parse_args(["tune", "--dataset", str(tiny_h5ad)]))
+    assert (default.finalists, default.repeats) == (
+        TuneRequest(dataset="x").finalists,
+        TuneRequest(dataset="x").repeats,
+    )
 
 
 def test_directory_that_is_not_zarr(capsys, tmp_path: Path) -> None:

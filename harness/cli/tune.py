@@ -97,10 +97,10 @@ def _run_args(tn: argparse.ArgumentParser) -> None:
     tn.add_argument(
         "--finalists",
         type=int,
-        default=6,
+        default=4,
         help="how many of the search's best the verification races on the full data beside anndata's defaults "
-        "(default 6: the best of every layout, then the next best). Fewer is cheaper and may miss the best: "
-        "each costs at least two rounds on the full data (README, tune)",
+        "(default 4: the best within the size limit, then the best of other layouts). Each costs at least two "
+        "rounds on the full data; fewer is cheaper and may miss the best (README, tune)",
     )
     tn.add_argument("--timeout", type=float, default=1800, help="seconds before a worker is killed")
     tn.add_argument("--out", help="output directory (default results/tune/<dataset>)")
