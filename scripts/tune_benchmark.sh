@@ -2,7 +2,8 @@
 # The measurements behind the tune section of the README (issue 16), from a clean clone, nothing else
 # running. PARTS picks them (default: all but validate-100k-full, in this order):
 #   main                 the main command's tune on both built-in datasets (pbmc68k, pbmc3k)
-#   100k                 a balanced tune of 100k at the default budget (18 min here on 2026-12-05)
+#   100k                 a balanced tune of 100k at the default budget (18 min here on 2026-12-05;
+#                        about 14 with --finalists 4)
 #   validate-10k         --validate-search on 10k (the small space, 20 points with the defaults)
 #   validate-100k        --validate-search on 100k (the small space)
 #   validate-10k-full    --validate-search full on 10k (the tune's own space: 15 min here on 2026-12-05)

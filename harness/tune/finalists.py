@@ -1,7 +1,7 @@
 """The verification: the search's finalists beside anndata's defaults on the full dataset, in interleaved
 rounds (each round a new random order), raced, then the decision.
 
-Finalists (at most --finalists, default 4): the best survivor within --max-size-ratio, the best overall, the
+Finalists (at most --finalists, default 6): the best survivor within --max-size-ratio, the best overall, the
 best within the size limit of every other layout (layouts close on the full data are mis-ranked by a sample:
 the search's docstring), then the best within 1.0x, 1.25x, 1.5x and 2x of anndata-default's bytes on the last sample, so
 the summary can show what each extra byte buys, then the next best survivors and the best of what the search
