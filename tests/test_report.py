@@ -81,6 +81,8 @@ def test_the_block_test_cancels_the_drift_of_rounds_and_needs_two() -> None:
     rounds = {k: [d * o for d, o in zip(drift, v)] for k, v in own.items()}  # slow: 5% slower, noise of its own
     assert block_slower_p(rounds, "slow", "a") < 0.05 < slower_p(rounds["slow"], rounds["a"])  # Welch sees the drift
     assert block_slower_p(rounds, "a", "slow") > 0.5 and block_slower_p(rounds, "b", "a") > 0.05
+    assert block_slower_p(rounds, "slow", "a", margin=1.1) > 0.5  # 5% slower: not by more than 10%
+    assert block_slower_p(rounds, "slow", "a", margin=1.02) < 0.05  # but by more than 2%
     variance, df = block_noise(rounds)
     assert df == 3 * 2 and 0 < variance < 0.02**2  # the points' own 1-2 %, not the rounds' 30 %
     assert block_noise({**rounds, "twin": list(rounds["a"])}) == (variance, df)  # one measurement counts once

@@ -173,6 +173,27 @@ def test_finalists_are_the_best_within_the_size_limit_then_the_best_of_every_oth
     assert finalists.choose(found, max_size_ratio=1.0, count=2) == chosen[:2]  # --finalists 2: the first two
 
 
+def test_a_layout_whose_best_is_slower_than_the_default_on_the_sample_gets_no_slot_of_its_own(
+    monkeypatch, tmp_path: Path
+) -> None:
+    from harness.tune import finalists
+
+    def cost(p: Point) -> float:  # zarrs and fused tie; every rows-256 store is slower than anndata-default (3.0)
+        return (
+            3.0 if p.baseline else _cost(p.with_axes(pipeline="zarrs")) * (4 if _rule(p).startswith("rows-256") else 1)
+        )
+
+    _fake_rounds(monkeypatch, lambda p: _cost(p) if p.axis("pipeline") == "python" else cost(p))
+    found = search.search(
+        tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=1e9
+    )
+    chosen = finalists.choose(found, max_size_ratio=1.0, count=3)
+    assert "rows-256x16" in [_rule(p) for p in found.ranked if not p.baseline]  # the best of its layout moved on
+    # but rows-256 (3.8 s against the default's 3.0) is not the third finalist: the next best (its tie) is
+    assert [_rule(p) for p in chosen] == ["rows-4096x16", "auto", "rows-4096x16"]
+    assert {p.axis("pipeline") for p in chosen if _rule(p) == "rows-4096x16"} == {"zarrs", "fused"}
+
+
 def test_size_constraint_and_reader_failures_remove_points(monkeypatch, tmp_path: Path) -> None:
     _fake_rounds(
         monkeypatch,
@@ -629,6 +650,37 @@ def test_the_race_stops_problems_at_once_clear_losers_after_two_rounds_and_keeps
     assert len(together) == len(rows)  # one row per (point, workload, network)
     verdicts = {v.point.id: v for v in finalists.judge(request, [*timings], together)}
     assert verdicts[survivors[0].id].qualifies and verdicts[survivors[0].id].p_value < 0.05  # 5 rounds: reachable
+
+
+def test_the_race_stops_a_finalist_the_slowdown_rule_would_reject_at_the_end() -> None:
+    from harness.matrix import baseline_point
+    from harness.tune import finalists
+    from harness.tune.request import TuneRequest
+
+    request = TuneRequest(dataset="x")
+    default, zarrs = baseline_point("anndata-default"), baseline_point("anndata-default+zarrs")
+    good, gene_slow, gene_bit = (Point.of(pipeline="fused", sharding=f"rows-16x{k}") for k in (2, 4, 8))
+    timings = {default: (2.0, 1000, True), zarrs: (2.0, 1000, True)}
+    timings |= {good: (1.0, 900, True), gene_slow: (0.95, 900, True), gene_bit: (1.0, 900, True)}
+    gene = {default: 1.0, zarrs: 1.0, good: 1.0, gene_slow: 2.0, gene_bit: 1.05}  # lazy-gene, outside the objective
+
+    def rows(rounds: int) -> list[dict]:
+        out = _verification_rows(timings, rounds=rounds, noise=0.02)
+        for k, (point, seconds) in enumerate(gene.items()):
+            values = [seconds * (1 + 0.01 * i) * (1 + 0.02 * (-1) ** (k + i)) for i in range(rounds)]
+            out.append({"point_id": point.id, "workload": "lazy-gene", "status": "ok", "values": values})
+        return out
+
+    finals = [good, gene_slow, gene_bit]
+    survivors, why, _ = finalists.race(request, finals, rows(1), 1)
+    assert survivors == [gene_slow, good, gene_bit] or set(survivors) == set(finals)  # one round: no noise yet
+    assert not why
+    survivors, why, _ = finalists.race(request, finals, rows(2), 2)
+    assert gene_slow not in survivors and set(survivors) == {good, gene_bit}  # 1.05x: within --max-slowdown 1.1
+    assert why[gene_slow.id].startswith("raced out after 2 rounds: lazy-gene 0.50x anndata-default")
+    assert "--max-slowdown 1.1" in why[gene_slow.id]
+    verdict = next(v for v in finalists.judge(request, finals, rows(5)) if v.point == gene_slow)
+    assert verdict.ratio > 2 and any(p.startswith("slowdown lazy-gene") for p in verdict.problems)  # the rule agrees
 
 
 def test_the_race_is_counted_in_the_verification_cost() -> None:

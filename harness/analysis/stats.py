@@ -3,6 +3,7 @@ Mann-Whitney U test. One definition each, so a ratio printed anywhere means the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -85,11 +86,11 @@ def block_noise(rounds: Mapping[str, Sequence[float]]) -> tuple[float, int] | No
     return float((residual**2).sum() / df), df
 
 
-def block_slower_p(rounds: Mapping[str, Sequence[float]], candidate: str, best: str) -> float:
-    """One-sided p that `candidate` is slower than `best`, both measured in the same interleaved rounds, from the
-    difference of their mean log times against the noise of all the points in those rounds (`block_noise`):
-    with many points, two rounds already show a clear loss. After one round there is no noise to measure, and
-    nothing is significant."""
+def block_slower_p(rounds: Mapping[str, Sequence[float]], candidate: str, best: str, margin: float = 1.0) -> float:
+    """One-sided p that `candidate` is slower than `best` by more than `margin` (a factor), both measured in the
+    same interleaved rounds, from the difference of their mean log times against the noise of all the points in
+    those rounds (`block_noise`): with many points, two rounds already show a clear loss. After one round there
+    is no noise to measure, and nothing is significant."""
     from scipy.stats import t
 
     noise = block_noise(rounds)
@@ -97,7 +98,7 @@ def block_slower_p(rounds: Mapping[str, Sequence[float]], candidate: str, best: 
     if noise is None or len(x) != len(y):
         return 1.0
     variance, df = noise
-    difference = float(x.mean() - y.mean())
+    difference = float(x.mean() - y.mean()) - math.log(margin)
     if variance <= 0:
         return 0.0 if difference > 0 else 1.0
     return float(t.sf(difference / np.sqrt(2 * variance / len(x)), df))

@@ -29,7 +29,7 @@ class TuneRequest:
     constraints: Constraints = field(default_factory=Constraints)
     budget_s: float = 1200.0
     repeats: int = 5
-    finalists: int = 6  # how many of the search's best the verification races (finalists.choose; README, tune)
+    finalists: int = 4  # how many of the search's best the verification races (finalists.choose; README, tune)
     out: Path | None = None
     space: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_SPACE))
     timeout: float = 1800.0
