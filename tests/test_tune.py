@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import re
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -192,6 +193,36 @@ def test_a_layout_whose_best_is_slower_than_the_default_on_the_sample_gets_no_sl
     # but rows-256 (3.8 s against the default's 3.0) is not the third finalist: the next best (its tie) is
     assert [_rule(p) for p in chosen] == ["rows-4096x16", "auto", "rows-4096x16"]
     assert {p.axis("pipeline") for p in chosen if _rule(p) == "rows-4096x16"} == {"zarrs", "fused"}
+
+
+def test_what_a_sample_shows_slower_than_max_slowdown_allows_goes_last_among_the_finalists() -> None:
+    from harness.matrix import baseline_point
+    from harness.tune import finalists
+
+    default = baseline_point("anndata-default")
+    fast, good, other = (Point.of(pipeline="fused", sharding=s) for s in ("rows-1024x16", "rows-256x16", "auto"))
+    seconds = {default: (2.0, 1.0), fast: (1.0, 1.3), good: (1.2, 1.05), other: (1.5, 1.0)}  # (write, lazy-random)
+    measured = {p.id: {"write": _row(w), "lazy-random": _row(r)} for p, (w, r) in seconds.items()}
+    slow = search.slowed(measured, [fast.id, good.id, other.id], default.id, max_slowdown=1.1)
+    assert list(slow) == [fast.id] and slow[fast.id].startswith("lazy-random 0.77x anndata-default on 3 rounds")
+    assert not search.slowed(measured, [fast.id], default.id, max_slowdown=1.5)  # 1.3x is within 1.5
+    ids = [p.id for p in seconds]
+    rung = search.Rung(
+        100,
+        ids,
+        {pid: measured[pid]["write"]["values"][1] for pid in ids},
+        {pid: measured[pid]["write"]["values"] for pid in ids},
+        dict.fromkeys(ids, 1000),
+        {},
+        ids,
+        1.0,
+        slow,
+    )
+    found = search.SearchResult(ranked=[fast, good, other, default], shapes=SHAPES, rungs=[rung])
+    # the fastest on the objective, but slower on lazy-random than --max-slowdown allows: after the others
+    assert finalists.choose(found, max_size_ratio=1.0, count=3) == [good, other, fast]
+    rung.slowdowns = {}
+    assert finalists.choose(found, max_size_ratio=1.0, count=3) == [fast, good, other]
 
 
 def test_size_constraint_and_reader_failures_remove_points(monkeypatch, tmp_path: Path) -> None:
@@ -529,6 +560,13 @@ def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: P
     assert again["grid_scores"] == report["grid_scores"] and again["grid_seconds"] == report["grid_seconds"]
     assert len(list((tmp_path / "validation").glob("grid-*"))) == 1
     assert len(list((tmp_path / "validation").glob("tune-*"))) == 2
+    assert Path(report["grid_rows"]).is_absolute()
+    moved = tmp_path / "moved" / "validation"  # a report and its grid copied elsewhere, its path relative
+    shutil.copytree(tmp_path / "validation", moved)
+    copied = next(moved.glob("validation-*.json"))
+    relative = {**json.loads(copied.read_text()), "grid_rows": f"results/validation/{Path(report['grid_rows']).name}"}
+    copied.write_text(json.dumps(relative))
+    assert validate.reused_grid(request, tiny_h5ad, small, copied)[3] == moved / Path(report["grid_rows"]).name
     more = {**small, "codec": (*small["codec"], "blosc-zstd-bitshuffle")}  # two points the grid did not measure
     with pytest.raises(HarnessError, match=r"no rows on this dataset for 2 of the space's 7 points"):
         validate.run(request, log=said.append, space=more, reuse=saved)

@@ -35,6 +35,7 @@ def run(request: TuneRequest, log=print) -> Path:
                 f"rung on {rung.rows} rows: {len(rung.candidates)} candidates, {len(rung.rejected)} rejected, "
                 f"{len(rung.kept)} kept (not significantly slower than the best of their layout), best score {best:.4g} "
                 f"({rung.seconds:.0f}s)"
+                + "".join(f"\n  {pid}: slower on this sample: {why}" for pid, why in rung.slowdowns.items())
                 if best is not None
                 else f"rung on {rung.rows} rows: nothing measurable"
             )

@@ -154,6 +154,7 @@ def emit(
                     "scores": r.scores,
                     "rounds": r.rounds,  # per-round objective: the promotion can be recomputed under another rule
                     "bytes": r.bytes,
+                    "slowdowns": r.slowdowns,
                 }
                 for r in found.rungs
             ],

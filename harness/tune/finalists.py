@@ -5,8 +5,9 @@ Finalists (at most --finalists, default 4): the best survivor within --max-size-
 within the size limit of every other layout (layouts close on the full data are mis-ranked by a sample: the search's
 docstring) unless that best is significantly slower than anndata-default on the last sample (a wide gap, which a
 sample gets right: on 10k Python `rows-4096x16` took the fourth slot and pushed the grid's best out; on the full
-data it was 0.85-0.94x the default, its lazy-gene about 0.5x), then the best within 1.0x, 1.25x, 1.5x and 2x of
-anndata-default's bytes on the last sample, so the summary can show what each extra byte buys, then the next best
+data it was 0.85-0.94x the default, its lazy-gene about 0.5x) or slower than it on a workload by more than
+--max-slowdown (`search.slowed`: such points go after all the others), then the best within 1.0x, 1.25x, 1.5x and 2x
+of anndata-default's bytes on the last sample, so the summary can show what each extra byte buys, then the next best
 survivors and the best of what the search pruned (a sample mis-ranks even within a layout: measured on 100k,
 README).
 
@@ -71,22 +72,25 @@ SIZE_BUDGETS = (1.0, 1.25, 1.5, 2.0)
 def choose(found: SearchResult, max_size_ratio: float, count: int) -> list[Point]:
     """At most `count` finalists from the last rung's survivors (see the module's docstring), best first."""
     last = found.rungs[-1]
-    contenders = [p for p in found.ranked if not p.baseline]
+    # what the last sample shows slower than --max-slowdown allows goes last (`search.slowed`), best first
+    contenders = sorted((p for p in found.ranked if not p.baseline), key=lambda p: p.id in last.slowdowns)
     reference = next((p.id for p in found.ranked if p.baseline == "anndata-default"), None)
     ref_bytes = last.bytes.get(reference) if reference else None
 
     def within(ratio: float) -> list[Point]:
         return [p for p in contenders if ref_bytes and last.bytes.get(p.id, math.inf) <= ratio * ref_bytes]
 
-    def holds(point: Point) -> bool:  # not significantly slower than anndata-default on the last sample
+    def holds(point: Point) -> bool:  # on the last sample: no slowdown, the objective not slower than the default
+        if point.id in last.slowdowns:
+            return False
         return reference not in last.rounds or slower_p(last.rounds[point.id], last.rounds[reference]) >= ALPHA
 
     allowed = within(max_size_ratio)
     picks = [*allowed[:1], *contenders[:1]]
     per_layout: dict[str, Point] = {}
-    for point in allowed:  # best first: the best allowed of every layout
+    for point in filter(holds, allowed):  # best first: the best allowed of every layout
         per_layout.setdefault(layout_of(point), point)
-    picks += [p for p in per_layout.values() if holds(p)]
+    picks += per_layout.values()
     for ratio in SIZE_BUDGETS:
         picks += within(ratio)[:1]
     picks += allowed  # free slots: the next best that may be recommended (a sample's ranking is not the last word)

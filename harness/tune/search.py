@@ -80,6 +80,7 @@ class Rung:
     rejected: dict[str, str]
     kept: list[str]  # promoted: not significantly worse than the best of its layout
     seconds: float
+    slowdowns: dict[str, str] = field(default_factory=dict)  # on this sample, beyond --max-slowdown (`slowed`)
 
 
 @dataclass
@@ -216,6 +217,28 @@ def _judge(
     return scores, sizes, rejected
 
 
+def slowed(
+    measured: Mapping[str, Mapping[str, Mapping[str, Any]]], ids: list[str], reference: str, max_slowdown: float
+) -> dict[str, str]:
+    """Per candidate, the first measured workload on which it is slower than anndata-default by more than
+    --max-slowdown on this sample (one-sided Welch on log times with that margin, p < 0.05), said as why. The
+    finalists put these last (`finalists.choose`): on the full data rule 4 would reject them (on 100k Fused
+    `rows-1024x16` was among the sample's best three in every tune the README records, and the full data ruled it
+    out by lazy-random or lazy-gene every time)."""
+    ref_rows = measured.get(reference, {})
+    out: dict[str, str] = {}
+    for pid in ids:
+        for workload, row in sorted(measured.get(pid, {}).items()):
+            ref = ref_rows.get(workload, {})
+            a, b = row.get("values") or [], ref.get("values") or []
+            if row.get("status") != "ok" or ref.get("status") != "ok" or not a or not b or min(a + b) <= 0:
+                continue
+            if (p := slower_p([v / max_slowdown for v in a], b)) < ALPHA:
+                out[pid] = f"{workload} {median(b) / median(a):.2f}x anndata-default on {len(a)} rounds (p = {p:.3f})"
+                break
+    return out
+
+
 def layout_of(point: Point) -> str:
     """The layout family a point is ranked within on a sample: its sharding policy."""
     return point.axis("sharding")
@@ -301,6 +324,7 @@ def search(
         if not any(not p.baseline for p in ranked):
             raise HarnessError(_nothing_left(rejected, rows, len(pool)))
         kept = promoted(ranked, scores)
+        reference = next(p for p in pool if p.baseline == "anndata-default")
         result.pruned = [p for p in ranked if p not in kept] + result.pruned
         rung = Rung(
             rows,
@@ -311,12 +335,12 @@ def search(
             rejected,
             [p.id for p in kept],
             time.perf_counter() - t0,
+            slowed(measured, [p.id for p in kept if not p.baseline], reference.id, constraints.max_slowdown),
         )
         result.rungs.append(rung)
         if on_rung:
             on_rung(rung)
         if level == 0:
-            reference = next(p for p in pool if p.baseline == "anndata-default")
             # what will be verified: at most verify_shape[1] points (finalists and defaults), fewer when few measured
             shape = (verify_shape[0], min(verify_shape[1], len(ranked)), verify_shape[2])
             result.verify_estimate_s = verification_estimate(

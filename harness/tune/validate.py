@@ -103,6 +103,8 @@ def reused_grid(
         )
     # where its grid's rows are: a report of a reused grid names the grid it took (older reports do not)
     rows_dir = Path(old.get("grid_rows") or report.with_name(report.stem.replace("validation-", "grid-", 1)))
+    if not rows_dir.is_dir() and report.with_name(rows_dir.name).is_dir():  # written relative to another folder
+        rows_dir = report.with_name(rows_dir.name)
     rows = list(results.iter_rows(rows_dir))
     fingerprint = datasets.fingerprint(dataset_path)
     rows = [r for r in rows if (r.get("dataset") or {}).get("fingerprint") == fingerprint]
@@ -165,7 +167,7 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
         "points": len(grid),
         "rounds": request.repeats,
         "grid_seconds": grid_s,
-        "grid_rows": str(grid_dir),
+        "grid_rows": str(Path(grid_dir).resolve()),
         "grid_reused": bool(reuse),
         "tune_seconds": tune_s,
         "search_seconds": record["search"]["seconds"],
