@@ -154,7 +154,8 @@ def render(record: dict[str, Any], figure: str | None = None) -> str:
         "",
         f"Raced: the finalists and the defaults round by round; after each of the first {race} rounds a finalist with "
         "a problem of its own stops, and from the second one significantly slower than anndata-default or the best "
-        f"finalist; after round {race} at most {MAX_SURVIVORS} go on with the defaults. A stopped point's figures are "
+        "finalist on the objective, or slower than anndata-default on a workload by more than --max-slowdown; "
+        f"after round {race} at most {MAX_SURVIVORS} go on with the defaults. A stopped point's figures are "
         "from the rounds it ran; the cross-pipeline reads are from the last round."
         + _noise(record.get("race_noise_sd") or {})
         if (race := record.get("race_rounds"))
