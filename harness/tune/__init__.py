@@ -74,8 +74,6 @@ def run(request: TuneRequest, log=print) -> Path:
                     len(request.verify_networks),
                 ),
                 enough=request.finalists,
-                # the lazy workloads the slowdown rule checks, cheap on a sample (locally: remote ones pay round trips)
-                checks=() if request.remote else tuple(w for w in request.verify_workloads() if w.startswith("lazy-")),
             )
             if found.note:
                 log(found.note)

@@ -271,19 +271,16 @@ def search(
     loader: dict[str, Any] | None = None,
     client: Any = None,
     enough: int = 0,
-    checks: tuple[str, ...] = (),
 ) -> SearchResult:
     """Successive halving with ties; returns the last rung's survivors ranked best first. It stops once at most
     `enough` candidates (besides the defaults) survive: the verification races that many on the full data.
-    `checks` are measured beside the objective's workloads only to find slowdowns (`slowed`).
 
     `env` points workers at running servers for remote stores; the defaults are on the space's store, so
     remote candidates are ranked against the default remote setup."""
     started = time.perf_counter()
     shapes = dataset_shapes(dataset_path)
     pool, dropped = candidates(space, constraints, shapes)
-    # `checks`: workloads outside the objective measured for the slowdown rule only (`slowed`)
-    workloads = list(dict.fromkeys(["write", *check_objective(objective), *checks]))
+    workloads = list(dict.fromkeys(["write", *check_objective(objective)]))
     result = SearchResult(ranked=[], shapes=shapes, dropped=dropped)
     sizes = rung_sizes(shapes.n_obs)
     for level, rows in enumerate(sizes):
