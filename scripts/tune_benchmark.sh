@@ -2,13 +2,13 @@
 # The measurements behind the tune section of the README (issue 16), from a clean clone, nothing else
 # running. PARTS picks them (default: all but validate-100k-full, in this order):
 #   main                 the main command's tune on both built-in datasets (pbmc68k, pbmc3k)
-#   100k                 a balanced tune of 100k at the default budget (18 min here on 2026-12-05;
-#                        about 14 with --finalists 4)
+#   100k                 a balanced tune of 100k at the default budget (about 13 min here on 2026-12-05
+#                        with four finalists, 18 with six)
 #   validate-10k         --validate-search on 10k (the small space, 20 points with the defaults)
 #   validate-100k        --validate-search on 100k (the small space)
 #   validate-10k-full    --validate-search full on 10k (the tune's own space: 15 min here on 2026-12-05)
 #   validate-100k-full   --validate-search full on 100k: the grid over the tune's own space (47 points with the
-#                        defaults, 5 rounds: 1 h 34 min here on 2026-12-05), then the tune (17 min)
+#                        defaults, 5 rounds: 1 h 34 min here on 2026-12-05), then the tune (about 13 min)
 # Outputs under results/tune-benchmark/; each tune's summary.md says what was decided and why, each validation's
 # log its distance, cost share and rank correlation.
 set -euo pipefail
