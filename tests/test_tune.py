@@ -206,6 +206,7 @@ def test_what_a_sample_shows_slower_than_max_slowdown_allows_goes_last_among_the
     slow = search.slowed(measured, [fast.id, good.id, other.id], default.id, max_slowdown=1.1)
     assert list(slow) == [fast.id] and slow[fast.id].startswith("lazy-random 0.77x anndata-default on 3 rounds")
     assert not search.slowed(measured, [fast.id], default.id, max_slowdown=1.5)  # 1.3x is within 1.5
+    assert not search.slowed(measured, [fast.id], default.id, max_slowdown=math.inf)  # --max-slowdown none
     ids = [p.id for p in seconds]
     rung = search.Rung(
         100,
