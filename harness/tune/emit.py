@@ -9,16 +9,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..analysis.stats import block_noise
+from ..analysis import results
+from ..analysis.stats import block_noise, summary
+from ..matrix import Point
 from ..measure import datasets, provenance
 from .finalists import (
     RACE_ROUNDS,
     SIZE_BUDGETS,
     Verdict,
     Verification,
+    by_point,
     full_data_noise,
     racing,
-    verification_table,
 )
 from .request import TuneRequest
 from .search import ETA, SearchResult
@@ -228,3 +230,30 @@ def summary_text(record: dict[str, Any], figure: str | None = None) -> str:
     from .summary import render
 
     return render(record, figure)
+
+
+def verification_table(rows: list[dict[str, Any]], points: list[Point], workloads: list[str]) -> list[dict[str, Any]]:
+    """Per network condition and workload: median, IQR, requests and bytes of every verified point (by id)."""
+    table = []
+    for net in dict.fromkeys(map(results.network_of, rows)):
+        by = by_point(rows, net)
+        for workload in workloads:
+            entry: dict[str, Any] = {"workload": workload, "network": net}
+            for point in points:
+                row = by.get(point.id, {}).get(workload, {})
+                ok = row.get("status") == "ok"
+                st = summary(row.get("values") if ok else None)
+                counted = row.get("requests") or {}
+                entry[point.id] = {
+                    "median": st.median,
+                    "iqr": st.iqr,
+                    "status": row.get("status"),
+                    "error": row.get("error"),
+                    "files": row.get("files"),
+                    "bytes": row.get("bytes"),
+                    "values": row.get("values") if ok else None,
+                    "requests": summary(counted.get("requests")).median,
+                    "transferred": summary(counted.get("bytes")).median,
+                }
+            table.append(entry)
+    return table

@@ -55,7 +55,6 @@ from ..analysis.stats import (
     median,
     ratio_interval,
     slower_p,
-    summary,
 )
 from ..matrix import Point
 from ..measure.rounds import merge
@@ -145,7 +144,8 @@ class Verification:
         return self.pick.baseline == "anndata-default"
 
 
-def _by_point(rows: list[dict[str, Any]], network: str) -> dict[str, dict[str, dict[str, Any]]]:
+def by_point(rows: list[dict[str, Any]], network: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """{point id: {workload: row}} of the rows measured under `network`."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for row in rows:
         if results.network_of(row) == network:
@@ -171,7 +171,7 @@ def slowdown(ref: dict[str, Any], row: dict[str, Any], max_slowdown: float) -> s
 
 def judge(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]]) -> list[Verdict]:
     """A verdict for every verified point (under the last network condition: what the search optimised for)."""
-    by = _by_point(rows, request.verify_networks[-1].label)
+    by = by_point(rows, request.verify_networks[-1].label)
     reference = request.references()[0]
     ref_rows = by.get(reference.id, {})
     ref_scores, ref_bytes = round_scores(ref_rows, request.objective) or [], _store_bytes(ref_rows)
@@ -213,7 +213,7 @@ def judge(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]])
 
 def _objectives(request: TuneRequest, rows: list[dict[str, Any]]) -> dict[str, list[float]]:
     """Every verified point's per-round objective (under the last network condition), for those it measured."""
-    by = _by_point(rows, request.verify_networks[-1].label)
+    by = by_point(rows, request.verify_networks[-1].label)
     return {pid: v for pid, rows_of in by.items() if (v := round_scores(rows_of, request.objective))}
 
 
@@ -243,7 +243,7 @@ def _workload_rounds(
 ) -> dict[str, dict[str, list[float]]]:
     """{workload: {point id: per-round seconds}} of the points `ids` measured in all `rounds` rounds."""
     out: dict[str, dict[str, list[float]]] = {}
-    for pid, rows_of in _by_point(rows, request.verify_networks[-1].label).items():
+    for pid, rows_of in by_point(rows, request.verify_networks[-1].label).items():
         for workload, row in rows_of.items():
             values = row.get("values") or []
             usable = row.get("status") == "ok" and len(values) == rounds and min(values, default=0) > 0
@@ -397,30 +397,3 @@ def _measure(
                 cluster=request.cluster,
             )
         )
-
-
-def verification_table(rows: list[dict[str, Any]], points: list[Point], workloads: list[str]) -> list[dict[str, Any]]:
-    """Per network condition and workload: median, IQR, requests and bytes of every verified point (by id)."""
-    table = []
-    for net in dict.fromkeys(map(results.network_of, rows)):
-        by = _by_point(rows, net)
-        for workload in workloads:
-            entry: dict[str, Any] = {"workload": workload, "network": net}
-            for point in points:
-                row = by.get(point.id, {}).get(workload, {})
-                ok = row.get("status") == "ok"
-                st = summary(row.get("values") if ok else None)
-                counted = row.get("requests") or {}
-                entry[point.id] = {
-                    "median": st.median,
-                    "iqr": st.iqr,
-                    "status": row.get("status"),
-                    "error": row.get("error"),
-                    "files": row.get("files"),
-                    "bytes": row.get("bytes"),
-                    "values": row.get("values") if ok else None,
-                    "requests": summary(counted.get("requests")).median,
-                    "transferred": summary(counted.get("bytes")).median,
-                }
-            table.append(entry)
-    return table
