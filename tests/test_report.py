@@ -83,6 +83,8 @@ def test_the_block_test_cancels_the_drift_of_rounds_and_needs_two() -> None:
     assert block_slower_p(rounds, "a", "slow") > 0.5 and block_slower_p(rounds, "b", "a") > 0.05
     assert block_slower_p(rounds, "slow", "a", margin=1.1) > 0.5  # 5% slower: not by more than 10%
     assert block_slower_p(rounds, "slow", "a", margin=1.02) < 0.05  # but by more than 2%
+    assert slower_p([2.2, 2.3, 2.25], [1.0, 1.05, 1.02], margin=2.0) < 0.05 < slower_p([2.2], [1.0], margin=2.0)
+    assert slower_p([2.2, 2.3, 2.25], [1.0, 1.05, 1.02], margin=2.5) > 0.5  # 2.2x slower: not by more than 2.5x
     variance, df = block_noise(rounds)
     assert df == 3 * 2 and 0 < variance < 0.02**2  # the points' own 1-2 %, not the rounds' 30 %
     assert block_noise({**rounds, "twin": list(rounds["a"])}) == (variance, df)  # one measurement counts once

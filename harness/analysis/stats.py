@@ -57,12 +57,14 @@ def ratio_interval(
     return float(low), float(high)
 
 
-def slower_p(candidate: Sequence[float], best: Sequence[float]) -> float:
-    """One-sided p that `candidate` is slower than `best`: Welch's t-test on log times (timings are close to
-    log-normal, and with 3 repeats a rank test can never reach 0.05). Identical samples give 1."""
+def slower_p(candidate: Sequence[float], best: Sequence[float], margin: float = 1.0) -> float:
+    """One-sided p that `candidate` is slower than `best` by more than `margin` (a factor): Welch's t-test on log
+    times (timings are close to log-normal, and with 3 repeats a rank test can never reach 0.05). Identical
+    samples give 1."""
     from scipy.stats import ttest_ind
 
-    x, y = np.log(np.asarray(candidate, dtype=float)), np.log(np.asarray(best, dtype=float))
+    x = np.log(np.asarray(candidate, dtype=float)) - math.log(margin)
+    y = np.log(np.asarray(best, dtype=float))
     if len(x) < 2 or len(y) < 2:
         return 1.0
     if np.ptp(x) == 0 and np.ptp(y) == 0:  # no spread at all (e.g. bytes): the means decide

@@ -244,10 +244,12 @@ def _workload_rounds(
     """{workload: {point id: per-round seconds}} of the points `ids` measured in all `rounds` rounds."""
     out: dict[str, dict[str, list[float]]] = {}
     for pid, rows_of in by_point(rows, request.verify_networks[-1].label).items():
+        if pid not in ids:
+            continue
         for workload, row in rows_of.items():
             values = row.get("values") or []
             usable = row.get("status") == "ok" and len(values) == rounds and min(values, default=0) > 0
-            if pid in ids and workload != "interop" and usable:
+            if workload != "interop" and usable:
                 out.setdefault(workload, {})[pid] = values
     return out
 
@@ -255,11 +257,11 @@ def _workload_rounds(
 def _slowed(per_workload: dict[str, dict[str, list[float]]], pid: str, reference: str, max_slowdown: float) -> str:
     """Why a finalist is slower than anndata-default on a verified workload by more than --max-slowdown, on the
     race's blocked test (`stats.block_slower_p` with the margin), or '': the final rule (4) would reject it."""
-    for workload, by_point in sorted(per_workload.items()):
-        if pid not in by_point or reference not in by_point:
+    for workload, seconds in sorted(per_workload.items()):
+        if pid not in seconds or reference not in seconds:
             continue
-        if (p := block_slower_p(by_point, pid, reference, max_slowdown)) < ALPHA:
-            ratio = median(by_point[reference]) / median(by_point[pid])
+        if (p := block_slower_p(seconds, pid, reference, max_slowdown)) < ALPHA:
+            ratio = median(seconds[reference]) / median(seconds[pid])
             return (
                 f"{workload} {ratio:.2f}x anndata-default, slower than --max-slowdown {max_slowdown:g} allows "
                 f"(p = {p:.3f})"
