@@ -244,12 +244,10 @@ def _workload_rounds(
     """{workload: {point id: per-round seconds}} of the points `ids` measured in all `rounds` rounds."""
     out: dict[str, dict[str, list[float]]] = {}
     for pid, rows_of in by_point(rows, request.verify_networks[-1].label).items():
-        if pid not in ids:
-            continue
         for workload, row in rows_of.items():
             values = row.get("values") or []
             usable = row.get("status") == "ok" and len(values) == rounds and min(values, default=0) > 0
-            if workload != "interop" and usable:
+            if pid in ids and workload != "interop" and usable:
                 out.setdefault(workload, {})[pid] = values
     return out
 
