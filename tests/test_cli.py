@@ -52,9 +52,10 @@ def test_tune_rejects_unknown_objective_and_remote_store(capsys, tiny_h5ad: Path
     assert "use s3://bucket/prefix or https://host/path" in _error(
         capsys, ["tune", "--dataset", str(tiny_h5ad), "--store", "ftp://bucket/x"]
     )
-    assert "--finalists 0: the verification needs at least one" in _error(
-        capsys, ["tune", "--dataset", str(tiny_h5ad), "--finalists", "0"]
-    )
+    for bad in ("0", "ten"):
+        assert f"--finalists {bad}: pass auto or a number of at least 1" in _error(
+            capsys, ["tune", "--dataset", str(tiny_h5ad), "--finalists", bad]
+        )
 
 
 def test_tune_options_are_parsed_once_into_the_request(tiny_h5ad: Path) -> None:
@@ -70,6 +71,7 @@ def test_tune_options_are_parsed_once_into_the_request(tiny_h5ad: Path) -> None:
         TuneRequest(dataset="x").finalists,
         TuneRequest(dataset="x").repeats,
     )
+    assert default.finalists is None  # auto: as many as the budget leaves room for (tune.finalist_count)
 
 
 def test_directory_that_is_not_zarr(capsys, tmp_path: Path) -> None:

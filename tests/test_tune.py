@@ -347,10 +347,32 @@ def test_deep_space_adds_filters_and_knobs_and_drops_what_cannot_combine() -> No
 
 def test_verification_estimate_scales_with_what_the_verification_measures() -> None:
     ref_rows = {"write": {"values": [0.2]}, "lazy-random": {"values": [0.2]}}
-    local = search.verification_estimate(ref_rows, rows=500, n_obs=10_000, rounds=5, shape=(7, 6, 1))
-    remote = search.verification_estimate(ref_rows, rows=500, n_obs=10_000, rounds=5, shape=(5, 2, 2))
-    assert local == pytest.approx(5 * (6 * 0.2 * 7 * 20 + 5))
-    assert remote == pytest.approx(2 * 5 * (2 * 0.2 * 5 * 20 + 5)) and remote < local
+    local_point = search.point_round_seconds(ref_rows, rows=500, n_obs=10_000, workloads=7)
+    assert local_point == pytest.approx(0.2 * 7 * 20)  # scaled by rows: an upper bound
+    local = search.verification_estimate(local_point, point_rounds=30, rounds=5, sweeps=1)
+    remote_point = search.point_round_seconds(ref_rows, rows=500, n_obs=10_000, workloads=5)
+    remote = search.verification_estimate(remote_point, point_rounds=10, rounds=5, sweeps=2)
+    assert local == pytest.approx(30 * 0.2 * 7 * 20 + 5 * search.STARTUP_S)
+    assert remote == pytest.approx(2 * (10 * 0.2 * 5 * 20 + 5 * search.STARTUP_S)) and remote < local
+
+
+def test_auto_finalists_are_as_many_as_the_budget_leaves_room_for() -> None:
+    from harness.tune import finalist_count, finalists
+    from harness.tune.request import AUTO_FINALISTS, TuneRequest
+
+    request = TuneRequest(dataset="x")  # --finalists auto
+    assert request.finalists is None
+    low, high = AUTO_FINALISTS
+    found = search.SearchResult(ranked=[], shapes=SHAPES, point_round_s=10.0)
+
+    def cost(count: int) -> float:
+        return search.verification_estimate(10.0, finalists.point_rounds(request, count), request.repeats, 1)
+
+    assert cost(low) < cost(6) < cost(high)  # every finalist more costs rounds on the full data
+    assert finalist_count(request, found, left_s=1e9) == (high, cost(high))  # small data: the most
+    assert finalist_count(request, found, left_s=cost(6))[0] == 6
+    assert finalist_count(request, found, left_s=cost(6) - 1)[0] == 5
+    assert finalist_count(request, found, left_s=0)[0] == low  # none fits: the fewest, which the search planned for
 
 
 def _verification_rows(points: dict, rounds: int = 5, noise: float = 0.0) -> list[dict]:
@@ -456,7 +478,7 @@ def _emitted(tmp_path: Path, pick: Point, verified: list[Point], rows: list[dict
     from harness.tune import finalists
     from harness.tune.request import TuneRequest
 
-    request = TuneRequest(dataset="tiny", out=tmp_path)
+    request = TuneRequest(dataset="tiny", out=tmp_path, finalists=5)  # as tune.run resolves --finalists auto
     found = search.SearchResult(ranked=verified, shapes=SHAPES)
     found.rungs.append(search.Rung(500, [p.id for p in verified], {}, {}, {}, {}, [p.id for p in verified], 1.0))
     checked = finalists.Verification(pick, finalists.judge(request, verified, rows), rows, {}, tmp_path / "v")
@@ -473,7 +495,6 @@ def _module(path: Path):
 
 def test_emitted_config_is_the_verified_points_field_for_field(tmp_path: Path) -> None:
     from harness.matrix import baseline_point
-    from harness.tune.request import TuneRequest
 
     default = baseline_point("anndata-default")
     pick = Point.of(
@@ -483,7 +504,7 @@ def test_emitted_config_is_the_verified_points_field_for_field(tmp_path: Path) -
         tmp_path, pick, [pick, default], _verification_rows({default: (2.0, 1000, True), pick: (1.0, 900, True)})
     )
     assert record["outcome"] == "change" and record["config"] == pick.config.to_dict()
-    assert record["finalists"] == TuneRequest(dataset="x").finalists  # how many the verification raced, recorded
+    assert record["finalists"] == 5  # how many the verification raced, recorded
     emitted = _module(tmp_path).recommended_config()
     assert emitted.to_dict() == pick.config.to_dict() and emitted.align_dask  # no safety guard turned off
     said = (tmp_path / "summary.md").read_text()

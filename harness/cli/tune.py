@@ -96,13 +96,13 @@ def _run_args(tn: argparse.ArgumentParser) -> None:
     )
     tn.add_argument(
         "--finalists",
-        type=int,
-        default=4,
-        help="how many of the search's best the verification races on the full data beside anndata's defaults "
-        "(default 4: the best within the size limit, then the best of every other layout that is not slower than "
-        "the default on the sample, then the next best). "
-        "Each costs at least two rounds on the full data; fewer is cheaper and may miss the best (4 against 6, "
-        "measured on 10k and 100k: README, tune)",
+        default="auto",
+        help="how many of the search's best the verification races on the full data beside anndata's defaults: "
+        "the best within the size limit, then the best of every other layout that is not slower than the default "
+        "on the sample, then the next best. Each costs at least two rounds on the full data. auto (the default): "
+        "4, and up to 8 where the budget leaves room after the search (small data: its full-data rounds are cheap "
+        "and a sample ranks it worst); a number races exactly that many (fewer is cheaper and may miss the best: "
+        "README, tune)",
     )
     tn.add_argument("--timeout", type=float, default=1800, help="seconds before a worker is killed")
     tn.add_argument("--out", help="output directory (default results/tune/<dataset>)")
@@ -163,8 +163,9 @@ def request_from(args: argparse.Namespace):
         max_slowdown=args.max_slowdown,
         pipelines=_comma(args.pipelines),
     )
-    if args.finalists < 1:
-        raise HarnessError(f"--finalists {args.finalists}: the verification needs at least one; pass 1 or more")
+    finalists = None if args.finalists == "auto" else int(args.finalists) if args.finalists.isdigit() else 0
+    if finalists is not None and finalists < 1:
+        raise HarnessError(f"--finalists {args.finalists}: pass auto or a number of at least 1 (the race needs one)")
     if args.repeats < 4:
         raise HarnessError("--repeats must be at least 4: with fewer rounds no difference can reach p < 0.05")
     request = TuneRequest(
@@ -173,7 +174,7 @@ def request_from(args: argparse.Namespace):
         constraints=constraints,
         budget_s=parse_budget(args.budget),
         repeats=args.repeats,
-        finalists=args.finalists,
+        finalists=finalists,
         out=Path(args.out) if args.out else None,
         timeout=args.timeout,
         progress=not args.no_progress,

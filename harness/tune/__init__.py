@@ -7,15 +7,29 @@ import contextlib
 import math
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..measure import cluster, datasets
 from . import emit, finalists, search
-from .request import TuneRequest
-from .search import Rung
+from .request import AUTO_FINALISTS, TuneRequest
+from .search import Rung, SearchResult, verification_estimate
 from .space import check_objective
 
 __all__ = ["TuneRequest", "run"]
+
+
+def finalist_count(request: TuneRequest, found: SearchResult, left_s: float) -> tuple[int, float]:
+    """--finalists auto: the most finalists, within AUTO_FINALISTS, whose verification the `left_s` seconds of the
+    budget cover, estimated from the last sample (an upper bound); the fewest when none fits. With the estimate."""
+    low, high = AUTO_FINALISTS
+
+    def cost(count: int) -> float:
+        rounds = finalists.point_rounds(request, count)
+        return verification_estimate(found.point_round_s, rounds, request.repeats, len(request.verify_networks))
+
+    count = max((n for n in range(low, high + 1) if cost(n) <= left_s), default=low)
+    return count, cost(count)
 
 
 def run(request: TuneRequest, log=print) -> Path:
@@ -54,6 +68,7 @@ def run(request: TuneRequest, log=print) -> Path:
                 env, _ = start_servers(
                     [Point.of(store=request.store)], workdir, servers_running, network, request.store_url
                 )
+            fewest = request.finalists or AUTO_FINALISTS[0]  # what the search plans for: it races at least this many
             found = search.search(
                 dataset_path,
                 request.objective,
@@ -70,14 +85,22 @@ def run(request: TuneRequest, log=print) -> Path:
                 verify_shape=(
                     len(request.verify_workloads()),
                     # the race's (point, round) measurements, as points measured in every round
-                    math.ceil(finalists.point_rounds(request, request.finalists) / request.repeats),
+                    math.ceil(finalists.point_rounds(request, fewest) / request.repeats),
                     len(request.verify_networks),
                 ),
-                enough=request.finalists,
+                enough=fewest,
             )
             if found.note:
                 log(found.note)
             log(f"search: {len(found.rungs)} rungs in {found.seconds:.0f}s; {len(found.ranked)} survivors")
+            if request.finalists is None:
+                left = request.budget_s - (time.perf_counter() - started)
+                count, estimate = finalist_count(request, found, left)
+                log(
+                    f"{count} finalists (--finalists auto, {AUTO_FINALISTS[0]} to {AUTO_FINALISTS[1]}): their "
+                    f"verification is estimated at up to {estimate:.0f}s, the budget has {left:.0f}s left"
+                )
+                request = replace(request, finalists=count)
             checked = finalists.verify(request, found, dataset_path, workdir, out, log)
     if checked.keep_default:
         log("nothing beat anndata's default on the full data: the recommendation is to keep it")

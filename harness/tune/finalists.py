@@ -1,7 +1,7 @@
 """The verification: the search's finalists beside anndata's defaults on the full dataset, in interleaved
 rounds (each round a new random order), raced, then the decision.
 
-Finalists (at most --finalists, default 4): the best survivor within --max-size-ratio, the best overall, the best
+Finalists (--finalists, auto: 4 to 8): the best survivor within --max-size-ratio, the best overall, the best
 within the size limit of every other layout (layouts close on the full data are mis-ranked by a sample: the search's
 docstring) unless that best is significantly slower than anndata-default on the last sample (a wide gap, which a
 sample gets right: on 10k Python `rows-4096x16` took the fourth slot and pushed the grid's best out; on the full
@@ -59,7 +59,7 @@ from ..analysis.stats import (
 from ..matrix import Point
 from ..measure.rounds import merge
 from ..measure.runner import Sweep, run_sweep
-from .request import TuneRequest
+from .request import AUTO_FINALISTS, TuneRequest
 from .search import SearchResult, layout_of
 from .space import OBJECTIVES, READERS, round_scores
 
@@ -332,7 +332,7 @@ def verify(
 ) -> Verification:
     """Race the finalists beside the defaults on the full data, round by round (every network condition asked
     for), then judge every point on all its rounds."""
-    finalists = choose(found, request.constraints.max_size_ratio, request.finalists)
+    finalists = choose(found, request.constraints.max_size_ratio, request.finalists or AUTO_FINALISTS[0])
     references = request.references()
     res_dir = out / "verification" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     alive, rows, raced_out = list(finalists), [], {}

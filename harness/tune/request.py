@@ -19,6 +19,10 @@ from .space import (
     defaults,
 )
 
+#: --finalists auto: at least this many, and up to this many where the budget leaves room after the search (on
+#: small data, where a sample ranks worst and the full data costs least: README, tune)
+AUTO_FINALISTS = (4, 8)
+
 
 @dataclass
 class TuneRequest:
@@ -29,7 +33,9 @@ class TuneRequest:
     constraints: Constraints = field(default_factory=Constraints)
     budget_s: float = 1200.0
     repeats: int = 5
-    finalists: int = 4  # how many of the search's best the verification races (finalists.choose; README, tune)
+    # how many of the search's best the verification races (finalists.choose; README, tune); None: as many as the
+    # budget leaves room for after the search, within AUTO_FINALISTS (`tune.finalist_count`)
+    finalists: int | None = None
     out: Path | None = None
     space: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_SPACE))
     timeout: float = 1800.0

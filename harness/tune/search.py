@@ -92,6 +92,7 @@ class SearchResult:
     pruned: list[Point] = field(default_factory=list)  # scored but significantly slower: later rungs first, best first
     seconds: float = 0.0
     verify_estimate_s: float = 0.0
+    point_round_s: float = 0.0  # one (point, round) of the verification, scaled from the last sample (upper bound)
     note: str = ""  # said to the user: e.g. the search stopped early because of the budget
 
 
@@ -113,15 +114,22 @@ def _nothing_left(rejected: dict[str, str], rows: int, total: int) -> str:
     )
 
 
-def verification_estimate(
-    ref_rows: Mapping[str, Mapping[str, Any]], rows: int, n_obs: int, rounds: int, shape: tuple[int, int, int]
-) -> float:
-    """Seconds to verify on the full data, scaled from anndata-default's cost on the sample by rows (an upper
-    bound: fixed costs do not grow with rows). `shape` = (workloads, points, network conditions)."""
-    workloads, points, sweeps = shape
+#: Seconds per worker and round that do not grow with the rows: interpreter, imports, dataset load, warm-up slice
+#: (measured order of magnitude).
+STARTUP_S = 5.0
+
+
+def point_round_seconds(ref_rows: Mapping[str, Mapping[str, Any]], rows: int, n_obs: int, workloads: int) -> float:
+    """Seconds of one point in one verification round on the full data (`workloads` workloads), scaled from
+    anndata-default's cost on a sample of `rows` rows by rows (an upper bound: fixed costs do not grow with rows)."""
     per_workload = sum(median(r.get("values")) or 0 for r in ref_rows.values()) / max(1, len(ref_rows))
-    startup = 5.0  # interpreter, imports, dataset load and warm-up slice per worker (measured order of magnitude)
-    return sweeps * rounds * (points * per_workload * workloads * (n_obs / rows) + startup)
+    return per_workload * workloads * (n_obs / rows)
+
+
+def verification_estimate(point_round_s: float, point_rounds: int, rounds: int, sweeps: int) -> float:
+    """Seconds to verify: `point_rounds` (point, round) measurements per network condition (`sweeps` of them), and
+    every round's worker start."""
+    return sweeps * (point_rounds * point_round_s + rounds * STARTUP_S)
 
 
 def _measure(
@@ -342,11 +350,14 @@ def search(
         result.rungs.append(rung)
         if on_rung:
             on_rung(rung)
+        # the verification's cost, from the largest sample so far (the closest to the full data)
+        result.point_round_s = point_round_seconds(measured.get(reference.id, {}), rows, shapes.n_obs, verify_shape[0])
         if level == 0:
-            # what will be verified: at most verify_shape[1] points (finalists and defaults), fewer when few measured
-            shape = (verify_shape[0], min(verify_shape[1], len(ranked)), verify_shape[2])
+            # what will be verified: at most verify_shape[1] points (finalists and defaults) in every round, fewer
+            # when fewer were measured
+            points = min(verify_shape[1], len(ranked))
             result.verify_estimate_s = verification_estimate(
-                measured.get(reference.id, {}), rows, shapes.n_obs, verify_rounds, shape
+                result.point_round_s, points * verify_rounds, verify_rounds, verify_shape[2]
             )
             budget_s -= result.verify_estimate_s
         spent = time.perf_counter() - started
