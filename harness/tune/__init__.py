@@ -97,7 +97,7 @@ def run(request: TuneRequest, log=print) -> Path:
                 left = request.budget_s - (time.perf_counter() - started)
                 count, estimate = finalist_count(request, found, left)
                 log(
-                    f"{count} finalists (--finalists auto, {AUTO_FINALISTS[0]} to {AUTO_FINALISTS[1]}): their "
+                    f"up to {count} finalists (--finalists auto, {AUTO_FINALISTS[0]} to {AUTO_FINALISTS[1]}): their "
                     f"verification is estimated at up to {estimate:.0f}s, the budget has {left:.0f}s left"
                 )
                 request = replace(request, finalists=count)
