@@ -138,6 +138,16 @@ def _slowdown(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a factor (e.g. 1.1) or none") from None
 
 
+def _finalists(text: str) -> int | None:
+    """--finalists: auto (None: as many as the budget leaves room for, `tune.finalist_count`) or a number of at
+    least 1; a one-line error otherwise."""
+    if text == "auto":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise HarnessError(f"--finalists {text}: pass auto or a number of at least 1 (the race needs one)")
+    return int(text)
+
+
 def _comma(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
@@ -163,9 +173,6 @@ def request_from(args: argparse.Namespace):
         max_slowdown=args.max_slowdown,
         pipelines=_comma(args.pipelines),
     )
-    finalists = None if args.finalists == "auto" else int(args.finalists) if args.finalists.isdigit() else 0
-    if finalists is not None and finalists < 1:
-        raise HarnessError(f"--finalists {args.finalists}: pass auto or a number of at least 1 (the race needs one)")
     if args.repeats < 4:
         raise HarnessError("--repeats must be at least 4: with fewer rounds no difference can reach p < 0.05")
     request = TuneRequest(
@@ -174,7 +181,7 @@ def request_from(args: argparse.Namespace):
         constraints=constraints,
         budget_s=parse_budget(args.budget),
         repeats=args.repeats,
-        finalists=finalists,
+        finalists=_finalists(args.finalists),
         out=Path(args.out) if args.out else None,
         timeout=args.timeout,
         progress=not args.no_progress,

@@ -68,7 +68,6 @@ def run(request: TuneRequest, log=print) -> Path:
                 env, _ = start_servers(
                     [Point.of(store=request.store)], workdir, servers_running, network, request.store_url
                 )
-            fewest = request.finalists or AUTO_FINALISTS[0]  # what the search plans for: it races at least this many
             found = search.search(
                 dataset_path,
                 request.objective,
@@ -85,10 +84,10 @@ def run(request: TuneRequest, log=print) -> Path:
                 verify_shape=(
                     len(request.verify_workloads()),
                     # the race's (point, round) measurements, as points measured in every round
-                    math.ceil(finalists.point_rounds(request, fewest) / request.repeats),
+                    math.ceil(finalists.point_rounds(request, request.fewest_finalists) / request.repeats),
                     len(request.verify_networks),
                 ),
-                enough=fewest,
+                enough=request.fewest_finalists,
             )
             if found.note:
                 log(found.note)

@@ -59,7 +59,7 @@ from ..analysis.stats import (
 from ..matrix import Point
 from ..measure.rounds import merge
 from ..measure.runner import Sweep, run_sweep
-from .request import AUTO_FINALISTS, TuneRequest
+from .request import TuneRequest
 from .search import SearchResult, layout_of
 from .space import OBJECTIVES, READERS, round_scores
 
@@ -332,7 +332,7 @@ def verify(
 ) -> Verification:
     """Race the finalists beside the defaults on the full data, round by round (every network condition asked
     for), then judge every point on all its rounds."""
-    finalists = choose(found, request.constraints.max_size_ratio, request.finalists or AUTO_FINALISTS[0])
+    finalists = choose(found, request.constraints.max_size_ratio, request.fewest_finalists)
     references = request.references()
     res_dir = out / "verification" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     alive, rows, raced_out = list(finalists), [], {}

@@ -47,6 +47,11 @@ class TuneRequest:
     cluster: ClusterSpec | None = None  # rounds sent to a dask.distributed cluster (measure.cluster)
 
     @property
+    def fewest_finalists(self) -> int:
+        """--finalists, or under auto its fewest: what the search plans for (`tune.run` then resolves auto)."""
+        return self.finalists or AUTO_FINALISTS[0]
+
+    @property
     def remote(self) -> bool:
         return Store.parse(self.store).remote
 
