@@ -94,6 +94,39 @@ def test_stores_that_are_the_same_at_full_size_are_measured_once() -> None:
     assert layout.fingerprint(a, sample) != layout.fingerprint(a.with_axes(pipeline="zarrs"), sample)
 
 
+def test_the_store_fingerprint_ignores_how_a_store_runs_but_not_what_it_writes() -> None:
+    fused = Point.of(pipeline="fused", sharding="rows-1024x16")
+    zarrs = fused.with_axes(pipeline="zarrs", concurrency="4")
+    assert layout.store_fingerprint(fused, SHAPES) == layout.store_fingerprint(zarrs, SHAPES)
+    assert layout.fingerprint(fused, SHAPES) != layout.fingerprint(zarrs, SHAPES)  # timed apart
+    for other in (fused.with_axes(codec="blosc-lz4-bitshuffle"), fused.with_axes(consolidated="off")):
+        assert layout.store_fingerprint(other, SHAPES) != layout.store_fingerprint(fused, SHAPES)
+
+
+def test_the_size_pass_writes_each_distinct_store_once(monkeypatch, tmp_path: Path) -> None:
+    blosc = lambda p: p.axis("codec") == "blosc-lz4-bitshuffle"  # noqa: E731
+    _fake_rounds(monkeypatch, _cost, nbytes=lambda p: 5000 if blosc(p) else 1000)
+    timed_rounds = search.run_rounds
+    written: list[list] = []
+
+    def run_rounds(points, sample, workloads, *, rounds, readers, **kw):
+        if rounds == 1:
+            written.append(points)
+        return timed_rounds(points, sample, workloads, rounds=rounds, readers=readers, **kw)
+
+    monkeypatch.setattr(search, "run_rounds", run_rounds)
+    found = search.search(
+        tmp_path, "write", space.VALIDATION_SPACE, space.Constraints(), workdir=tmp_path, budget_s=1e9
+    )
+    (points,) = written
+    stores = {(p.axis("codec"), p.axis("sharding")) for p in points if not p.baseline}
+    assert [p.id for p in points if p.baseline] == ["anndata-default"]  # the reference bytes
+    assert len(stores) == len(points) - 1 == 6  # 2 codecs x 3 layouts, one pipeline each (of 3)
+    rung = found.rungs[0]
+    too_large = {pid for pid, why in rung.rejected.items() if "exceeds --max-size-ratio 1" in why}
+    assert len(too_large) == 9 and {pid.split("/")[2] for pid in too_large} == {"python", "fused", "zarrs"}
+
+
 def test_rung_sizes_grow_by_three_and_respect_small_datasets() -> None:
     assert search.rung_sizes(100_000) == [3703, 11111, 33333]
     assert search.rung_sizes(700) == [500]

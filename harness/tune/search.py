@@ -13,8 +13,8 @@ at n/27 rows, whether the sample keeps the full data's shard count or its shard 
 and the parallelism of many shards do not scale with the rows; wider gaps it gets right about as often as
 pipelines (23-24 of 30 pairs of layouts, 10-13 of 15 of pipelines in three 100k validations: README).
 Candidates that write the same store at a sample's size share one measurement there. Before the first
-rung's timed rounds one untimed write of every candidate gives its store's bytes, and what --max-size-ratio
-rules out is not timed (`size_pass`). Lazy workloads
+rung's timed rounds one untimed write of every distinct store gives the bytes of the candidates that write it,
+and what --max-size-ratio rules out is not timed (`size_pass`). Lazy workloads
 read a fraction of the rows, so a sample asks the same question as the full data. The search stops as soon
 as no more candidates are left than the verification races on the full data (`enough`): a larger sample
 would rank them less well than the full data does. The survivors of the last rung, then the best of what
@@ -36,7 +36,7 @@ from ..analysis.stats import median, slower_p
 from ..errors import HarnessError
 from ..matrix import Point
 from ..measure.rounds import run_rounds
-from .layout import Shapes, at_sample, dataset_shapes, fingerprint
+from .layout import Shapes, at_sample, dataset_shapes, fingerprint, store_fingerprint
 from .space import VERIFY_WORKLOADS, Constraints, candidates, check_objective, round_scores
 
 ETA = 3
@@ -140,14 +140,16 @@ def _measure(
     workloads: list[str],
     readers: list[str],
     rounds: int,
+    same: Callable[[Point, Shapes], str] = fingerprint,
     **kw: Any,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """{point id: {workload: row}} for the pool, each measured the way a sample should (`layout.at_sample`);
-    points that write the same store at the sample's size share one measurement."""
+    points that are the `same` at the sample's size (by default: write the same store and run the same) share one
+    measurement."""
     fraction = shapes.n_obs / max(1, full_rows)
     scaled = {p.id: at_sample(p, fraction) for p in pool}
     first: dict[str, Point] = {}
-    twin = {p.id: first.setdefault(fingerprint(scaled[p.id], shapes), scaled[p.id]).id for p in pool}
+    twin = {p.id: first.setdefault(same(scaled[p.id], shapes), scaled[p.id]).id for p in pool}
     measured = run_rounds(list(first.values()), sample, workloads, rounds=rounds, readers=readers, **kw)
     by_point: dict[str, dict[str, dict[str, Any]]] = {}
     for (pid, workload), row in measured.items():
@@ -169,15 +171,18 @@ def _too_large(point: Point, size: int | None, ref_bytes: int | None, constraint
 def size_pass(
     pool: list[Point], shapes: Shapes, full_rows: int, sample: Path, constraints: Constraints, **kw: Any
 ) -> tuple[dict[str, int], dict[str, str]]:
-    """Bytes of every candidate's sample store from one untimed write each, and the candidates that
-    --max-size-ratio rules out on them: the timed rounds then skip what the cap would reject after timing it
-    (30 of 47 candidates on 100k under the default cap). Bytes do not vary between rounds, so the rejections
-    are the ones the timed rung would make. Nothing is rejected here without anndata-default's bytes."""
+    """Bytes of every candidate's sample store, from one untimed write of each distinct store (candidates that
+    differ only in how they run share it: `layout.store_fingerprint`), and the candidates that --max-size-ratio
+    rules out on them: the timed rounds then skip what the cap would reject after timing it (30 of 47 candidates on
+    100k under the default cap). Bytes do not vary between rounds, so the rejections are the ones the timed rung
+    would make. anndata-default is written for the reference bytes; the other defaults are never rejected for size,
+    so they are not written. Nothing is rejected here without anndata-default's bytes."""
     if math.isinf(constraints.max_size_ratio):
         return {}, {}
-    measured = _measure(pool, shapes, full_rows, sample, ["write"], [], 1, warmup_rows=0, **kw)
-    sizes = {pid: int(b) for pid, rows in measured.items() if (b := (rows.get("write") or {}).get("bytes"))}
     reference = next(p for p in pool if p.baseline == "anndata-default")
+    written = [reference, *(p for p in pool if not p.baseline)]
+    measured = _measure(written, shapes, full_rows, sample, ["write"], [], 1, store_fingerprint, warmup_rows=0, **kw)
+    sizes = {pid: int(b) for pid, rows in measured.items() if (b := (rows.get("write") or {}).get("bytes"))}
     rejected = {
         p.id: reason
         for p in pool
