@@ -99,7 +99,8 @@ def test_the_store_fingerprint_ignores_how_a_store_runs_but_not_what_it_writes()
     zarrs = fused.with_axes(pipeline="zarrs", concurrency="4")
     assert layout.store_fingerprint(fused, SHAPES) == layout.store_fingerprint(zarrs, SHAPES)
     assert layout.fingerprint(fused, SHAPES) != layout.fingerprint(zarrs, SHAPES)  # timed apart
-    for other in (fused.with_axes(codec="blosc-lz4-bitshuffle"), fused.with_axes(consolidated="off")):
+    others = (fused.with_axes(codec="blosc-lz4-bitshuffle"), fused.with_axes(consolidated="off"))
+    for other in (*others, fused.with_axes(pipeline="gpu")):  # not measured: a store of its own
         assert layout.store_fingerprint(other, SHAPES) != layout.store_fingerprint(fused, SHAPES)
 
 

@@ -144,6 +144,9 @@ def layout(point: Point, shapes: Shapes) -> list[tuple[str, Any]]:
 #: Fused pipelines wrote byte-identical stores and zarrs stores within 0.27 % of theirs, for every codec and layout of
 #: the tune's space (the `--validate-search full` grid), so one write gives the bytes of them all.
 RUNTIME_ONLY = ("loop", "pipeline", "concurrency", "cache", "knobs", "client")
+#: The pipelines that measurement covers. The GPU pipeline (zarr on GPU buffers) was not measured: its stores count
+#: as its own.
+SAME_BYTES_PIPELINES = frozenset({"python", "fused", "zarrs"})
 
 
 def _digest(ident: dict[str, Any]) -> str:
@@ -155,8 +158,16 @@ def store_fingerprint(point: Point, shapes: Shapes) -> str:
     kept = {
         k: str(v) for k, v in point.config.to_dict().items() if k not in ("codec", "sharding", "filters", *RUNTIME_ONLY)
     }
+    pipeline = str(point.config.pipeline)
+    writer = "cpu" if pipeline in SAME_BYTES_PIPELINES else pipeline
     return _digest(
-        {"config": kept, "input": str(point.input), "codec": codec_chain(point), "layout": layout(point, shapes)}
+        {
+            "config": kept,
+            "writer": writer,
+            "input": str(point.input),
+            "codec": codec_chain(point),
+            "layout": layout(point, shapes),
+        }
     )
 
 
