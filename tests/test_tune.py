@@ -592,6 +592,7 @@ def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: P
     assert {r["workload"] for r in grid_rows} >= set(request.verify_workloads())  # what the slowdown rule needs
     assert report["points"] == 5  # four candidates and anndata-default (zarrs is not allowed here)
     assert report["tune_pick"] in report["grid_scores"] and report["distance"] >= 0
+    assert report["pick_within_grid_rules"] == (report["tune_pick"] in report["grid_allowed"])
     assert report["tune_seconds"] > 0 and report["grid_seconds"] > 0 and report["time_fraction"] > 0
     assert report["rank_correlation_rung0"] is not None and -1 <= report["rank_correlation_rung0"] <= 1
     tuned = json.loads(next((tmp_path / "validation").glob("tune-*/recommended.json")).read_text())

@@ -181,6 +181,9 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
         "tune_outcome": record["outcome"],
         "tune_pick_grid_score": grid.get(pick),
         "distance": grid[pick] / grid[best] - 1,
+        # the grid's own rounds may rule the pick out (bytes, or a workload slower than --max-slowdown) where the
+        # verification's did not: a slowdown near the edge of what five rounds resolve
+        "pick_within_grid_rules": pick in allowed,
         "rank_correlation_rung0": spearman([rung0[p] for p in top], [grid[p] for p in top]),
         "rank_correlation_points": top,
         "grid_scores": grid,
@@ -196,6 +199,7 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
         f"{request.constraints.max_slowdown:g}: {best} ({grid[best]:.4g}; fastest at "
         f"any size {fastest}, {grid[fastest]:.4g}); tune picked {pick} (grid score {grid[pick]:.4g}, "
         f"{report['distance']:+.1%} from the best; target <= {TARGET_DISTANCE:.0%})"
+        + ("" if report["pick_within_grid_rules"] else "; the grid's own rounds rule the pick out")
     )
     log(
         f"cost: tune {tune_s:.0f}s (search {record['search']['seconds']:.0f}s + verification) vs grid {grid_s:.0f}s = "
