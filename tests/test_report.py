@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -71,6 +72,26 @@ def test_significance_on_constructed_samples() -> None:
     assert faster.significant and faster.ratio < 1 and faster.verdict == "B 2.00x faster"
     few = verdict([1.0, 1.1], [2.0, 2.1])
     assert few.p_value is None and not few.significant and few.verdict == "too few repeats"
+
+
+def test_a_slowdown_is_judged_on_the_pairs_own_rounds() -> None:
+    from harness.analysis.stats import block_slower_p, mann_whitney, paired_slowdown
+
+    drift = [1.0, 1.4, 0.8, 1.25, 0.9]  # the host's pace per round, shared by every point in it
+    default = [d * o for d, o in zip(drift, [1.0, 1.01, 0.99, 1.0, 1.01])]
+    slow = [d * o * 1.25 for d, o in zip(drift, [1.01, 0.99, 1.0, 1.02, 0.99])]  # 0.8x the default, every round
+    bit = [d * o * 1.05 for d, o in zip(drift, [1.01, 0.99, 1.0, 1.02, 0.99])]  # 0.95x: within a 1.1 margin
+    ratio, p = paired_slowdown(slow, default, 1.1)
+    assert ratio == pytest.approx(0.8, abs=0.02) and p < 0.01 and mann_whitney(default, slow) > 0.05  # drift hides it
+    assert paired_slowdown(bit, default, 1.1) is None and paired_slowdown(bit, default, 1.0) is not None
+    assert paired_slowdown(default, slow, 1.1) is None  # faster: never a slowdown
+    assert paired_slowdown(slow[:2], default, 1.1) is not None  # raced out after two rounds: those two, paired
+    assert paired_slowdown(slow[:1], default, 1.1) is None  # one round: nothing to judge by
+    assert paired_slowdown(slow, default, math.inf) is None  # --max-slowdown none
+    # a third point that is erratic in these rounds does not hide the pair's slowdown, as pooling its noise would
+    erratic = [d * o for d, o in zip(drift, [1.0, 1.8, 1.0, 1.9, 1.0])]
+    pooled = block_slower_p({"default": default, "slow": slow, "erratic": erratic}, "slow", "default")
+    assert pooled > 0.05 and paired_slowdown(slow, default, 1.1)[1] < 0.05
 
 
 def test_the_block_test_cancels_the_drift_of_rounds_and_needs_two() -> None:

@@ -24,15 +24,14 @@ the full data's noise was four times the last rung's). After round RACE_ROUNDS a
 the median, go on with the defaults to the last round, in which their stores are also read back under every reader.
 All rounds are judged together: the full data, not a sample, decides between the finalists.
 
-The rule, stated once here and in the README: a change is
-recommended only when, on the full data, (1) every workload read back equal, (2) its store reads back under
-every required reader, (3) its store is at most --max-size-ratio x anndata-default's, (4) no verified
-workload, in the objective or outside it (lazy-obs, lazy-gene, ...), is slower than anndata-default's by
-more than --max-slowdown (default 1.1x) with significance (`slowdown`: the ratio of medians beyond that factor and a
-one-sided p < 0.05 that it is slower, the rounds taken as blocks), and (5) it beats anndata-default on the objective: two-sided Mann-Whitney p < 0.05 on
-the per-round objective values and the 95% bootstrap interval of the objective ratio (default / candidate)
-entirely above 1. Of those, the best objective wins; when none qualifies the answer is "keep anndata's
-default".
+The rule, stated once here and in the README: a change is recommended only when, on the full data, (1) every
+workload read back equal, (2) its store reads back under every required reader, (3) its store is at most
+--max-size-ratio x anndata-default's, (4) no verified workload, in the objective or outside it (lazy-obs, lazy-gene,
+...), is slower than anndata-default's by more than --max-slowdown (default 1.1x) with significance
+(`stats.paired_slowdown`: the ratio of medians beyond that factor and a one-sided p < 0.05 that it is slower, on its rounds
+paired with the default's), and (5) it beats anndata-default on the objective: two-sided Mann-Whitney p < 0.05 on
+the per-round objective values and the 95% bootstrap interval of the objective ratio (default / candidate) entirely
+above 1. Of those, the best objective wins; when none qualifies the answer is "keep anndata's default".
 """
 
 from __future__ import annotations
@@ -52,6 +51,7 @@ from ..analysis.stats import (
     block_slower_p,
     mann_whitney,
     median,
+    paired_slowdown,
     ratio_interval,
     slower_p,
 )
@@ -156,28 +156,20 @@ def _store_bytes(rows_of: dict[str, dict[str, Any]]) -> int | None:
     return next((int(r["bytes"]) for w, r in sorted(rows_of.items()) if r.get("bytes") and w != "interop"), None)
 
 
-def slowdown(seconds: dict[str, list[float]], pid: str, reference: str, max_slowdown: float) -> str | None:
-    """Why one workload counts as a slowdown against anndata-default (rule 4 of the module's docstring), or None:
-    `seconds` is every point's per-round seconds of the workload. Over the rounds `pid` ran (points only leave the
-    verification, so they are the first rounds of everyone still in them) the ratio of medians (default / `pid`) is
-    below 1 / `max_slowdown`, and the one-sided blocked test (`stats.block_slower_p`) that it is slower gives
-    p < 0.05. The rounds are blocks, so a round's drift cancels: on 100k, where Fused `rows-1024x16` read 500 random
-    rows 0.78x as fast as the default in five rounds, Mann-Whitney across the rounds gave p = 0.056, this test 0.000."""
-    count = len(seconds.get(pid) or [])
-    blocks = {q: v[:count] for q, v in seconds.items() if len(v) >= count}
-    if reference not in blocks or count < 2:
+def slowdown(ref: dict[str, Any], row: dict[str, Any], max_slowdown: float) -> str | None:
+    """Why one workload counts as a slowdown against anndata-default (rule 4 of the module's docstring), or
+    None: `stats.paired_slowdown` of its per-round values against anndata-default's in the same rounds."""
+    a, b = ref.get("values") or [], row.get("values") or []
+    if ref.get("status") != "ok" or row.get("status") != "ok" or not (found := paired_slowdown(b, a, max_slowdown)):
         return None
-    ratio = median(blocks[reference]) / median(blocks[pid])
-    if ratio * max_slowdown >= 1 or (p := block_slower_p(blocks, pid, reference)) >= ALPHA:
-        return None
-    return f"{ratio:.2f}x anndata-default, p = {p:.3f}"
+    return f"{found[0]:.2f}x anndata-default, p = {found[1]:.3f}"
 
 
 def judge(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]]) -> list[Verdict]:
     """A verdict for every verified point (under the last network condition: what the search optimised for)."""
     by = by_point(rows, request.verify_networks[-1].label)
     reference = request.references()[0]
-    ref_rows, per_workload = by.get(reference.id, {}), _workload_rounds(request, rows)
+    ref_rows = by.get(reference.id, {})
     ref_scores, ref_bytes = round_scores(ref_rows, request.objective) or [], _store_bytes(ref_rows)
     verdicts, max_slowdown = [], request.constraints.max_slowdown
     for point in points:
@@ -193,7 +185,7 @@ def judge(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]])
             elif (
                 workload != "interop"
                 and point.baseline != "anndata-default"
-                and (why := slowdown(per_workload.get(workload, {}), point.id, reference.id, max_slowdown))
+                and (why := slowdown(ref_rows.get(workload, {}), row, max_slowdown))
             ):
                 verdict.problems.append(f"slowdown {workload}: {why} exceeds --max-slowdown {max_slowdown:g}")
         if verdict.bytes and ref_bytes:
@@ -238,18 +230,6 @@ def point_rounds(request: TuneRequest, finalists: int) -> int:
         return (finalists + references) * request.repeats
     survivors = min(finalists, MAX_SURVIVORS) + references
     return (finalists + references) * RACE_ROUNDS + survivors * (request.repeats - RACE_ROUNDS)
-
-
-def _workload_rounds(request: TuneRequest, rows: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
-    """{workload: {point id: per-round seconds}} of every point's timed workloads (under the last network
-    condition) that ran and measured every round they were in."""
-    out: dict[str, dict[str, list[float]]] = {}
-    for pid, rows_of in by_point(rows, request.verify_networks[-1].label).items():
-        for workload, row in rows_of.items():
-            values = row.get("values") or []
-            if row.get("status") == "ok" and workload != "interop" and min(values, default=0) > 0:
-                out.setdefault(workload, {})[pid] = values
-    return out
 
 
 def race(

@@ -79,11 +79,6 @@ def _headline(record: dict[str, Any], verdicts: dict[str, dict[str, Any]]) -> li
     ]
 
 
-def _rounds(entry: dict[str, Any]) -> dict[str, list[float]]:
-    """Every verified point's per-round seconds in one entry of the verification table (the ones that ran)."""
-    return {pid: cell["values"] for pid, cell in entry.items() if isinstance(cell, dict) and cell.get("values")}
-
-
 def _slower(record: dict[str, Any]) -> str:
     """Every workload on which the pick is slower than the reference with significance (the slowdown rule's test
     at any size), allowed because it is within --max-slowdown: said beside the gain, so it is no surprise."""
@@ -91,7 +86,7 @@ def _slower(record: dict[str, Any]) -> str:
     slower = [
         f"{e['workload']}{'' if e.get('network', 'none') == 'none' else ' (' + e['network'] + ')'} {why}"
         for e in record["verification"]
-        if (why := slowdown(_rounds(e), pick, ref, 1.0))
+        if (why := slowdown(e.get(ref) or {}, e.get(pick) or {}, 1.0))
     ]
     if not slower:
         return "No verified workload is significantly slower than anndata-default."
