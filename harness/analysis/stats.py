@@ -114,9 +114,10 @@ def paired_slowdown(
     says it is slower at all (p < ALPHA). Both are per-round values of the same interleaved rounds; the candidate
     may have run only the first ones (points leave a race, they never join), and the reference's are cut to those.
     Paired, a round's drift cancels: on 100k Fused `rows-1024x16` read 500 random rows 0.78x as fast as the
-    default in five rounds, which Mann-Whitney across the rounds could not tell from the drift (p = 0.056). Only
-    the pair's own rounds count: pooling the noise of every point in them (`block_slower_p`) let one erratic
-    point (anndata-default+zarrs on lazy-rows, 0.40-0.72 s against 0.38-0.41 s) hide a 0.86x slowdown."""
+    default in five rounds, which Mann-Whitney across the rounds could not tell from the drift (p = 0.056; paired:
+    0.006). Only the pair's own rounds count: pooling the noise of every point in them (`block_slower_p`) let one
+    erratic point (anndata-default+zarrs on lazy-rows, 0.40-0.72 s against 0.38-0.41 s) hide a 0.86x slowdown
+    (pooled p = 0.078; paired: 0.020)."""
     count = len(candidate)
     if count < 2 or len(reference) < count or math.isinf(margin):
         return None

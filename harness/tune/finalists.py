@@ -28,10 +28,11 @@ The rule, stated once here and in the README: a change is recommended only when,
 workload read back equal, (2) its store reads back under every required reader, (3) its store is at most
 --max-size-ratio x anndata-default's, (4) no verified workload, in the objective or outside it (lazy-obs, lazy-gene,
 ...), is slower than anndata-default's by more than --max-slowdown (default 1.1x) with significance
-(`stats.paired_slowdown`: the ratio of medians beyond that factor and a one-sided p < 0.05 that it is slower, on its rounds
-paired with the default's), and (5) it beats anndata-default on the objective: two-sided Mann-Whitney p < 0.05 on
-the per-round objective values and the 95% bootstrap interval of the objective ratio (default / candidate) entirely
-above 1. Of those, the best objective wins; when none qualifies the answer is "keep anndata's default".
+(`stats.paired_slowdown`: the ratio of medians beyond that factor and a one-sided p < 0.05 that it is slower, on
+its rounds paired with the default's), and (5) it beats anndata-default on the objective: two-sided Mann-Whitney
+p < 0.05 on the per-round objective values and the 95% bootstrap interval of the objective ratio (default /
+candidate) entirely above 1. Of those, the best objective wins; when none qualifies the answer is "keep anndata's
+default".
 """
 
 from __future__ import annotations
