@@ -224,7 +224,8 @@ def _workload_tables(record: dict[str, Any]) -> list[str]:
         where = "" if net == "none" else f"; network {net}"
         lines += [
             "",
-            f"## Per workload (median seconds ±IQR{where}; (ratio = {ref} / this, Mann-Whitney p))",
+            f"## Per workload (median seconds ±IQR{where}; (ratio = {ref} / this, Mann-Whitney p across the rounds; "
+            "the slowdown rule pairs each round's two values))",
             "",
             "| workload | " + " | ".join(f"`{p}`" for p in shown) + " |",
             "|---" * (len(shown) + 1) + "|",
