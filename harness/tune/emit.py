@@ -132,7 +132,7 @@ def emit(
         "size_budgets": size_budgets(checked.verdicts),
         "pareto": pareto(checked.verdicts),
         "verification": verification_table(checked.rows, verified, request.verify_workloads()),
-        "verification_rounds": request.repeats,
+        "verification_rounds": checked.rounds or request.repeats,
         "finalists": request.finalists,
         "race_rounds": RACE_ROUNDS if racing(request) else None,
         # the race's tests are against this noise: one round's relative spread (sd of log per-round objective)
