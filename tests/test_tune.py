@@ -734,6 +734,7 @@ def test_the_race_stops_problems_at_once_clear_losers_after_two_rounds_and_keeps
     survivors, why, stopped = race(2)
     assert survivors == [best, closer, close, near]  # best first
     assert f"1.50x the objective of {best.id}" in why[far.id] and "anndata-default" in why[slow.id]
+    assert why[far.id].endswith(f" < {0.05 / 4:.3g})")  # tested against the best of five: 4 comparisons
     assert why[far.id].startswith("raced out after 2 rounds") and set(stopped) == {big.id}
     # the last look: at most MAX_SURVIVORS go on
     rows = _verification_rows(timings, rounds=finalists.RACE_ROUNDS, noise=0.02)
