@@ -154,10 +154,10 @@ def render(record: dict[str, Any], figure: str | None = None) -> str:
         "",
         f"Raced: the finalists and the defaults round by round; after each of the first {race} rounds a finalist with "
         "a problem of its own stops, and from the second one significantly slower than anndata-default or the best "
-        "finalist on the objective, or slower than anndata-default on a workload by more than --max-slowdown; "
-        f"after round {race} at most {MAX_SURVIVORS} go on with the defaults. A stopped point's figures are "
-        "from the rounds it ran; the cross-pipeline reads are from the last round."
-        + _noise(record.get("race_noise_sd") or {})
+        "finalist (p < 0.05 / the other finalists) on the objective, or significantly slower than anndata-default "
+        f"on a workload by more than --max-slowdown; after round {race} at most {MAX_SURVIVORS} go on with the "
+        "defaults, and when none is left no more rounds are run. A stopped point's figures are from the rounds it "
+        "ran; the cross-pipeline reads are from the last round." + _noise(record.get("race_noise_sd") or {})
         if (race := record.get("race_rounds"))
         else "",
         "",
