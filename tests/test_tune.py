@@ -484,9 +484,8 @@ def test_a_workload_outside_the_objective_more_than_max_slowdown_slower_blocks_t
     drift = (1.0, 1.4, 0.8, 1.25, 0.9)  # the host's pace per round, shared by every point in the round
     obs = {}
     for k, (point, seconds) in enumerate(((default, 1.0), (obs_slow, 1.25), (obs_bit_slower, 1.05))):
-        obs[point] = [
-            seconds * d * (1 + 0.01 * (-1) ** (k + i)) for i, d in enumerate(drift)
-        ]  # lazy-obs: not in balanced
+        # lazy-obs: not in balanced
+        obs[point] = [seconds * d * (1 + 0.01 * (-1) ** (k + i)) for i, d in enumerate(drift)]
         rows.append({"point_id": point.id, "workload": "lazy-obs", "status": "ok", "values": obs[point], "bytes": 900})
     verdicts = {v.point.id: v for v in finalists.judge(TuneRequest(dataset="x"), [obs_slow, obs_bit_slower], rows)}
     assert verdicts[obs_slow.id].beats and not verdicts[obs_slow.id].qualifies

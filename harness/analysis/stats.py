@@ -122,8 +122,10 @@ def paired_slowdown(
     if count < 2 or len(reference) < count or math.isinf(margin):
         return None
     pair = {"candidate": list(candidate), "reference": list(reference[:count])}
+    if min(*pair["candidate"], *pair["reference"]) <= 0:  # no log time, and no ratio
+        return None
     ratio = median(pair["reference"]) / median(pair["candidate"])
-    if ratio * margin >= 1 or min(*pair["candidate"], *pair["reference"]) <= 0:
+    if ratio * margin >= 1:
         return None
     p = block_slower_p(pair, "candidate", "reference")
     return (ratio, p) if p < ALPHA else None

@@ -256,11 +256,9 @@ def _slowed(per_workload: dict[str, dict[str, list[float]]], pid: str, reference
     """Why a finalist is significantly slower than anndata-default on a verified workload by more than
     --max-slowdown (`stats.block_slower_p` with the margin), or '': rule 4 would reject it at the end."""
     for workload, seconds in sorted(per_workload.items()):
-        if (
-            pid in seconds
-            and reference in seconds
-            and (p := block_slower_p(seconds, pid, reference, max_slowdown)) < ALPHA
-        ):
+        if pid not in seconds or reference not in seconds:
+            continue
+        if (p := block_slower_p(seconds, pid, reference, max_slowdown)) < ALPHA:
             ratio = median(seconds[reference]) / median(seconds[pid])
             return f"{workload} {ratio:.2f}x anndata-default, beyond --max-slowdown {max_slowdown:g} (p = {p:.3f})"
     return ""
