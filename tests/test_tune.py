@@ -392,7 +392,7 @@ def test_verification_estimate_scales_with_what_the_verification_measures() -> N
 
 
 def test_auto_finalists_are_as_many_as_the_budget_leaves_room_for() -> None:
-    from harness.tune import finalist_count, finalists
+    from harness.tune import finalist_count, race
     from harness.tune.request import AUTO_FINALISTS, TuneRequest
 
     request = TuneRequest(dataset="x")  # --finalists auto
@@ -401,7 +401,7 @@ def test_auto_finalists_are_as_many_as_the_budget_leaves_room_for() -> None:
     found = search.SearchResult(ranked=[], shapes=SHAPES, point_round_s=10.0)
 
     def cost(count: int) -> float:
-        return search.verification_estimate(10.0, finalists.point_rounds(request, count), request.repeats, 1)
+        return search.verification_estimate(10.0, race.point_rounds(request, count), request.repeats, 1)
 
     assert cost(low) < cost(6) < cost(high)  # every finalist more costs rounds on the full data
     assert finalist_count(request, found, left_s=1e9) == (high, cost(high))  # small data: the most
@@ -435,7 +435,7 @@ def _verification_rows(points: dict, rounds: int = 5, noise: float = 0.0) -> lis
 
 def test_the_decision_rule_needs_significance_size_and_readers() -> None:
     from harness.matrix import baseline_point
-    from harness.tune import finalists
+    from harness.tune import rule
     from harness.tune.request import TuneRequest
 
     request = TuneRequest(dataset="x")
@@ -453,7 +453,7 @@ def test_the_decision_rule_needs_significance_size_and_readers() -> None:
             same: (2.0, 800, True),
         }
     )
-    verdicts = {v.point.id: v for v in finalists.judge(request, [fast, big, unreadable, same, default, zarrs], rows)}
+    verdicts = {v.point.id: v for v in rule.judge(request, [fast, big, unreadable, same, default, zarrs], rows)}
     assert (
         verdicts[fast.id].qualifies
         and verdicts[fast.id].ratio == pytest.approx(2.0)
@@ -465,15 +465,15 @@ def test_the_decision_rule_needs_significance_size_and_readers() -> None:
     assert not verdicts[unreadable.id].correct and "reader interop" in verdicts[unreadable.id].problems[0]
     assert not verdicts[same.id].beats  # equal on the objective: not a change, however small
     bigger = TuneRequest(dataset="x", constraints=space.Constraints(max_size_ratio=1.5))
-    assert {v.point.id for v in finalists.judge(bigger, [fast, big], rows) if v.qualifies} == {fast.id, big.id}
+    assert {v.point.id for v in rule.judge(bigger, [fast, big], rows) if v.qualifies} == {fast.id, big.id}
     noisy = _verification_rows({default: (2.0, 1000, True), fast: (1.9, 900, True)}, rounds=3)
-    (verdict,) = finalists.judge(request, [fast], noisy)
+    (verdict,) = rule.judge(request, [fast], noisy)
     assert not verdict.beats  # 5% faster, but three rounds cannot show it: keep the default
 
 
 def test_a_workload_outside_the_objective_more_than_max_slowdown_slower_blocks_the_change(tmp_path: Path) -> None:
     from harness.matrix import baseline_point
-    from harness.tune import finalists
+    from harness.tune import rule
     from harness.tune.request import TuneRequest
 
     default = baseline_point("anndata-default")
@@ -487,7 +487,7 @@ def test_a_workload_outside_the_objective_more_than_max_slowdown_slower_blocks_t
         # lazy-obs: not in balanced
         obs[point] = [seconds * d * (1 + 0.01 * (-1) ** (k + i)) for i, d in enumerate(drift)]
         rows.append({"point_id": point.id, "workload": "lazy-obs", "status": "ok", "values": obs[point], "bytes": 900})
-    verdicts = {v.point.id: v for v in finalists.judge(TuneRequest(dataset="x"), [obs_slow, obs_bit_slower], rows)}
+    verdicts = {v.point.id: v for v in rule.judge(TuneRequest(dataset="x"), [obs_slow, obs_bit_slower], rows)}
     assert verdicts[obs_slow.id].beats and not verdicts[obs_slow.id].qualifies
     (problem,) = verdicts[obs_slow.id].problems
     assert re.fullmatch(
@@ -496,7 +496,7 @@ def test_a_workload_outside_the_objective_more_than_max_slowdown_slower_blocks_t
     assert mann_whitney(obs[default], obs[obs_slow]) > 0.05  # across rounds the drift hides it; within them, not
     assert verdicts[obs_bit_slower.id].qualifies  # 5% slower, significantly, but within the tolerance
     anything = TuneRequest(dataset="x", constraints=space.Constraints(max_slowdown=math.inf))
-    assert all(v.qualifies for v in finalists.judge(anything, [obs_slow, obs_bit_slower], rows))
+    assert all(v.qualifies for v in rule.judge(anything, [obs_slow, obs_bit_slower], rows))
     with pytest.raises(HarnessError, match="max-slowdown"):
         space.Constraints(max_slowdown=0.9)
     record = _emitted(tmp_path, default, [obs_slow, default], rows)  # nothing qualifies: keep the default
@@ -513,16 +513,16 @@ def test_a_workload_outside_the_objective_more_than_max_slowdown_slower_blocks_t
     assert "--max-slowdown 1`" in said
 
 
-def _emitted(tmp_path: Path, pick: Point, verified: list[Point], rows: list[dict]) -> dict:
+def _emitted(tmp_path: Path, pick: Point, verified: list[Point], rows: list[dict], ended: str = "") -> dict:
     import json
 
-    from harness.tune import finalists
+    from harness.tune import finalists, rule
     from harness.tune.request import TuneRequest
 
     request = TuneRequest(dataset="tiny", out=tmp_path, finalists=5)  # as tune.run resolves --finalists auto
     found = search.SearchResult(ranked=verified, shapes=SHAPES)
     found.rungs.append(search.Rung(500, [p.id for p in verified], {}, {}, {}, {}, [p.id for p in verified], 1.0))
-    checked = finalists.Verification(pick, finalists.judge(request, verified, rows), rows, {}, tmp_path / "v")
+    checked = finalists.Verification(pick, rule.judge(request, verified, rows), rows, {}, tmp_path / "v", ended=ended)
     emit.emit(tmp_path, request, found, checked, Path(__file__), 1.0)
     return json.loads((tmp_path / "recommended.json").read_text())
 
@@ -541,15 +541,15 @@ def test_emitted_config_is_the_verified_points_field_for_field(tmp_path: Path) -
     pick = Point.of(
         pipeline="fused", codec="blosc-zstd-bitshuffle", sharding="rows-16x2", concurrency="32", knobs="dask-workers=4"
     )
-    record = _emitted(
-        tmp_path, pick, [pick, default], _verification_rows({default: (2.0, 1000, True), pick: (1.0, 900, True)})
-    )
+    rows = _verification_rows({default: (2.0, 1000, True), pick: (1.0, 900, True)})
+    record = _emitted(tmp_path, pick, [pick, default], rows, ended="the answer was settled after round 4: a reason")
     assert record["outcome"] == "change" and record["config"] == pick.config.to_dict()
     assert record["finalists"] == 5  # how many the verification raced, recorded
     emitted = _module(tmp_path).recommended_config()
     assert emitted.to_dict() == pick.config.to_dict() and emitted.align_dask  # no safety guard turned off
     said = (tmp_path / "summary.md").read_text()
     assert "**Recommended: `" in said and "No verified workload is significantly slower" in said
+    assert "The rounds ended early: the answer was settled after round 4: a reason." in said  # and why
 
 
 def test_keep_the_default_emits_anndatas_own_calls(tmp_path: Path, tiny_adata) -> None:
@@ -701,7 +701,7 @@ def test_the_search_stops_once_the_verification_can_race_what_is_left(monkeypatc
 
 def test_the_race_stops_problems_at_once_clear_losers_after_two_rounds_and_keeps_the_best_few() -> None:
     from harness.matrix import baseline_point
-    from harness.tune import finalists
+    from harness.tune import finalists, race, rule
     from harness.tune.request import TuneRequest
 
     request = TuneRequest(dataset="x")
@@ -722,27 +722,27 @@ def test_the_race_stops_problems_at_once_clear_losers_after_two_rounds_and_keeps
     }
     finals = [p for p in timings if not p.baseline]
 
-    def race(rounds: int):
-        return finalists.race(request, finals, _verification_rows(timings, rounds=rounds, noise=0.02), rounds)
+    def after(rounds: int):
+        return race.race(request, finals, _verification_rows(timings, rounds=rounds, noise=0.02), rounds)
 
     # one round: no noise to judge a difference by; only a problem of its own (the store's size) stops a finalist
-    survivors, why, stopped = race(1)
+    survivors, why, stopped = after(1)
     assert set(survivors) == set(finals) - {big} and not why
     assert set(stopped) == {big.id} and "--max-size-ratio" in stopped[big.id]
     # two rounds: the clear losers leave, the ties stay
-    survivors, why, stopped = race(2)
+    survivors, why, stopped = after(2)
     assert survivors == [best, closer, close, near]  # best first
     assert f"1.50x the objective of {best.id}" in why[far.id] and "anndata-default" in why[slow.id]
     assert why[far.id].endswith(f" < {0.05 / 4:.3g})")  # tested against the best of five: 4 comparisons
     assert why[far.id].startswith("raced out after 2 rounds") and set(stopped) == {big.id}
     # the last look: at most MAX_SURVIVORS go on
-    rows = _verification_rows(timings, rounds=finalists.RACE_ROUNDS, noise=0.02)
-    survivors, why, stopped = finalists.race(request, finals, rows, finalists.RACE_ROUNDS)
+    rows = _verification_rows(timings, rounds=race.RACE_ROUNDS, noise=0.02)
+    survivors, why, stopped = race.race(request, finals, rows, race.RACE_ROUNDS)
     ties = [best, closer, close, near]  # within the noise of each other: their order is the noise's
     (left,) = set(ties) - set(survivors)
-    assert len(survivors) == finalists.MAX_SURVIVORS == 3 and set(survivors) < set(ties)
-    assert f"not among the {finalists.MAX_SURVIVORS} best" in why[left.id] and set(why) == {far.id, slow.id, left.id}
-    objective = {v.point.id: v.objective for v in finalists.judge(request, finals, rows)}
+    assert len(survivors) == race.MAX_SURVIVORS == 3 and set(survivors) < set(ties)
+    assert f"not among the {race.MAX_SURVIVORS} best" in why[left.id] and set(why) == {far.id, slow.id, left.id}
+    objective = {v.point.id: v.objective for v in rule.judge(request, finals, rows)}
     assert (
         [objective[p.id] for p in survivors] == sorted(objective[p.id] for p in survivors) <= [objective[left.id]] * 3
     )
@@ -753,13 +753,13 @@ def test_the_race_stops_problems_at_once_clear_losers_after_two_rounds_and_keeps
     by = {(r["point_id"], r["workload"]): r for r in together}
     assert len(by[(survivors[0].id, "write")]["values"]) == 5 and len(by[(far.id, "write")]["values"]) == 3
     assert len(together) == len(rows)  # one row per (point, workload, network)
-    verdicts = {v.point.id: v for v in finalists.judge(request, [*timings], together)}
+    verdicts = {v.point.id: v for v in rule.judge(request, [*timings], together)}
     assert verdicts[survivors[0].id].qualifies and verdicts[survivors[0].id].p_value < 0.05  # 5 rounds: reachable
 
 
 def test_the_race_stops_a_finalist_the_slowdown_rule_would_reject_at_the_end() -> None:
     from harness.matrix import baseline_point
-    from harness.tune import finalists
+    from harness.tune import race, rule
     from harness.tune.request import TuneRequest
 
     request = TuneRequest(dataset="x")
@@ -777,23 +777,24 @@ def test_the_race_stops_a_finalist_the_slowdown_rule_would_reject_at_the_end() -
         return out
 
     finals = [good, gene_slow, gene_bit]
-    survivors, why, _ = finalists.race(request, finals, rows(1), 1)
+    survivors, why, _ = race.race(request, finals, rows(1), 1)
     assert survivors == [gene_slow, good, gene_bit] or set(survivors) == set(finals)  # one round: no noise yet
     assert not why
-    survivors, why, stopped = finalists.race(request, finals, rows(2), 2)
+    survivors, why, stopped = race.race(request, finals, rows(2), 2)
     assert gene_slow not in survivors and set(survivors) == {good, gene_bit}  # 1.05x: within --max-slowdown 1.1
     assert why[gene_slow.id].startswith("raced out after 2 rounds: lazy-gene 0.50x anndata-default, beyond")
     assert "--max-slowdown 1.1" in why[gene_slow.id] and not stopped
-    verdict = next(v for v in finalists.judge(request, finals, rows(5)) if v.point == gene_slow)
+    verdict = next(v for v in rule.judge(request, finals, rows(5)) if v.point == gene_slow)
     assert verdict.ratio > 2 and any(p.startswith("slowdown lazy-gene") for p in verdict.problems)  # the rule agrees
 
 
-def test_the_verification_races_round_by_round_and_reads_back_only_the_last_rounds_finalists(
+def test_the_verification_races_reads_back_after_the_race_and_ends_when_the_answer_is_settled(
     monkeypatch, tmp_path: Path
 ) -> None:
     """The verification's loop with each round's timings fixed (the race's decisions on tiny real data are the
     noise's, so the end-to-end validation test cannot rely on who is left): losers stop after round 2 and are
-    logged, the survivors alone are read back under every reader in the last round, all rounds are judged."""
+    logged, the survivors alone are read back under every reader in round 4, a clear answer ends the rounds there,
+    one that is not clear yet goes on to round 5, and all rounds are judged together."""
     from harness.matrix import baseline_point
     from harness.tune import finalists
     from harness.tune.request import TuneRequest
@@ -801,6 +802,7 @@ def test_the_verification_races_round_by_round_and_reads_back_only_the_last_roun
     default, zarrs = baseline_point("anndata-default"), baseline_point("anndata-default+zarrs")
     best, tie, far, slow = (Point.of(pipeline="fused", sharding=f"rows-16x{k}") for k in (2, 4, 8, 16))
     seconds = {default: 2.0, zarrs: 2.0, best: 1.0, tie: 1.01, far: 1.5, slow: 2.5}
+    hiccup: dict[tuple[Point, int], float] = {}  # (point, round): a factor on that round's seconds
     measured: list[tuple[int, list[str], list[str]]] = []  # (round, points, readers)
 
     def run_sweep(sweep) -> None:
@@ -809,6 +811,7 @@ def test_the_verification_races_round_by_round_and_reads_back_only_the_last_roun
         rows = []
         for k, point in enumerate(sweep.points):
             value = seconds[point] * (1 + 0.01 * number) * (1 + 0.02 * (-1) ** (k + number))
+            value *= hiccup.get((point, number), 1.0)
             rows += [Row(point.id, w, data={"values": [value], "bytes": 900}) for w in sweep.workloads]
             if sweep.readers and not point.baseline:
                 rows.append(Row(point.id, "interop", data={"readers": dict.fromkeys(sweep.readers, "ok")}))
@@ -818,33 +821,69 @@ def test_the_verification_races_round_by_round_and_reads_back_only_the_last_roun
     monkeypatch.setattr(finalists, "choose", lambda found, ratio, count: [best, tie, far, slow])
     request = TuneRequest(dataset="x", repeats=5, progress=False)
     said: list[str] = []
-    done = finalists.verify(request, None, tmp_path / "x.h5ad", tmp_path, tmp_path, log=said.append)
+
+    def verify(out: Path) -> finalists.Verification:
+        measured.clear()
+        return finalists.verify(request, None, tmp_path / "x.h5ad", tmp_path, out, log=said.append)
+
+    # the best beats both defaults in all four rounds, by 2x on every workload: settled after round 4
+    done = verify(tmp_path / "clear")
     finals = {best.id, tie.id, far.id, slow.id}
     in_round = {number: set(ids) - {default.id, zarrs.id} for number, ids, _ in measured}
-    assert in_round == {1: finals, 2: finals, 3: {best.id, tie.id}, 4: {best.id, tie.id}, 5: {best.id, tie.id}}
-    assert [bool(readers) for *_, readers in measured] == [False] * 4 + [True]  # the readers: the last round only
+    assert in_round == {1: finals, 2: finals, 3: {best.id, tie.id}, 4: {best.id, tie.id}}
+    assert [bool(readers) for *_, readers in measured] == [False] * 3 + [True]  # read back once the race is over
     assert set(done.readers) == {best.id, tie.id}
     (raced,) = [line for line in said if line.startswith("race after round")]
     assert raced.startswith("race after round 2: 2 of 4 finalists go on") and far.id in raced and slow.id in raced
     verdicts = {v.point.id: v for v in done.verdicts}
     assert "raced out after 2 rounds" in verdicts[far.id].problems[0] and verdicts[slow.id].problems
-    assert done.pick in (best, tie) and verdicts[done.pick.id].qualifies  # all five rounds, judged together
-    writes = next(r for r in done.rows if r["point_id"] == done.pick.id and r["workload"] == "write")
-    assert len(writes["values"]) == 5 and done.rounds == 5
+    assert done.pick in (best, tie) and verdicts[done.pick.id].qualifies and done.rounds == 4
+    assert done.ended.startswith(f"the answer was settled after round 4: {done.pick.id} meets the rule")
+    assert said[-1] == f"{done.ended}: no more rounds"
+    # a hiccup of both survivors in round 3: after four rounds neither has beaten the default in every round, so
+    # the fifth is run; all five rounds are judged together
+    hiccup.update({(best, 3): 2.5, (tie, 3): 2.5})
+    done = verify(tmp_path / "hiccup")
+    assert [number for number, *_ in measured] == [1, 2, 3, 4, 5] and done.rounds == 5 and not done.ended
+    assert [bool(readers) for *_, readers in measured] == [False] * 3 + [True, False]
+    writes = next(r for r in done.rows if r["point_id"] == best.id and r["workload"] == "write")
+    assert len(writes["values"]) == 5 and writes["values"][2] > 2 * writes["values"][3]
     # every finalist clearly slower than the default: after round 2 nobody is left, and no more rounds are run
     seconds.update({best: 2.5, tie: 2.6, far: 2.7})
-    measured.clear()
-    done = finalists.verify(request, None, tmp_path / "x.h5ad", tmp_path, tmp_path / "again", log=said.append)
+    done = verify(tmp_path / "again")
     assert [number for number, *_ in measured] == [1, 2] and done.rounds == 2 and done.keep_default
-    assert said[-1] == "no finalist is left after round 2: anndata's default is kept, no more rounds"
+    assert said[-1] == "no finalist was left after round 2: no more rounds"
+
+
+def test_the_look_after_round_four_keeps_the_rules_false_change_rate_within_alpha() -> None:
+    """Under the null (a candidate no better than the default, every round's two values drawn alike), how often the
+    rule (5) recommends it: after five rounds, and with the early look after round four (`race.settled`) as well.
+    The look adds a little (a clear answer after four rounds needs all four of the candidate's rounds faster) and
+    the whole stays within the rule's ALPHA."""
+    import numpy as np
+
+    from harness.analysis.stats import ALPHA, mann_whitney, ratio_interval
+    from harness.tune.rule import Verdict
+
+    def beats(ref: np.ndarray, candidate: np.ndarray) -> bool:
+        ratio = float(np.median(ref) / np.median(candidate))
+        verdict = Verdict(Point.of(), ratio=ratio, p_value=mann_whitney(ref, candidate))
+        verdict.interval = ratio_interval(ref, candidate, draws=1000)
+        return verdict.beats
+
+    rng = np.random.default_rng(0)
+    draws = rng.lognormal(0.0, 0.1, size=(1500, 2, 5))
+    five = sum(beats(ref, cand) for ref, cand in draws) / len(draws)
+    with_look = sum(beats(ref[:4], cand[:4]) or beats(ref, cand) for ref, cand in draws) / len(draws)
+    assert five < with_look < ALPHA
 
 
 def test_the_race_is_counted_in_the_verification_cost() -> None:
-    from harness.tune import finalists
+    from harness.tune import race
     from harness.tune.request import TuneRequest
 
     five, three = TuneRequest(dataset="x", repeats=5), TuneRequest(dataset="x", repeats=3)
-    assert finalists.racing(five) and not finalists.racing(three)
-    assert finalists.point_rounds(five, 6) == 8 * 3 + 5 * 2  # at most: clear losers leave after two rounds
-    assert finalists.point_rounds(three, 6) == 8 * 3
-    assert finalists.point_rounds(five, 1) == 3 * 5  # one finalist: it is the survivor
+    assert race.racing(five) and not race.racing(three)
+    assert race.point_rounds(five, 6) == 8 * 3 + 5 * 2  # at most: clear losers leave after two rounds
+    assert race.point_rounds(three, 6) == 8 * 3
+    assert race.point_rounds(five, 1) == 3 * 5  # one finalist: it is the survivor

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..measure import cluster, datasets
-from . import emit, finalists, search
+from . import emit, finalists, race, search
 from .request import AUTO_FINALISTS, TuneRequest
 from .search import Rung, SearchResult, verification_estimate
 from .space import check_objective
@@ -25,7 +25,7 @@ def finalist_count(request: TuneRequest, found: SearchResult, left_s: float) -> 
     low, high = AUTO_FINALISTS
 
     def cost(count: int) -> float:
-        rounds = finalists.point_rounds(request, count)
+        rounds = race.point_rounds(request, count)
         return verification_estimate(found.point_round_s, rounds, request.repeats, len(request.verify_networks))
 
     count = max((n for n in range(low, high + 1) if cost(n) <= left_s), default=low)
@@ -84,7 +84,7 @@ def run(request: TuneRequest, log=print) -> Path:
                 verify_shape=(
                     len(request.verify_workloads()),
                     # the race's (point, round) measurements, as points measured in every round
-                    math.ceil(finalists.point_rounds(request, request.fewest_finalists) / request.repeats),
+                    math.ceil(race.point_rounds(request, request.fewest_finalists) / request.repeats),
                     len(request.verify_networks),
                 ),
                 enough=request.fewest_finalists,

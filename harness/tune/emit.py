@@ -13,16 +13,10 @@ from ..analysis import results
 from ..analysis.stats import block_noise, summary
 from ..matrix import Point
 from ..measure import datasets, provenance
-from .finalists import (
-    RACE_ROUNDS,
-    SIZE_BUDGETS,
-    Verdict,
-    Verification,
-    by_point,
-    full_data_noise,
-    racing,
-)
+from .finalists import SIZE_BUDGETS, Verification
+from .race import RACE_ROUNDS, full_data_noise, racing
 from .request import TuneRequest
+from .rule import Verdict, by_point
 from .search import ETA, SearchResult
 
 RULE = (
@@ -133,6 +127,7 @@ def emit(
         "pareto": pareto(checked.verdicts),
         "verification": verification_table(checked.rows, verified, request.verify_workloads()),
         "verification_rounds": checked.rounds or request.repeats,
+        "verification_ended": checked.ended,  # why the rounds stopped before --repeats, or ""
         "finalists": request.finalists,
         "race_rounds": RACE_ROUNDS if racing(request) else None,
         # the race's tests are against this noise: one round's relative spread (sd of log per-round objective)

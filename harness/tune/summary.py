@@ -6,7 +6,8 @@ import math
 from typing import Any
 
 from ..analysis.stats import mann_whitney
-from .finalists import MAX_SURVIVORS, slowdown
+from .race import MAX_SURVIVORS
+from .rule import slowdown
 
 
 def _interval(v: dict[str, Any]) -> str:
@@ -156,10 +157,13 @@ def render(record: dict[str, Any], figure: str | None = None) -> str:
         "a problem of its own stops, and from the second one significantly slower than anndata-default or the best "
         "finalist (p < 0.05 / the other finalists) on the objective, or significantly slower than anndata-default "
         f"on a workload by more than --max-slowdown; after round {race} at most {MAX_SURVIVORS} go on with the "
-        "defaults, and when none is left no more rounds are run. A stopped point's figures are from the rounds it "
-        "ran; the cross-pipeline reads are from the last round." + _noise(record.get("race_noise_sd") or {})
+        f"defaults, and their stores are read back under every reader in round {race + 1}. No more rounds are run "
+        f"when no finalist is left, or after round {race + 1} when the best finalist already meets the rule and none "
+        "of its workloads is slower than anndata-default's beyond --max-slowdown on the medians. A stopped point's "
+        "figures are from the rounds it ran." + _noise(record.get("race_noise_sd") or {})
         if (race := record.get("race_rounds"))
         else "",
+        *(["", f"The rounds ended early: {ended}."] if (ended := record.get("verification_ended")) else []),
         "",
         "| point | objective | vs anndata-default (95% interval) | p | bytes vs default | verdict |",
         "|---|---|---|---|---|---|",

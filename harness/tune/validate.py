@@ -30,9 +30,9 @@ from ..measure import datasets
 from ..measure.rounds import interrupted
 from ..measure.runner import Sweep, run_sweep
 from . import run as run_tune
-from .finalists import judge
 from .layout import dataset_shapes
 from .request import TuneRequest
+from .rule import judge
 from .space import VALIDATION_SPACE, candidates, check_objective
 
 TARGET_DISTANCE = 0.05
@@ -74,7 +74,7 @@ def grid_scores(
 
 def scores(request: TuneRequest, points: list, rows: list[dict]) -> tuple[dict[str, float], set[str]]:
     """{point id: score} of the grid's rows, and the ids a recommendation could be: the defaults, and the
-    points the tune's rule (`finalists.judge`) finds no problem with: correct, within --max-size-ratio and no
+    points the tune's rule (`rule.judge`) finds no problem with: correct, within --max-size-ratio and no
     slower than --max-slowdown allows on any workload (the rule also asks for significance on the objective;
     the grid's best is judged on the numbers)."""
     verdicts = judge(request, points, rows)
