@@ -97,9 +97,16 @@ def test_locked_results_dir(capsys, tiny_h5ad: Path, tmp_path: Path) -> None:
 
 
 def test_dataset_too_large_for_free_disk(capsys, tiny_h5ad: Path, tmp_path: Path, monkeypatch) -> None:
+    import tempfile
+
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10, 10, 1))
-    assert "scratch space" in _error(capsys, ["run", "--dataset", str(tiny_h5ad), "--results", str(tmp_path)])
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    results_dir = tmp_path / "results"
+    assert "scratch space" in _error(capsys, ["run", "--dataset", str(tiny_h5ad), "--results", str(results_dir)])
+    assert not list(scratch.iterdir())  # the sweep's own scratch folder is removed on the error too
 
 
 def test_invalid_combination_is_listed_with_reason(capsys) -> None:

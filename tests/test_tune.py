@@ -603,6 +603,9 @@ def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: P
     assert report["tune_seconds"] > 0 and report["grid_seconds"] > 0 and report["time_fraction"] > 0
     assert report["rank_correlation_rung0"] is not None and -1 <= report["rank_correlation_rung0"] <= 1
     tuned = json.loads(next((tmp_path / "validation").glob("tune-*/recommended.json")).read_text())
+    default = next(v["objective"] for v in tuned["verdicts"] if v["point_id"] == "anndata-default")
+    assert report["host_pace"] == pytest.approx(default / report["grid_scores"]["anndata-default"])  # this host
+    assert report["time_fraction_at_grid_pace"] == pytest.approx(report["time_fraction"] / report["host_pace"])
     assert tuned["race_rounds"] == 3  # 4 rounds: the race looks after each of the first 3
     reference = next(t["anndata-default"] for t in tuned["verification"] if t["workload"] == "write")
     assert len(reference["values"]) == tuned["verification_rounds"]  # the rounds, merged

@@ -215,11 +215,17 @@ def checkpoint_path(sweep: Sweep, runnable: list[tuple[Point, dict[str, str]]]) 
 
 
 def run_sweep(sweep: Sweep) -> Counter[str]:
-    """Measure every (point, workload) not already measured; returns a count per status."""
+    """Measure every (point, workload) not already measured; returns a count per status. Without a `workdir` the
+    stores go to a temporary folder, removed however the sweep ends."""
+    if sweep.workdir is not None:
+        return _sweep(sweep, Path(sweep.workdir))
+    with tempfile.TemporaryDirectory(prefix="harness-", ignore_cleanup_errors=True) as tmp:
+        return _sweep(sweep, Path(tmp))
+
+
+def _sweep(sweep: Sweep, workdir: Path) -> Counter[str]:
     dataset_path = datasets.resolve(sweep.dataset)
     dataset_fp = datasets.fingerprint(dataset_path)
-    own_workdir = sweep.workdir is None
-    workdir = Path(sweep.workdir or tempfile.mkdtemp(prefix="harness-"))
     workdir.mkdir(parents=True, exist_ok=True)
     _check_disk(dataset_path, workdir)
     prov = provenance.collect(workdir)
@@ -334,6 +340,4 @@ def run_sweep(sweep: Sweep) -> Counter[str]:
                 bar.update(task, description=f"[bold]{job.points[0].id}")
                 got = run_batch(list(job.points), dataset_path, list(job.workloads), **job.batch)
                 record(job.points[0], list(job.workloads), keys, got)
-    if own_workdir:
-        shutil.rmtree(workdir, ignore_errors=True)
     return counts
