@@ -160,10 +160,12 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
     fastest = min(grid, key=grid.get)
     pick = record["point_id"]
     rung0 = record["search"]["rungs"][0]["scores"]
-    # the host's pace against the grid's: anndata-default's objective in the tune's verification over the grid's
-    # (a reused grid ran on another day; on 2026-12-06 the same host ran anndata-default 1.47x slower)
-    default = next((v["objective"] for v in record["verdicts"] if v["point_id"] == "anndata-default"), None)
-    pace = default / grid["anndata-default"] if default and grid.get("anndata-default") else None
+    # the host's pace against the grid's: the reference's objective (anndata-default, or the default remote setup)
+    # in the tune's verification over the grid's (a reused grid ran on another day; on 2026-12-06 the same host ran
+    # anndata-default 1.47x slower)
+    reference = record["references"][0]
+    default = next((v["objective"] for v in record["verdicts"] if v["point_id"] == reference), None)
+    pace = default / grid[reference] if default and grid.get(reference) else None
     top = [pid for pid in sorted(grid, key=grid.get) if pid in rung0][:TOP]
     report = {
         "dataset": name,
@@ -211,7 +213,7 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
         f"cost: tune {tune_s:.0f}s (search {record['search']['seconds']:.0f}s + verification) vs grid {grid_s:.0f}s = "
         f"{report['time_fraction']:.1%} (target <= {TARGET_FRACTION:.0%})"
         + (
-            f"; anndata-default ran {pace:.2f}x the grid's time here, so at the grid's pace about "
+            f"; {reference} ran {pace:.2f}x the grid's time here, so at the grid's pace about "
             f"{report['time_fraction_at_grid_pace']:.1%}"
             if pace
             else ""
