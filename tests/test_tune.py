@@ -142,7 +142,9 @@ def _fake_rounds(monkeypatch: pytest.MonkeyPatch, cost, nbytes=lambda p: 1000, i
     monkeypatch.setattr(search, "subsample", lambda path, rows, workdir: path)
 
     def run_rounds(points, sample, workloads, *, rounds, readers, **kw):
-        if rounds > 1:  # the timed rounds of a rung (the size pass before rung 0 is one untimed write)
+        if rounds > 1 and any(not p.baseline for p in points):
+            # the timed rounds of a rung (not the size pass before rung 0, one untimed write, nor anndata-default
+            # alone on the second sample for the verification's estimate)
             seen.append([p.id for p in points if not p.baseline])
         out = {}
         for p in points:
@@ -380,15 +382,53 @@ def test_deep_space_adds_filters_and_knobs_and_drops_what_cannot_combine() -> No
     assert any("honoured only by the zarrs pipeline" in reason for reason in dropped.values())
 
 
+def test_full_data_seconds_follow_the_line_through_the_two_largest_samples() -> None:
+    assert search.full_seconds({}, 10_000) == 0.0
+    assert search.full_seconds({500: 0.2}, 10_000) == pytest.approx(4.0)  # one sample: by rows, an upper bound
+    # two samples: the line through them (0.05 s more per 500 rows), from the larger one on
+    assert search.full_seconds({500: 0.15, 1000: 0.2}, 10_000) == pytest.approx(0.2 + 0.05 / 500 * 9000)
+    assert search.full_seconds({100: 5.0, 500: 0.15, 1000: 0.2}, 10_000) == pytest.approx(1.1)  # the largest two
+    assert search.full_seconds({500: 0.3, 1000: 0.2}, 10_000) == pytest.approx(0.2)  # noise: never falling
+    assert search.full_seconds({500: 0.1, 10_000: 2.0}, 10_000) == pytest.approx(2.0)  # the full data itself
+
+
 def test_verification_estimate_scales_with_what_the_verification_measures() -> None:
-    ref_rows = {"write": {"values": [0.2]}, "lazy-random": {"values": [0.2]}}
-    local_point = search.point_round_seconds(ref_rows, rows=500, n_obs=10_000, workloads=7)
-    assert local_point == pytest.approx(0.2 * 7 * 20)  # scaled by rows: an upper bound
+    ref_times = {"write": {500: 0.2, 1000: 0.3}, "lazy-random": {500: 0.1, 1000: 0.1}}
+    write, lazy = 0.3 + 0.1 / 500 * 9000, 0.1
+    local_point = search.point_round_seconds(ref_times, 10_000, space.VERIFY_WORKLOADS)
+    # a workload no sample measured counts as the mean of the others
+    assert local_point == pytest.approx(search.ROUND_OVERHEAD * (write + lazy + 5 * (write + lazy) / 2))
     local = search.verification_estimate(local_point, point_rounds=30, rounds=5, sweeps=1)
-    remote_point = search.point_round_seconds(ref_rows, rows=500, n_obs=10_000, workloads=5)
+    remote_point = search.point_round_seconds(ref_times, 10_000, ["lazy-random"])
     remote = search.verification_estimate(remote_point, point_rounds=10, rounds=5, sweeps=2)
-    assert local == pytest.approx(30 * 0.2 * 7 * 20 + 5 * search.STARTUP_S)
-    assert remote == pytest.approx(2 * (10 * 0.2 * 5 * 20 + 5 * search.STARTUP_S)) and remote < local
+    assert local == pytest.approx(30 * local_point + 5 * search.STARTUP_S)
+    assert remote == pytest.approx(2 * (10 * search.ROUND_OVERHEAD * lazy + 5 * search.STARTUP_S)) and remote < local
+
+
+def test_the_search_times_the_default_on_a_second_sample_for_the_verifications_estimate(
+    monkeypatch, tmp_path: Path
+) -> None:
+    _fake_rounds(monkeypatch, _cost)
+    samples, alone = [], []
+    monkeypatch.setattr(search, "subsample", lambda path, rows, workdir: samples.append(rows) or path)
+    measure = search.run_rounds
+
+    def run_rounds(points, sample, workloads, **kw):
+        if all(p.baseline for p in points):
+            alone.append(([p.id for p in points], workloads, kw["rounds"]))
+        return measure(points, sample, workloads, **kw)
+
+    monkeypatch.setattr(search, "run_rounds", run_rounds)
+    plan = search.VerifyPlan(workloads=("write", "lazy-open"), points=6, sweeps=1)
+    args = (tmp_path, "write", space.VALIDATION_SPACE, space.Constraints())
+    found = search.search(*args, workdir=tmp_path, budget_s=1e9, enough=100, verify_plan=plan)
+    assert len(found.rungs) == 1  # enough=100: the search stops after rung 0
+    # anndata-default alone, on the next rung's sample, every workload the verification measures
+    assert samples == [3703, 11111] and alone == [(["anndata-default"], ["write", "lazy-open"], 2)]
+    # the fake times do not grow with the rows: write, timed on both samples, costs on the full data what it did on
+    # them; lazy-open, only on the second, is scaled by the rows (an upper bound)
+    assert found.point_round_s == pytest.approx(search.ROUND_OVERHEAD * (3.0 + 3.0 * 100_000 / 11111))
+    assert found.verify_estimate_s == pytest.approx(search.verification_estimate(found.point_round_s, 6 * 5, 5, 1))
 
 
 def test_auto_finalists_are_as_many_as_the_budget_leaves_room_for() -> None:

@@ -21,7 +21,8 @@ __all__ = ["TuneRequest", "run"]
 
 def finalist_count(request: TuneRequest, found: SearchResult, left_s: float) -> tuple[int, float]:
     """--finalists auto: the most finalists, within AUTO_FINALISTS, whose verification the `left_s` seconds of the
-    budget cover, estimated from the last sample (an upper bound); the fewest when none fits. With the estimate."""
+    budget cover, estimated from the search's samples (`search.point_round_seconds`); the fewest when none fits.
+    With the estimate."""
     low, high = AUTO_FINALISTS
 
     def cost(count: int) -> float:
@@ -81,8 +82,8 @@ def run(request: TuneRequest, log=print) -> Path:
                 env=env,
                 client=client,
                 loader=request.loader.sizes,
-                verify_shape=(
-                    len(request.verify_workloads()),
+                verify_plan=search.VerifyPlan(
+                    tuple(request.verify_workloads()),
                     # the race's (point, round) measurements, as points measured in every round
                     math.ceil(race.point_rounds(request, request.fewest_finalists) / request.repeats),
                     len(request.verify_networks),
