@@ -121,8 +121,7 @@ STARTUP_S = 5.0
 #: in 35 stored verifications on 10k and 100k (worker start, warm-up, untimed writes, the readers' round, finalists
 #: slower than the default): the largest, so the estimate stays a bound.
 ROUND_OVERHEAD = 2.2
-#: Rounds of anndata-default on the second rung's sample before the first rung's results are used (`search`): the
-#: estimate needs a slope, not a test.
+#: Rounds of anndata-default on the second sample, for the verification's estimate (`search`): a slope, not a test.
 ESTIMATE_ROUNDS = 2
 
 
@@ -142,7 +141,7 @@ def full_seconds(times: Mapping[int, float], n_obs: int) -> float:
     proportion to the rows (an upper bound: fixed costs do not grow with rows).
 
     Measured for anndata-default's seven local workloads: from 3,703 and 11,111 rows of 100k the line gave 23.1 s
-    against 23.1 s measured on the full data, where the rows alone gave 30 s from 11,111 rows and 45 s from 3,703;
+    against 23.1 s measured on the full data, where the rows alone gave 29 s from 11,111 rows and 45 s from 3,703;
     from 500 and 1,111 rows of 10k it gave 7.6 s against 3.3 s (the rows alone: 11.5 s and 18 s)."""
     sizes = sorted(times)
     if not sizes:
