@@ -19,7 +19,7 @@ from harness.analysis.stats import mann_whitney
 from harness.errors import HarnessError
 from harness.matrix import Point
 from harness.measure import datasets, verify
-from harness.tune import emit, layout, search, space
+from harness.tune import emit, estimate, layout, search, space
 from harness.tune.layout import ArraySpec, Shapes
 
 
@@ -383,26 +383,28 @@ def test_deep_space_adds_filters_and_knobs_and_drops_what_cannot_combine() -> No
 
 
 def test_full_data_seconds_follow_the_line_through_the_two_largest_samples() -> None:
-    assert search.full_seconds({}, 10_000) == 0.0
-    assert search.full_seconds({500: 0.2}, 10_000) == pytest.approx(4.0)  # one sample: by rows, an upper bound
+    assert estimate.full_seconds({}, 10_000) == 0.0
+    assert estimate.full_seconds({500: 0.2}, 10_000) == pytest.approx(4.0)  # one sample: by rows, an upper bound
     # two samples: the line through them (0.05 s more per 500 rows), from the larger one on
-    assert search.full_seconds({500: 0.15, 1000: 0.2}, 10_000) == pytest.approx(0.2 + 0.05 / 500 * 9000)
-    assert search.full_seconds({100: 5.0, 500: 0.15, 1000: 0.2}, 10_000) == pytest.approx(1.1)  # the largest two
-    assert search.full_seconds({500: 0.3, 1000: 0.2}, 10_000) == pytest.approx(0.2)  # noise: never falling
-    assert search.full_seconds({500: 0.1, 10_000: 2.0}, 10_000) == pytest.approx(2.0)  # the full data itself
+    assert estimate.full_seconds({500: 0.15, 1000: 0.2}, 10_000) == pytest.approx(0.2 + 0.05 / 500 * 9000)
+    assert estimate.full_seconds({100: 5.0, 500: 0.15, 1000: 0.2}, 10_000) == pytest.approx(1.1)  # the largest two
+    assert estimate.full_seconds({500: 0.3, 1000: 0.2}, 10_000) == pytest.approx(0.2)  # noise: never falling
+    assert estimate.full_seconds({500: 0.1, 10_000: 2.0}, 10_000) == pytest.approx(2.0)  # the full data itself
 
 
 def test_verification_estimate_scales_with_what_the_verification_measures() -> None:
     ref_times = {"write": {500: 0.2, 1000: 0.3}, "lazy-random": {500: 0.1, 1000: 0.1}}
     write, lazy = 0.3 + 0.1 / 500 * 9000, 0.1
-    local_point = search.point_round_seconds(ref_times, 10_000, space.VERIFY_WORKLOADS)
+    local_point = estimate.point_round_seconds(ref_times, 10_000, space.VERIFY_WORKLOADS)
     # a workload no sample measured counts as the mean of the others
-    assert local_point == pytest.approx(search.ROUND_OVERHEAD * (write + lazy + 5 * (write + lazy) / 2))
-    local = search.verification_estimate(local_point, point_rounds=30, rounds=5, sweeps=1)
-    remote_point = search.point_round_seconds(ref_times, 10_000, ["lazy-random"])
-    remote = search.verification_estimate(remote_point, point_rounds=10, rounds=5, sweeps=2)
-    assert local == pytest.approx(30 * local_point + 5 * search.STARTUP_S)
-    assert remote == pytest.approx(2 * (10 * search.ROUND_OVERHEAD * lazy + 5 * search.STARTUP_S)) and remote < local
+    assert local_point == pytest.approx(estimate.ROUND_OVERHEAD * (write + lazy + 5 * (write + lazy) / 2))
+    local = estimate.verification_estimate(local_point, point_rounds=30, rounds=5, sweeps=1)
+    remote_point = estimate.point_round_seconds(ref_times, 10_000, ["lazy-random"])
+    remote = estimate.verification_estimate(remote_point, point_rounds=10, rounds=5, sweeps=2)
+    assert local == pytest.approx(30 * local_point + 5 * estimate.STARTUP_S)
+    assert (
+        remote == pytest.approx(2 * (10 * estimate.ROUND_OVERHEAD * lazy + 5 * estimate.STARTUP_S)) and remote < local
+    )
 
 
 def test_the_search_times_the_default_on_a_second_sample_for_the_verifications_estimate(
@@ -419,7 +421,7 @@ def test_the_search_times_the_default_on_a_second_sample_for_the_verifications_e
         return measure(points, sample, workloads, **kw)
 
     monkeypatch.setattr(search, "run_rounds", run_rounds)
-    plan = search.VerifyPlan(workloads=("write", "lazy-open"), points=6, sweeps=1)
+    plan = estimate.VerifyPlan(workloads=("write", "lazy-open"), points=6, sweeps=1)
     args = (tmp_path, "write", space.VALIDATION_SPACE, space.Constraints())
     found = search.search(*args, workdir=tmp_path, budget_s=1e9, enough=100, verify_plan=plan)
     assert len(found.rungs) == 1  # enough=100: the search stops after rung 0
@@ -427,8 +429,8 @@ def test_the_search_times_the_default_on_a_second_sample_for_the_verifications_e
     assert samples == [3703, 11111] and alone == [(["anndata-default"], ["write", "lazy-open"], 2)]
     # the fake times do not grow with the rows: write, timed on both samples, costs on the full data what it did on
     # them; lazy-open, only on the second, is scaled by the rows (an upper bound)
-    assert found.point_round_s == pytest.approx(search.ROUND_OVERHEAD * (3.0 + 3.0 * 100_000 / 11111))
-    assert found.verify_estimate_s == pytest.approx(search.verification_estimate(found.point_round_s, 6 * 5, 5, 1))
+    assert found.point_round_s == pytest.approx(estimate.ROUND_OVERHEAD * (3.0 + 3.0 * 100_000 / 11111))
+    assert found.verify_estimate_s == pytest.approx(estimate.verification_estimate(found.point_round_s, 6 * 5, 5, 1))
 
 
 def test_auto_finalists_are_as_many_as_the_budget_leaves_room_for() -> None:
@@ -441,7 +443,7 @@ def test_auto_finalists_are_as_many_as_the_budget_leaves_room_for() -> None:
     found = search.SearchResult(ranked=[], shapes=SHAPES, point_round_s=10.0)
 
     def cost(count: int) -> float:
-        return search.verification_estimate(10.0, race.point_rounds(request, count), request.repeats, 1)
+        return estimate.verification_estimate(10.0, race.point_rounds(request, count), request.repeats, 1)
 
     assert cost(low) < cost(6) < cost(high)  # every finalist more costs rounds on the full data
     assert finalist_count(request, found, left_s=1e9) == (high, cost(high))  # small data: the most

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from ..measure import cluster, datasets
 from . import emit, finalists, race, search
+from .estimate import VerifyPlan, verification_estimate
 from .request import AUTO_FINALISTS, TuneRequest
-from .search import Rung, SearchResult, verification_estimate
+from .search import Rung, SearchResult
 from .space import check_objective
 
 __all__ = ["TuneRequest", "run"]
@@ -21,7 +22,7 @@ __all__ = ["TuneRequest", "run"]
 
 def finalist_count(request: TuneRequest, found: SearchResult, left_s: float) -> tuple[int, float]:
     """--finalists auto: the most finalists, within AUTO_FINALISTS, whose verification the `left_s` seconds of the
-    budget cover, estimated from the search's samples (`search.point_round_seconds`); the fewest when none fits.
+    budget cover, estimated from the search's samples (`estimate.point_round_seconds`); the fewest when none fits.
     With the estimate."""
     low, high = AUTO_FINALISTS
 
@@ -82,7 +83,7 @@ def run(request: TuneRequest, log=print) -> Path:
                 env=env,
                 client=client,
                 loader=request.loader.sizes,
-                verify_plan=search.VerifyPlan(
+                verify_plan=VerifyPlan(
                     tuple(request.verify_workloads()),
                     # the race's (point, round) measurements, as points measured in every round
                     math.ceil(race.point_rounds(request, request.fewest_finalists) / request.repeats),

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +36,9 @@ from ..analysis.stats import median, slower_p
 from ..errors import HarnessError
 from ..matrix import Point
 from ..measure.rounds import run_rounds
+from . import estimate
 from .layout import Shapes, at_sample, dataset_shapes, fingerprint, store_fingerprint
-from .space import VERIFY_WORKLOADS, Constraints, candidates, check_objective, round_scores
+from .space import Constraints, candidates, check_objective, round_scores
 
 ETA = 3
 MIN_SAMPLE_ROWS = 500
@@ -92,7 +93,7 @@ class SearchResult:
     pruned: list[Point] = field(default_factory=list)  # scored but significantly slower: later rungs first, best first
     seconds: float = 0.0
     verify_estimate_s: float = 0.0
-    point_round_s: float = 0.0  # one (point, round) of the verification (`point_round_seconds`)
+    point_round_s: float = 0.0  # one (point, round) of the verification (`estimate.point_round_seconds`)
     note: str = ""  # said to the user: e.g. the search stopped early because of the budget
 
 
@@ -112,67 +113,6 @@ def _nothing_left(rejected: dict[str, str], rows: int, total: int) -> str:
         f"no candidate satisfies the constraints on {rows} rows; {counts.get(worst, 0)} of {total} were removed by "
         f"{worst}; relax it or widen --pipelines"
     )
-
-
-#: Seconds per worker and round that do not grow with the rows: interpreter, imports, dataset load, warm-up slice
-#: (measured order of magnitude).
-STARTUP_S = 5.0
-#: One (point, round) of the verification took 1.4-2.2x anndata-default's summed workload seconds on the full data
-#: in 35 stored verifications on 10k and 100k (worker start, warm-up, untimed writes, the readers' round, finalists
-#: slower than the default): the largest, so the estimate stays a bound.
-ROUND_OVERHEAD = 2.2
-#: Rounds of anndata-default on the second sample, for the verification's estimate (`search`): a slope, not a test.
-ESTIMATE_ROUNDS = 2
-
-
-@dataclass(frozen=True)
-class VerifyPlan:
-    """What the verification will measure, for the estimate of its cost: its workloads, the points it measures in
-    every round (finalists and defaults) and its network conditions."""
-
-    workloads: tuple[str, ...] = tuple(VERIFY_WORKLOADS)
-    points: int = 6
-    sweeps: int = 1
-
-
-def full_seconds(times: Mapping[int, float], n_obs: int) -> float:
-    """A workload's seconds on the full data from its medians on row samples ({rows: seconds}): the line through
-    the two largest samples, never falling (a noisy pair gives the larger sample's time), or from one sample in
-    proportion to the rows (an upper bound: fixed costs do not grow with rows).
-
-    Measured for anndata-default's seven local workloads: from 3,703 and 11,111 rows of 100k the line gave 23.1 s
-    against 23.1 s measured on the full data, where the rows alone gave 29 s from 11,111 rows and 45 s from 3,703;
-    from 500 and 1,111 rows of 10k it gave 7.6 s against 3.3 s (the rows alone: 11.5 s and 18 s)."""
-    sizes = sorted(times)
-    if not sizes:
-        return 0.0
-    r1 = sizes[-1]
-    if len(sizes) == 1:
-        return times[r1] * n_obs / r1
-    r0 = sizes[-2]
-    return times[r1] + max(0.0, (times[r1] - times[r0]) / (r1 - r0)) * (n_obs - r1)
-
-
-def point_round_seconds(ref_times: Mapping[str, Mapping[int, float]], n_obs: int, workloads: Sequence[str]) -> float:
-    """Seconds of one point in one verification round on the full data: anndata-default's seconds of every verified
-    workload on the full data (`full_seconds`; a workload no sample measured counts as the mean of the others), with
-    ROUND_OVERHEAD."""
-    known = {w: full_seconds(t, n_obs) for w, t in ref_times.items() if t}
-    mean = sum(known.values()) / max(1, len(known))
-    return ROUND_OVERHEAD * sum(known.get(w, mean) for w in workloads)
-
-
-def verification_estimate(point_round_s: float, point_rounds: int, rounds: int, sweeps: int) -> float:
-    """Seconds to verify: `point_rounds` (point, round) measurements per network condition (`sweeps` of them), and
-    every round's worker start."""
-    return sweeps * (point_rounds * point_round_s + rounds * STARTUP_S)
-
-
-def _record(ref_times: dict[str, dict[int, float]], rows_of: Mapping[str, Mapping[str, Any]], rows: int) -> None:
-    """Add anndata-default's median seconds per workload on a sample of `rows` rows to `ref_times`."""
-    for workload, row in rows_of.items():
-        if row.get("status") == "ok" and (values := row.get("values")):
-            ref_times.setdefault(workload, {})[rows] = median(values)
 
 
 def _measure(
@@ -325,7 +265,7 @@ def search(
     verify_rounds: int = 5,
     on_rung: Callable[[Rung], None] | None = None,
     env: dict[str, str] | None = None,
-    verify_plan: VerifyPlan = VerifyPlan(),
+    verify_plan: estimate.VerifyPlan | None = None,
     loader: dict[str, Any] | None = None,
     client: Any = None,
     enough: int = 0,
@@ -334,8 +274,10 @@ def search(
     `enough` candidates (besides the defaults) survive: the verification races that many on the full data.
 
     `env` points workers at running servers for remote stores; the defaults are on the space's store, so
-    remote candidates are ranked against the default remote setup."""
+    remote candidates are ranked against the default remote setup. `verify_plan` is what the verification will
+    measure, for its estimate (by default the local workloads, six points per round, one network condition)."""
     started = time.perf_counter()
+    verify_plan = verify_plan or estimate.VerifyPlan()
     shapes = dataset_shapes(dataset_path)
     pool, dropped = candidates(space, constraints, shapes)
     workloads = list(dict.fromkeys(["write", *check_objective(objective)]))
@@ -400,7 +342,7 @@ def search(
         if on_rung:
             on_rung(rung)
         # the verification's cost: anndata-default's seconds extrapolated from the two largest samples so far
-        _record(ref_times, measured.get(reference.id, {}), rows)
+        estimate.record(ref_times, measured.get(reference.id, {}), rows)
         if level == 0:
             # a second, larger sample for the slope (the next rung's, which it then reuses; the full data when there
             # is no next rung), with every workload the verification measures
@@ -413,17 +355,17 @@ def search(
                     subsample(dataset_path, second, workdir),
                     list(verify_plan.workloads),
                     [],
-                    ESTIMATE_ROUNDS,
+                    estimate.ESTIMATE_ROUNDS,
                     loader=loader,
                     **{**common, "workdir": workdir / "rung-0-estimate"},
                 )
-                _record(ref_times, on_sample.get(reference.id, {}), second)
-        result.point_round_s = point_round_seconds(ref_times, shapes.n_obs, verify_plan.workloads)
+                estimate.record(ref_times, on_sample.get(reference.id, {}), second)
+        result.point_round_s = estimate.point_round_seconds(ref_times, shapes.n_obs, verify_plan.workloads)
         if level == 0:
             # what will be verified: at most verify_plan.points points (finalists and defaults) in every round, fewer
             # when fewer were measured
             points = min(verify_plan.points, len(ranked))
-            result.verify_estimate_s = verification_estimate(
+            result.verify_estimate_s = estimate.verification_estimate(
                 result.point_round_s, points * verify_rounds, verify_rounds, verify_plan.sweeps
             )
             budget_s -= result.verify_estimate_s

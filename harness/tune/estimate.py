@@ -1,0 +1,76 @@
+"""The cost of the verification, estimated during the search: it decides how deep the search goes and how many
+finalists race (`--finalists auto`) within `--budget`.
+
+anndata-default's seconds of every verified workload on the full data, extrapolated from row samples along the line
+through the two largest (`full_seconds`), times what a verification round costs beyond its timed workloads
+(`ROUND_OVERHEAD`), times the (point, round) measurements the race makes at most (`race.point_rounds`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..analysis.stats import median
+from .space import VERIFY_WORKLOADS
+
+#: Seconds per worker and round that do not grow with the rows: interpreter, imports, dataset load, warm-up slice
+#: (measured order of magnitude).
+STARTUP_S = 5.0
+#: One (point, round) of the verification took 1.4-2.2x anndata-default's summed workload seconds on the full data
+#: in 35 stored verifications on 10k and 100k (worker start, warm-up, untimed writes, the readers' round, finalists
+#: slower than the default): the largest, so the estimate stays a bound.
+ROUND_OVERHEAD = 2.2
+#: Rounds of anndata-default on the second sample, for the verification's estimate (`search.search`): a slope, not a test.
+ESTIMATE_ROUNDS = 2
+
+
+@dataclass(frozen=True)
+class VerifyPlan:
+    """What the verification will measure, for the estimate of its cost: its workloads, the points it measures in
+    every round (finalists and defaults) and its network conditions."""
+
+    workloads: tuple[str, ...] = tuple(VERIFY_WORKLOADS)
+    points: int = 6
+    sweeps: int = 1
+
+
+def full_seconds(times: Mapping[int, float], n_obs: int) -> float:
+    """A workload's seconds on the full data from its medians on row samples ({rows: seconds}): the line through
+    the two largest samples, never falling (a noisy pair gives the larger sample's time), or from one sample in
+    proportion to the rows (an upper bound: fixed costs do not grow with rows).
+
+    Measured for anndata-default's seven local workloads: from 3,703 and 11,111 rows of 100k the line gave 23.1 s
+    against 23.1 s measured on the full data, where the rows alone gave 29 s from 11,111 rows and 45 s from 3,703;
+    from 500 and 1,111 rows of 10k it gave 7.6 s against 3.3 s (the rows alone: 11.5 s and 18 s)."""
+    sizes = sorted(times)
+    if not sizes:
+        return 0.0
+    r1 = sizes[-1]
+    if len(sizes) == 1:
+        return times[r1] * n_obs / r1
+    r0 = sizes[-2]
+    return times[r1] + max(0.0, (times[r1] - times[r0]) / (r1 - r0)) * (n_obs - r1)
+
+
+def point_round_seconds(ref_times: Mapping[str, Mapping[int, float]], n_obs: int, workloads: Sequence[str]) -> float:
+    """Seconds of one point in one verification round on the full data: anndata-default's seconds of every verified
+    workload on the full data (`full_seconds`; a workload no sample measured counts as the mean of the others), with
+    ROUND_OVERHEAD."""
+    known = {w: full_seconds(t, n_obs) for w, t in ref_times.items() if t}
+    mean = sum(known.values()) / max(1, len(known))
+    return ROUND_OVERHEAD * sum(known.get(w, mean) for w in workloads)
+
+
+def verification_estimate(point_round_s: float, point_rounds: int, rounds: int, sweeps: int) -> float:
+    """Seconds to verify: `point_rounds` (point, round) measurements per network condition (`sweeps` of them), and
+    every round's worker start."""
+    return sweeps * (point_rounds * point_round_s + rounds * STARTUP_S)
+
+
+def record(ref_times: dict[str, dict[int, float]], rows_of: Mapping[str, Mapping[str, Any]], rows: int) -> None:
+    """Add anndata-default's median seconds per workload on a sample of `rows` rows to `ref_times`."""
+    for workload, row in rows_of.items():
+        if row.get("status") == "ok" and (values := row.get("values")):
+            ref_times.setdefault(workload, {})[rows] = median(values)
