@@ -22,7 +22,8 @@ STARTUP_S = 5.0
 #: in 35 stored verifications on 10k and 100k (worker start, warm-up, untimed writes, the readers' round, finalists
 #: slower than the default): the largest, so the estimate stays a bound.
 ROUND_OVERHEAD = 2.2
-#: Rounds of anndata-default on the second sample, for the verification's estimate (`search.search`): a slope, not a test.
+#: Rounds of anndata-default on the second sample, for the verification's estimate (`search.search`): a slope,
+#: not a test.
 ESTIMATE_ROUNDS = 2
 
 
