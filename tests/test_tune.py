@@ -849,10 +849,12 @@ def test_the_verification_races_reads_back_after_the_race_and_ends_when_the_answ
     seconds = {default: 2.0, zarrs: 2.0, best: 1.0, tie: 1.01, far: 1.5, slow: 2.5}
     hiccup: dict[tuple[Point, int], float] = {}  # (point, round): a factor on that round's seconds
     measured: list[tuple[int, list[str], list[str]]] = []  # (round, points, readers)
+    checked: list[bool] = []  # whether each round compares the stores with the source
 
     def run_sweep(sweep) -> None:
         number = sweep.seed + 1
         measured.append((number, [p.id for p in sweep.points], list(sweep.readers)))
+        checked.append(sweep.check)
         rows = []
         for k, point in enumerate(sweep.points):
             value = seconds[point] * (1 + 0.01 * number) * (1 + 0.02 * (-1) ** (k + number))
@@ -869,6 +871,7 @@ def test_the_verification_races_reads_back_after_the_race_and_ends_when_the_answ
 
     def verify(out: Path) -> finalists.Verification:
         measured.clear()
+        checked.clear()
         return finalists.verify(request, None, tmp_path / "x.h5ad", tmp_path, out, log=said.append)
 
     # the best beats both defaults in all four rounds, by 2x on every workload: settled after round 4
@@ -877,6 +880,7 @@ def test_the_verification_races_reads_back_after_the_race_and_ends_when_the_answ
     in_round = {number: set(ids) - {default.id, zarrs.id} for number, ids, _ in measured}
     assert in_round == {1: finals, 2: finals, 3: {best.id, tie.id}, 4: {best.id, tie.id}}
     assert [bool(readers) for *_, readers in measured] == [False] * 3 + [True]  # read back once the race is over
+    assert checked == [True, False, False, False]  # round 1 checks every store; the later ones are the same
     assert set(done.readers) == {best.id, tie.id}
     (raced,) = [line for line in said if line.startswith("race after round")]
     assert raced.startswith("race after round 2: 2 of 4 finalists go on") and far.id in raced and slow.id in raced

@@ -129,3 +129,62 @@ def test_sparse_verification_compares_arrays_and_still_catches_one_changed_value
     with pytest.raises(VerificationError, match="1 values differ"):
         verify.assert_matrix_equal(changed, a, "one value")
     verify.assert_matrix_equal(a.tocsc(), a, "other format")
+
+
+def _run_point(point: Point, tiny_h5ad: Path, tmp_path: Path, workloads_: list[str], **spec) -> dict[str, dict]:
+    """One point measured in this process by the worker's own code: {workload: row}."""
+    import json
+
+    from harness.measure import worker
+
+    out = tmp_path / f"rows-{len(list(tmp_path.glob('rows-*')))}.jsonl"
+    run = worker.WorkerSpec([point.to_dict()], str(tiny_h5ad), workloads_, 1, 0, str(tmp_path / "w"), str(out), **spec)
+    worker.run_point(run, point, datasets.load(tiny_h5ad), tmp_path / "w", "asyncio")
+    return {(row := json.loads(line))["workload"]: row for line in out.read_text().splitlines()}
+
+
+def test_later_rounds_read_the_store_back_but_compare_only_what_changes_with_the_round(
+    tiny_h5ad: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`WorkerSpec.check` off (the later rounds of interleaved measurements): the written store and the full read,
+    the same in every round, are not compared with the source again, but the store is still read back (it warms
+    the process for the timed read) and the random rows, new every round, are still compared."""
+    compared: list[str] = []
+    reads: list[str] = []
+    real_compare, real_read = verify.assert_anndata_equal, workloads.read_store
+    monkeypatch.setattr(
+        verify, "assert_anndata_equal", lambda a, b, what: (compared.append(what), real_compare(a, b, what))
+    )
+    monkeypatch.setattr(workloads, "read_store", lambda ctx: (reads.append(ctx.point.id), real_read(ctx))[1])
+    point = Point.of(pipeline="python", sharding="rows-16x2")
+    names = ["write", "read", "lazy-random"]
+    rows = _run_point(point, tiny_h5ad, tmp_path, names, check=False)
+    assert {w: (r["status"], r["checked"]) for w, r in rows.items()} == {
+        "write": ("ok", False),
+        "read": ("ok", False),
+        "lazy-random": ("ok", True),
+    }
+    assert compared == ["lazy-random"] and len(reads) == 2  # the read back and the timed read
+    compared.clear()
+    rows = _run_point(point, tiny_h5ad, tmp_path, names, check=True)
+    assert all(r["checked"] for r in rows.values()) and compared == ["written store", "read", "lazy-random"]
+
+
+def test_cross_reads_skip_the_pipeline_the_read_workload_reads_with(
+    tiny_h5ad: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The point's own pipeline is not read again among the cross-pipeline reads when the read workload reads
+    (and in its first round compares) the same store; without the read workload it is read like the others."""
+    readers: list[str] = []
+    real = context.read_store
+    monkeypatch.setattr(
+        context, "read_store", lambda ctx: (readers.append(str(ctx.point.config.pipeline)), real(ctx))[1]
+    )
+    point = Point.of(pipeline="python", sharding="rows-16x2")
+    spec = {"readers": ["python", "fused", "read_zarr"]}
+    rows = _run_point(point, tiny_h5ad, tmp_path, ["write", "read"], **spec)
+    assert rows["interop"]["status"] == "ok" and rows["interop"]["readers"] == dict.fromkeys(spec["readers"], "ok")
+    assert readers == ["fused"]
+    readers.clear()
+    rows = _run_point(point, tiny_h5ad, tmp_path, ["write"], **spec)
+    assert rows["interop"]["status"] == "ok" and readers == ["python", "fused"]

@@ -1,5 +1,5 @@
 """The workload interface: constructed once per point with its `Context`; `reset` untimed before each
-repeat, `run` timed, `verify` untimed after the last repeat."""
+repeat, `run` timed, `verify` (or `settle`, when the content is not checked) untimed after the last repeat."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ class Workload:
     name: ClassVar[str]
     writes: ClassVar[bool] = False
     opens_group: ClassVar[bool] = True  # opens the root group: without consolidated metadata that lists the store
+    # its check compares the whole store with the source, the same in every round of interleaved measurements (no
+    # random rows or order): made in the first round only (`WorkerSpec.check`)
+    checked_once: ClassVar[bool] = False
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -53,3 +56,7 @@ class Workload:
 
     def verify(self) -> None:
         raise NotImplementedError
+
+    def settle(self) -> None:
+        """Untimed, after the last repeat in place of `verify` when the content is not checked (an identical
+        store was checked in an earlier round): what `verify` does besides checking. Nothing by default."""

@@ -88,6 +88,7 @@ def run_batch(
     procs: int = 1,
     python: Path | None = None,
     unset_env: tuple[str, ...] = (),
+    check: bool = True,
 ) -> dict[tuple[str, str], Row]:
     """Measure `points` in one fresh worker; returns {(point id, workload): row}.
 
@@ -112,6 +113,7 @@ def run_batch(
         attribute=attribute,
         loader=dict(loader or {}),
         procs=procs,
+        check=check,
     )
     try:
         outcome, tail = _run_worker(spec, timeout, env, meta, python, unset_env)

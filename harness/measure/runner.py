@@ -56,6 +56,9 @@ class Sweep:
     procs: int = 1  # loader processes at once on one store
     stack: Stack | None = None  # another set of package versions: workers run in its environment (measure.stacks)
     cluster: ClusterSpec | None = None  # points sent to a dask.distributed cluster (measure.cluster)
+    # compare the stores and reads with the source (in the first of interleaved rounds); False where an earlier
+    # sweep checked the same stores (the verification's later rounds)
+    check: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.store_url, str):
@@ -196,6 +199,7 @@ def _interleaved(
             on_round=lambda _: bar.advance(task),
             client=client,
             checkpoint=checkpoint,
+            check=sweep.check,
         )
     for point, keys in runnable:
         names = [*sweep.workloads, *(["interop"] if (point.id, "interop") in got else [])]
@@ -321,6 +325,7 @@ def _sweep(sweep: Sweep, workdir: Path) -> Counter[str]:
                     "loader": sweep.loader.sizes,
                     "procs": sweep.procs,
                     "python": python,
+                    "check": sweep.check,
                 }
                 jobs.append((Job(index, (point,), tuple(pending), dataset_path, batch), keys))
             if sweep.cluster and jobs:
