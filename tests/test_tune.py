@@ -668,6 +668,9 @@ def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: P
     time.sleep(1)  # a new stamp for the second validation's outputs
     again = validate.run(request, log=said.append, space=small, reuse=saved)
     assert again["grid_reused"] and again["grid_rows"] == report["grid_rows"]
+    assert not again["grid_compared_every_round"] and not any(line.endswith("to measure one") for line in said)
+    old = [{k: v for k, v in r.items() if k != "checked"} for r in results.iter_rows(report["grid_rows"])]
+    assert validate.compared_every_round(old)  # a grid from before: the log and the report say its cost is higher
     assert again["grid_scores"] == report["grid_scores"] and again["grid_seconds"] == report["grid_seconds"]
     assert len(list((tmp_path / "validation").glob("grid-*"))) == 1
     assert len(list((tmp_path / "validation").glob("tune-*"))) == 2

@@ -120,6 +120,13 @@ def reused_grid(
     return *scores(request, points, rows), seconds, rows_dir
 
 
+def compared_every_round(rows: list[dict]) -> bool:
+    """Whether a grid's rows come from before the whole-store checks ran in the first round only
+    (`WorkerSpec.check`): their rows carry no `checked`, and every round compared its stores with the source,
+    so such a grid cost more than one measured now (on 100k two comparisons of 1.8-3.4 s per point and round)."""
+    return not any("checked" in r for r in rows if r.get("workload") == "write" and r.get("status") == "ok")
+
+
 def interrupted_grid(out: Path) -> tuple[Path, float] | None:
     """The newest grid under `out` that was stopped before its rows were in, and the wall clock its kept workers
     took (`measure.rounds.Checkpoint`): a validation started again goes on with it instead of starting over."""
@@ -141,6 +148,12 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
         if reuse:
             grid, allowed, grid_s, grid_dir = reused_grid(request, dataset_path, space, Path(reuse))
             log(f"grid: {len(grid)} points from {grid_dir}, measured then in {grid_s:.0f}s")
+            if compared_every_round(list(results.iter_rows(grid_dir))):
+                log(
+                    "grid: measured when every round compared its stores with the source (now the first round "
+                    "only), so it cost more than a grid measured now and the cost share below is lower than a "
+                    "share of the same kind: leave --validate-grid out to measure one"
+                )
         else:
             log(f"grid: every candidate of the space on the full dataset, {request.repeats} interleaved rounds")
             grid_dir, kept = interrupted_grid(out) or (out / f"grid-{stamp}", 0.0)
@@ -175,6 +188,7 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
         "grid_seconds": grid_s,
         "grid_rows": str(Path(grid_dir).resolve()),
         "grid_reused": bool(reuse),
+        "grid_compared_every_round": compared_every_round(list(results.iter_rows(grid_dir))),
         "tune_seconds": tune_s,
         "search_seconds": record["search"]["seconds"],
         "time_fraction": tune_s / grid_s,
