@@ -333,7 +333,10 @@ def _measure_workload(spec: WorkerSpec, ctx: Any, name: str) -> Row:
         inject_fault(name)
         with work.config(), trace_pipelines() as tracer:
             stats = measure(work, spec.repeats, spec.warmup)
-        work.verify() if checked else work.settle()
+        if checked:
+            work.verify()
+        else:
+            work.settle()
     except VerificationError as exc:
         return Row(point.id, name, Status.FAILED, f"verification: {exc}")
     except UnsupportedPoint as exc:
