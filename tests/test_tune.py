@@ -939,3 +939,35 @@ def test_the_race_is_counted_in_the_verification_cost() -> None:
     assert race.point_rounds(five, 6) == 8 * 3 + 5 * 2  # at most: clear losers leave after two rounds
     assert race.point_rounds(three, 6) == 8 * 3
     assert race.point_rounds(five, 1) == 3 * 5  # one finalist: it is the survivor
+
+
+def test_the_race_tests_a_finalists_workloads_at_alpha_over_their_number() -> None:
+    """One look of the race tests every verified workload of a finalist against anndata-default, so a workload
+    stops it only at p < ALPHA / the workloads tested: a slowdown at p between that and ALPHA stops it when it is
+    the only workload tested, not when it is one of seven; a clear one stops it either way."""
+    from harness.analysis.stats import ALPHA, block_slower_p
+    from harness.tune import race
+
+    workloads = ["write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene"]
+    ids = ["ref", "x", *(f"o{k}" for k in range(4))]
+    wobble = [[1.0, 1.03], [1.04, 0.98], [0.97, 1.02], [1.02, 1.05], [0.99, 0.96], [1.03, 1.0]]
+
+    def rounds(factor: float) -> dict[str, dict[str, list[float]]]:  # x is `factor` slower on lazy-rows only
+        return {
+            w: {
+                pid: [v * (factor if (pid, w) == ("x", "lazy-rows") else 1.0) for v in wobble[i]]
+                for i, pid in enumerate(ids)
+            }
+            for w in workloads
+        }
+
+    factors = [1.1 + k / 100 for k in range(60)]
+    p_of = {f: block_slower_p(rounds(f)["lazy-rows"], "x", "ref", 1.1) for f in factors}
+    borderline = next(f for f in factors if p_of[f] < ALPHA)
+    assert ALPHA / len(workloads) < p_of[borderline] < ALPHA  # a case the correction decides
+    assert not race._slowed(rounds(borderline), "x", "ref", 1.1)
+    alone = {"lazy-rows": rounds(borderline)["lazy-rows"]}
+    assert race._slowed(alone, "x", "ref", 1.1).startswith("lazy-rows")
+    clear = next(f for f in factors if p_of[f] < ALPHA / len(workloads))
+    why = race._slowed(rounds(clear), "x", "ref", 1.1)
+    assert why.startswith("lazy-rows") and why.endswith("one of 7 workloads)")
