@@ -133,10 +133,10 @@ def run_rounds(
     check: bool = True,
 ) -> dict[tuple[str, str], Row]:
     """Measure every (point, workload) once per round for `rounds` rounds; {(point id, workload): merged row}.
-        Cross-pipeline reads (`readers`) and the attribution run once, in the last round. With a dask.distributed
-        `client` the rounds' workers run on the cluster (measure.cluster), one at a time per worker. The workers
-        `checkpoint` already holds are not run again; each one that finishes is added to it. The content is checked
-    (`check`) in the first round only: the later rounds write and read identical stores."""
+    Cross-pipeline reads (`readers`) and the attribution run once, in the last round. With a dask.distributed
+    `client` the rounds' workers run on the cluster (measure.cluster), one at a time per worker. The workers
+    `checkpoint` already holds are not run again; each one that finishes is added to it. The whole store is
+    compared with the source (`check`) in the first round only: the later rounds write and read identical stores."""
     order = random.Random(seed)
     jobs: list[tuple[int, Job]] = []
     for index in range(rounds):

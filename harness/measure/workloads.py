@@ -2,7 +2,8 @@
 
 A workload is constructed once per point with its `Context`, then `run` is timed, `reset` runs untimed
 before every repeat (fresh output path for writes, evicted page cache for cold reads) and `verify` runs
-untimed after the last repeat (`settle` instead when an earlier round checked an identical store). asv suites, pytest-benchmark and the runner all use these classes.
+untimed after the last repeat (`settle` instead when an earlier round checked an identical store). asv suites,
+pytest-benchmark and the runner all use these classes.
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ finalist stops when it has a problem of its own (a workload failed, or its store
 write) or, from the second round on, when its per-round objective is significantly slower than anndata-default's
 (p < 0.05) or than the best finalist's (p < 0.05 / the other finalists: the best is the luckiest of them; without the
 correction the race stopped the 10k grid's best at p = 0.035 among eight and kept the default), or one of its
-verified workloads is significantly slower than anndata-default's by more than --max-slowdown (`_slowed`, at p < 0.05
-/ the workloads tested: an early look needs stronger evidence than rule 4; with rule 4 itself, a paired test with one degree of freedom after two
-rounds, the race stopped all four 100k finalists, Fused `rows-256x16` on a 0.90x). The rounds are blocks: a round's
+verified workloads is significantly slower than anndata-default's by more than --max-slowdown (`_slowed`, at
+p < 0.05 / the workloads tested: an early look needs stronger evidence than rule 4; with rule 4 itself, a paired
+test with one degree of freedom after two rounds, the race stopped all four 100k finalists, Fused `rows-256x16` on
+a 0.90x). The rounds are blocks: a round's
 drift is shared by every point in it, so the test compares mean log objectives against the noise left once the
 rounds' and the points' effects are taken out, pooled over all the points in those rounds (`stats.block_slower_p`):
 with eight points two rounds show a clear loss, and ties stay. Nothing stops on one round's difference: there is
