@@ -148,12 +148,6 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
         if reuse:
             grid, allowed, grid_s, grid_dir = reused_grid(request, dataset_path, space, Path(reuse))
             log(f"grid: {len(grid)} points from {grid_dir}, measured then in {grid_s:.0f}s")
-            if compared_every_round(list(results.iter_rows(grid_dir))):
-                log(
-                    "grid: measured when every round compared its stores with the source (now the first round "
-                    "only), so it cost more than a grid measured now and the cost share below is lower than a "
-                    "share of the same kind: leave --validate-grid out to measure one"
-                )
         else:
             log(f"grid: every candidate of the space on the full dataset, {request.repeats} interleaved rounds")
             grid_dir, kept = interrupted_grid(out) or (out / f"grid-{stamp}", 0.0)
@@ -164,6 +158,13 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
             # the kept workers it went on from count (a checkpoint of another space's grid is left there, unused)
             grid_s = time.perf_counter() - t0 + kept - (interrupted(grid_dir) or 0.0)
             log(f"grid: {len(grid)} points in {grid_s:.0f}s")
+        compared = compared_every_round(list(results.iter_rows(grid_dir)))
+        if reuse and compared:
+            log(
+                "grid: measured when every round compared its stores with the source (now the first round "
+                "only), so it cost more than a grid measured now and the cost share below is lower than a "
+                "share of the same kind: leave --validate-grid out to measure one"
+            )
         log("now the tune over the same space (search and verification)")
         t1 = time.perf_counter()
         tuned = run_tune(replace(request, space=dict(space), out=out / f"tune-{stamp}"), log=log)
@@ -188,7 +189,7 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
         "grid_seconds": grid_s,
         "grid_rows": str(Path(grid_dir).resolve()),
         "grid_reused": bool(reuse),
-        "grid_compared_every_round": compared_every_round(list(results.iter_rows(grid_dir))),
+        "grid_compared_every_round": compared,
         "tune_seconds": tune_s,
         "search_seconds": record["search"]["seconds"],
         "time_fraction": tune_s / grid_s,
