@@ -333,6 +333,42 @@ def test_a_budget_that_covers_the_verification_but_not_the_next_rung_says_so(mon
     assert len(found.rungs) == 1 and "the next rung would take" in found.note
 
 
+def test_another_rung_must_save_the_verification_more_than_it_costs() -> None:
+    def cost(n: int) -> float:
+        return 10.0 * n  # seconds to race n finalists
+
+    # the rung kept 11 of 12: the next is expected to keep as many, saving nothing; racing all 11 fits
+    why = search.race_them_all(11, 12, 4, next_cost=100, verify_cost=cost, left_s=1000)
+    assert "kept 11 of 12" in why and "racing all 11" in why and "110s" in why
+    assert search.race_them_all(11, 12, 4, next_cost=100, verify_cost=cost, left_s=109) == ""  # racing all: over budget
+    # it kept 6 of 18: the next is expected to leave the 4 the race needs at least, saving 20 s, more than it costs
+    assert search.race_them_all(6, 18, 4, next_cost=19, verify_cost=cost, left_s=1e9) == ""
+    assert "keep about 4 and save the verification about 20s" in search.race_them_all(6, 18, 4, 21, cost, 1e9)
+    assert search.race_them_all(4, 12, 4, next_cost=1e9, verify_cost=cost, left_s=1e9) == ""  # already few enough
+
+
+def test_a_search_whose_rung_keeps_every_tie_races_them_all_with_auto_finalists(monkeypatch, tmp_path: Path) -> None:
+    from harness.tune import finalist_count, race
+    from harness.tune.request import AUTO_FINALISTS, TuneRequest
+
+    _fake_rounds(monkeypatch, lambda p: 3.0)  # every candidate ties: a rung takes nothing out
+    request = TuneRequest(dataset="x")
+    args = (tmp_path, "write", space.VALIDATION_SPACE, space.Constraints())
+    kw = {"workdir": tmp_path, "budget_s": 1e9}
+    found = search.search(*args, **kw, race_rounds=lambda n: race.point_rounds(request, n))
+    contenders = [p for p in found.ranked if not p.baseline]
+    assert len(found.rungs) == 1 and found.race_all and f"racing all {len(contenders)}" in found.note
+    assert len(contenders) > AUTO_FINALISTS[1]
+    assert finalist_count(request, found, left_s=1e9)[0] == len(contenders)  # the race takes every survivor
+    # --finalists N (no race_rounds): the search goes on to the last rung as before
+    fixed = search.search(*args, **kw)
+    assert len(fixed.rungs) == len(search.rung_sizes(SHAPES.n_obs)) and not fixed.race_all
+    # a rung that takes most out (one pipeline far ahead in every layout) is worth the next one
+    _fake_rounds(monkeypatch, _cost)
+    pruning = search.search(*args, **kw, race_rounds=lambda n: race.point_rounds(request, n))
+    assert len(pruning.rungs[0].kept) < len(found.rungs[0].kept) and len(pruning.rungs) > 1
+
+
 def test_generated_module_imports_and_round_trips(tmp_path: Path, tiny_adata) -> None:
     point = Point.of(pipeline="zarrs", codec="blosc-lz4-bitshuffle", sharding="rows-16x4")
     record = {

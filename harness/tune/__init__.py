@@ -23,8 +23,11 @@ __all__ = ["TuneRequest", "run"]
 def finalist_count(request: TuneRequest, found: SearchResult, left_s: float) -> tuple[int, float]:
     """--finalists auto: the most finalists, within AUTO_FINALISTS, whose verification the `left_s` seconds of the
     budget cover, estimated from the search's samples (`estimate.point_round_seconds`); the fewest when none fits.
-    With the estimate."""
+    When the search stopped to race every survivor (`search.race_them_all`), up to all of them. With the
+    estimate."""
     low, high = AUTO_FINALISTS
+    if found.race_all:
+        high = max(high, sum(1 for p in found.ranked if not p.baseline))
 
     def cost(count: int) -> float:
         rounds = race.point_rounds(request, count)
@@ -90,6 +93,8 @@ def run(request: TuneRequest, log=print) -> Path:
                     len(request.verify_networks),
                 ),
                 enough=request.fewest_finalists,
+                # --finalists auto: the race may take every survivor when that costs less than another rung
+                race_rounds=(lambda n: race.point_rounds(request, n)) if request.finalists is None else None,
             )
             if found.note:
                 log(found.note)
@@ -98,7 +103,8 @@ def run(request: TuneRequest, log=print) -> Path:
                 left = request.budget_s - (time.perf_counter() - started)
                 count, estimate = finalist_count(request, found, left)
                 log(
-                    f"up to {count} finalists (--finalists auto, {AUTO_FINALISTS[0]} to {AUTO_FINALISTS[1]}): their "
+                    f"up to {count} finalists (--finalists auto, {AUTO_FINALISTS[0]} to "
+                    f"{'every survivor' if found.race_all else AUTO_FINALISTS[1]}): their "
                     f"verification is estimated at up to {estimate:.0f}s, the budget has {left:.0f}s left"
                 )
                 request = replace(request, finalists=count)
