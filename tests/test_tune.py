@@ -469,6 +469,19 @@ def test_the_search_times_the_default_on_a_second_sample_for_the_verifications_e
     assert found.verify_estimate_s == pytest.approx(estimate.verification_estimate(found.point_round_s, 6 * 5, 5, 1))
 
 
+def test_on_cheap_data_the_verifications_estimate_times_the_full_data(monkeypatch, tmp_path: Path) -> None:
+    # scaled by rows from the first sample, the default's two verified workloads take at most CHEAP_FULL_DATA_S on
+    # the full data: the second sample is the full data, and its time is the estimate's, not a line's
+    _fake_rounds(monkeypatch, lambda p: 0.002)
+    samples: list[int] = []
+    monkeypatch.setattr(search, "subsample", lambda path, rows, workdir: samples.append(rows) or path)
+    plan = estimate.VerifyPlan(workloads=("write", "lazy-open"), points=6, sweeps=1)
+    args = (tmp_path, "write", space.VALIDATION_SPACE, space.Constraints())
+    cheap = search.search(*args, workdir=tmp_path, budget_s=1e9, enough=100, verify_plan=plan)
+    assert estimate.CHEAP_FULL_DATA_S >= 2 * 0.002 * 100_000 / 3703
+    assert samples == [3703, 100_000] and cheap.point_round_s == pytest.approx(estimate.ROUND_OVERHEAD * 2 * 0.002)
+
+
 def test_auto_finalists_are_as_many_as_the_budget_leaves_room_for() -> None:
     from harness.tune import finalist_count, race
     from harness.tune.request import AUTO_FINALISTS, TuneRequest
@@ -648,6 +661,24 @@ def test_keep_the_default_emits_anndatas_own_calls(tmp_path: Path, tiny_adata) -
     verify.assert_anndata_equal(cfg.to_memory(cfg.read_lazy(tmp_path / "kept.zarr")), tiny_adata)
 
 
+def test_the_distance_from_the_grids_best_comes_with_what_the_grids_rounds_say() -> None:
+    from harness.tune import validate
+
+    drift = [1.0, 1.3, 0.9, 1.1, 1.2]  # each round's drift, shared by every point in it
+    wobble = [1.01, 0.99, 1.02, 0.98, 1.0]
+    rounds = {f"p{k}": [d * w ** (k % 3) * (1 + 0.01 * k) for d, w in zip(drift, wobble)] for k in range(8)}
+    rounds["close"] = [d * 1.03 * w for d, w in zip(drift, wobble)]  # 3 % behind p0: not beyond the 5 % target
+    rounds["far"] = [d * 1.3 / w for d, w in zip(drift, wobble)]  # 30 % behind
+    close, far = validate.distance_evidence(rounds, "close", "p0"), validate.distance_evidence(rounds, "far", "p0")
+    assert close["beyond_target_p"] > 0.5 and far["beyond_target_p"] < 0.001 and far["slower_than_best_p"] < 0.001
+    assert far["distance_interval"][0] > validate.TARGET_DISTANCE and close["distance_interval"][0] < 0.05
+    assert validate.distance_evidence(rounds, "p0", "p0") == {
+        "distance_interval": [0.0, 0.0],
+        "slower_than_best_p": 1.0,
+        "beyond_target_p": 1.0,
+    }
+
+
 def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: Path, tmp_path: Path) -> None:
     """On tiny data and a 4-point space: the grid, then the whole tune over it, compared on the grid's numbers."""
     import json
@@ -678,6 +709,8 @@ def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: P
     assert report["points"] == 5  # four candidates and anndata-default (zarrs is not allowed here)
     assert report["tune_pick"] in report["grid_scores"] and report["distance"] >= 0
     assert report["pick_within_grid_rules"] == (report["tune_pick"] in report["grid_allowed"])
+    low, high = report["distance_interval"]  # what the grid's own rounds say about the distance
+    assert low <= high and 0 <= report["beyond_target_p"] <= report["slower_than_best_p"] <= 1
     assert report["tune_seconds"] > 0 and report["grid_seconds"] > 0 and report["time_fraction"] > 0
     assert report["rank_correlation_rung0"] is not None and -1 <= report["rank_correlation_rung0"] <= 1
     tuned = json.loads(next((tmp_path / "validation").glob("tune-*/recommended.json")).read_text())
@@ -716,7 +749,7 @@ def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: P
     copied = next(moved.glob("validation-*.json"))
     relative = {**json.loads(copied.read_text()), "grid_rows": f"results/validation/{Path(report['grid_rows']).name}"}
     copied.write_text(json.dumps(relative))
-    assert validate.reused_grid(request, tiny_h5ad, small, copied)[3] == moved / Path(report["grid_rows"]).name
+    assert validate.reused_grid(request, tiny_h5ad, small, copied)[2] == moved / Path(report["grid_rows"]).name
     more = {**small, "codec": (*small["codec"], "blosc-zstd-bitshuffle")}  # two points the grid did not measure
     with pytest.raises(HarnessError, match=r"no rows on this dataset for 2 of the space's 7 points"):
         validate.run(request, log=said.append, space=more, reuse=saved)

@@ -95,15 +95,40 @@ def block_slower_p(rounds: Mapping[str, Sequence[float]], candidate: str, best: 
     is no noise to measure, and nothing is significant."""
     from scipy.stats import t
 
+    if (gap := _block_gap(rounds, candidate, best)) is None:
+        return 1.0
+    difference, se, df = gap
+    difference -= math.log(margin)
+    if se <= 0:
+        return 0.0 if difference > 0 else 1.0
+    return float(t.sf(difference / se, df))
+
+
+def block_ratio_interval(
+    rounds: Mapping[str, Sequence[float]], candidate: str, best: str, level: float = 0.95
+) -> tuple[float, float] | None:
+    """The interval of `candidate`'s time over `best`'s (the geometric mean over the rounds), both measured in the
+    same interleaved rounds, against the noise of all the points in those rounds (`block_noise`): the interval
+    that goes with `block_slower_p`. A round's drift cancels, which a bootstrap of each side's median does not do
+    (on a 10k grid of five rounds, for a 1.11x: [0.91, 1.52] from the medians, [0.95, 1.37] from the blocks). None where there is no noise to measure."""
+    from scipy.stats import t
+
+    if (gap := _block_gap(rounds, candidate, best)) is None:
+        return None
+    difference, se, df = gap
+    half = float(t.ppf((1 + level) / 2, df)) * se
+    return math.exp(difference - half), math.exp(difference + half)
+
+
+def _block_gap(rounds: Mapping[str, Sequence[float]], candidate: str, best: str) -> tuple[float, float, int] | None:
+    """(mean log time of `candidate` - that of `best`, its standard error, degrees of freedom) from the noise of
+    the rounds (`block_noise`), or None without it."""
     noise = block_noise(rounds)
     x, y = np.log(np.asarray(rounds[candidate], dtype=float)), np.log(np.asarray(rounds[best], dtype=float))
     if noise is None or len(x) != len(y):
-        return 1.0
+        return None
     variance, df = noise
-    difference = float(x.mean() - y.mean()) - math.log(margin)
-    if variance <= 0:
-        return 0.0 if difference > 0 else 1.0
-    return float(t.sf(difference / np.sqrt(2 * variance / len(x)), df))
+    return float(x.mean() - y.mean()), float(np.sqrt(2 * variance / len(x))), df
 
 
 def paired_slowdown(

@@ -25,6 +25,9 @@ ROUND_OVERHEAD = 2.2
 #: Rounds of anndata-default on the second sample, for the verification's estimate (`search.search`): a slope,
 #: not a test.
 ESTIMATE_ROUNDS = 2
+#: The second sample is the full data itself when anndata-default's verified workloads, scaled from the first sample
+#: by rows (an upper bound), take at most this long on it (`second_sample`).
+CHEAP_FULL_DATA_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,20 @@ def point_round_seconds(ref_times: Mapping[str, Mapping[int, float]], n_obs: int
     known = {w: full_seconds(t, n_obs) for w, t in ref_times.items() if t}
     mean = sum(known.values()) / max(1, len(known))
     return ROUND_OVERHEAD * sum(known.get(w, mean) for w in workloads)
+
+
+def second_sample(
+    ref_times: Mapping[str, Mapping[int, float]], next_rows: int | None, n_obs: int, workloads: Sequence[str]
+) -> int:
+    """Rows of the second sample anndata-default is timed on for the estimate, after the first rung
+    (`ref_times` holds that rung's sample only): the next rung's sample, which the rung then reuses, or the full
+    data when there is no next rung or when the full data is cheap (CHEAP_FULL_DATA_S, scaled from the first sample
+    by rows): then the estimate is measured, not extrapolated. On 10k the line through 500 and 1,111 rows swung
+    between runs (a verification of up to twelve finalists estimated at 783 s in one run, seven at 1,044 s in the
+    next, on the same host; 268 s taken for eleven), and the search's depth and the finalists with it; its full
+    data, timed twice, costs about 20 s."""
+    bound = point_round_seconds(ref_times, n_obs, workloads) / ROUND_OVERHEAD
+    return n_obs if next_rows is None or bound <= CHEAP_FULL_DATA_S else next_rows
 
 
 def verification_estimate(point_round_s: float, point_rounds: int, rounds: int, sweeps: int) -> float:

@@ -17,7 +17,10 @@ rung's timed rounds one untimed write of every distinct store gives the bytes of
 and what --max-size-ratio rules out is not timed (`size_pass`). Lazy workloads
 read a fraction of the rows, so a sample asks the same question as the full data. The search stops as soon
 as no more candidates are left than the verification races on the full data (`enough`): a larger sample
-would rank them less well than the full data does. The survivors of the last rung, then the best of what
+would rank them less well than the full data does. Under --finalists auto it also stops when the next rung is
+expected to save the verification less than it costs and racing every survivor fits in the budget
+(`race_them_all`): a rung that keeps nearly all its ties (on small data, where a sample's time is mostly fixed
+cost) would only rank them by the sample's noise. The survivors of the last rung, then the best of what
 it pruned, go to the verification.
 Why this search: it needs no model of the response surface (shard size and pipeline interact), it
 spends most time on promising points, and its cost is bounded by the first rung.
@@ -377,8 +380,10 @@ def search(
         estimate.record(ref_times, measured.get(reference.id, {}), rows)
         if level == 0:
             # a second, larger sample for the slope (the next rung's, which it then reuses; the full data when there
-            # is no next rung), with every workload the verification measures
-            second = sizes[1] if len(sizes) > 1 else shapes.n_obs
+            # is no next rung or the full data is cheap), with every workload the verification measures
+            second = estimate.second_sample(
+                ref_times, sizes[1] if len(sizes) > 1 else None, shapes.n_obs, verify_plan.workloads
+            )
             if second > rows:
                 on_sample = _measure(
                     [reference],

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis import results
+from ..analysis.stats import block_ratio_interval, block_slower_p
 from ..errors import HarnessError
 from ..measure import datasets
 from ..measure.rounds import interrupted
@@ -32,7 +33,7 @@ from ..measure.runner import Sweep, run_sweep
 from . import run as run_tune
 from .layout import dataset_shapes
 from .request import TuneRequest
-from .rule import judge
+from .rule import judge, objectives
 from .space import VALIDATION_SPACE, candidates, check_objective
 
 TARGET_DISTANCE = 0.05
@@ -48,9 +49,10 @@ def spearman(a: list[float], b: list[float]) -> float | None:
     return float(spearmanr(a, b).statistic)
 
 
-def grid_scores(
-    request: TuneRequest, dataset_path: Path, space: dict, workdir: Path, out: Path
-) -> tuple[dict[str, float], set[str]]:
+Grid = tuple[dict[str, float], set[str], dict[str, list[float]]]
+
+
+def grid_scores(request: TuneRequest, dataset_path: Path, space: dict, workdir: Path, out: Path) -> Grid:
     """Every candidate of `space` (and the defaults) on the full data, interleaved rounds, every workload the
     verification measures, into `out`; then scored (`scores`)."""
     points, _ = candidates(space, request.constraints, dataset_shapes(dataset_path))
@@ -72,22 +74,38 @@ def grid_scores(
     return scores(request, points, list(results.iter_rows(out)))
 
 
-def scores(request: TuneRequest, points: list, rows: list[dict]) -> tuple[dict[str, float], set[str]]:
-    """{point id: score} of the grid's rows, and the ids a recommendation could be: the defaults, and the
+def scores(request: TuneRequest, points: list, rows: list[dict]) -> Grid:
+    """{point id: score} of the grid's rows, the ids a recommendation could be: the defaults, and the
     points the tune's rule (`rule.judge`) finds no problem with: correct, within --max-size-ratio and no
     slower than --max-slowdown allows on any workload (the rule also asks for significance on the objective;
-    the grid's best is judged on the numbers)."""
+    the grid's best is judged on the numbers), and every point's per-round objective."""
     verdicts = judge(request, points, rows)
     scored = {v.point.id: v.objective for v in verdicts if v.objective is not None}
     allowed = {v.point.id for v in verdicts if v.point.id in scored and (v.point.baseline or not v.problems)}
-    return scored, allowed
+    return scored, allowed, objectives(request, rows)
 
 
-def reused_grid(
-    request: TuneRequest, dataset_path: Path, space: dict, report: Path
-) -> tuple[dict[str, float], set[str], float, Path]:
+def distance_evidence(rounds: dict[str, list[float]], pick: str, best: str) -> dict[str, Any]:
+    """What the grid's own rounds say about the pick's distance from the grid's best: the 95 % interval of the
+    distance (the pick's time over the best's, minus 1) and the one-sided p that the pick is slower than the best
+    at all and by more than TARGET_DISTANCE, against the noise of all the grid's points in its interleaved rounds
+    (`stats.block_ratio_interval`, `stats.block_slower_p`). The grid's best is the luckiest of its points, so a
+    distance of a few per cent need not be real: on a 10k grid of five rounds on a noisy day Fused `rows-256x16`
+    was 11.4 % from the best, p = 0.19 that it was more than 5 % slower, where keeping the default was 29.4 %,
+    p = 0.015."""
+    if pick == best:
+        return {"distance_interval": [0.0, 0.0], "slower_than_best_p": 1.0, "beyond_target_p": 1.0}
+    interval = block_ratio_interval(rounds, pick, best)
+    return {
+        "distance_interval": [interval[0] - 1, interval[1] - 1] if interval else None,
+        "slower_than_best_p": block_slower_p(rounds, pick, best),
+        "beyond_target_p": block_slower_p(rounds, pick, best, 1 + TARGET_DISTANCE),
+    }
+
+
+def reused_grid(request: TuneRequest, dataset_path: Path, space: dict, report: Path) -> tuple[Grid, float, Path]:
     """The grid of an earlier validation (`report`: its validation-*.json, with its grid-* rows beside it),
-    scored under this request's rules: scores, allowed ids, the grid's wall clock then, its rows directory."""
+    scored under this request's rules (`scores`), the grid's wall clock then, its rows directory."""
     try:
         old = json.loads(report.read_text())
         seconds, rounds = float(old["grid_seconds"]), int(old["rounds"])
@@ -117,7 +135,7 @@ def reused_grid(
             f"of the space's {len(points)} points (e.g. {missing[0]}); validate with the same dataset, space and "
             "--pipelines, or leave --validate-grid out to measure the grid"
         )
-    return *scores(request, points, rows), seconds, rows_dir
+    return scores(request, points, rows), seconds, rows_dir
 
 
 def compared_every_round(rows: list[dict]) -> bool:
@@ -146,7 +164,7 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     with tempfile.TemporaryDirectory(prefix="harness-validate-") as tmp:
         if reuse:
-            grid, allowed, grid_s, grid_dir = reused_grid(request, dataset_path, space, Path(reuse))
+            (grid, allowed, rounds), grid_s, grid_dir = reused_grid(request, dataset_path, space, Path(reuse))
             log(f"grid: {len(grid)} points from {grid_dir}, measured then in {grid_s:.0f}s")
         else:
             log(f"grid: every candidate of the space on the full dataset, {request.repeats} interleaved rounds")
@@ -154,7 +172,7 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
             if kept:
                 log(f"grid: going on with the interrupted grid in {grid_dir} ({kept:.0f}s of its workers were kept)")
             t0 = time.perf_counter()
-            grid, allowed = grid_scores(request, dataset_path, space, Path(tmp) / "grid", grid_dir)
+            grid, allowed, rounds = grid_scores(request, dataset_path, space, Path(tmp) / "grid", grid_dir)
             # the kept workers it went on from count (a checkpoint of another space's grid is left there, unused)
             grid_s = time.perf_counter() - t0 + kept - (interrupted(grid_dir) or 0.0)
             log(f"grid: {len(grid)} points in {grid_s:.0f}s")
@@ -204,6 +222,7 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
         "tune_outcome": record["outcome"],
         "tune_pick_grid_score": grid.get(pick),
         "distance": grid[pick] / grid[best] - 1,
+        **distance_evidence(rounds, pick, best),
         # the grid's own rounds may rule the pick out (bytes, or a workload slower than --max-slowdown) where the
         # verification's did not: a slowdown near the edge of what five rounds resolve
         "pick_within_grid_rules": pick in allowed,
@@ -224,6 +243,12 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
         f"{report['distance']:+.1%} from the best; target <= {TARGET_DISTANCE:.0%})"
         + ("" if report["pick_within_grid_rules"] else "; the grid's own rounds rule the pick out")
     )
+    if pick != best and (low_high := report["distance_interval"]):
+        log(
+            f"in the grid's own rounds the distance is {report['distance']:+.1%} [{low_high[0]:+.1%}, "
+            f"{low_high[1]:+.1%}]: p = {report['slower_than_best_p']:.3f} that the pick is slower than the grid's "
+            f"best, p = {report['beyond_target_p']:.3f} that it is more than {TARGET_DISTANCE:.0%} slower"
+        )
     log(
         f"cost: tune {tune_s:.0f}s (search {record['search']['seconds']:.0f}s + verification) vs grid {grid_s:.0f}s = "
         f"{report['time_fraction']:.1%} (target <= {TARGET_FRACTION:.0%})"
