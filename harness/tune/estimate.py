@@ -2,7 +2,8 @@
 finalists race (`--finalists auto`) within `--budget`.
 
 anndata-default's seconds of every verified workload on the full data, extrapolated from row samples along the line
-through the two largest (`full_seconds`), times what a verification round costs beyond its timed workloads
+through the two largest (`full_seconds`), or timed on the full data when that line says it is cheap
+(`cheap_full_data`), times what a verification round costs beyond its timed workloads
 (`ROUND_OVERHEAD`), times the (point, round) measurements the race makes at most (`race.point_rounds`).
 """
 
@@ -25,9 +26,10 @@ ROUND_OVERHEAD = 2.2
 #: Rounds of anndata-default on the second sample, for the verification's estimate (`search.search`): a slope,
 #: not a test.
 ESTIMATE_ROUNDS = 2
-#: The second sample is the full data itself when anndata-default's verified workloads, scaled from the first sample
-#: by rows (an upper bound), take at most this long on it (`second_sample`).
-CHEAP_FULL_DATA_S = 30.0
+#: anndata-default is timed on the full data for the estimate when the line through two samples says its verified
+#: workloads take at most this long there (`cheap_full_data`): two rounds of them cost about 2.5 % of the default
+#: budget.
+CHEAP_FULL_DATA_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -67,18 +69,13 @@ def point_round_seconds(ref_times: Mapping[str, Mapping[int, float]], n_obs: int
     return ROUND_OVERHEAD * sum(known.get(w, mean) for w in workloads)
 
 
-def second_sample(
-    ref_times: Mapping[str, Mapping[int, float]], next_rows: int | None, n_obs: int, workloads: Sequence[str]
-) -> int:
-    """Rows of the second sample anndata-default is timed on for the estimate, after the first rung
-    (`ref_times` holds that rung's sample only): the next rung's sample, which the rung then reuses, or the full
-    data when there is no next rung or when the full data is cheap (CHEAP_FULL_DATA_S, scaled from the first sample
-    by rows): then the estimate is measured, not extrapolated. On 10k the line through 500 and 1,111 rows swung
-    between runs (a verification of up to twelve finalists estimated at 783 s in one run, seven at 1,044 s in the
-    next, on the same host; 268 s taken for eleven), and the search's depth and the finalists with it; its full
-    data, timed twice, costs about 20 s."""
-    bound = point_round_seconds(ref_times, n_obs, workloads) / ROUND_OVERHEAD
-    return n_obs if next_rows is None or bound <= CHEAP_FULL_DATA_S else next_rows
+def cheap_full_data(ref_times: Mapping[str, Mapping[int, float]], n_obs: int, workloads: Sequence[str]) -> bool:
+    """Whether anndata-default's verified workloads take at most CHEAP_FULL_DATA_S on the full data, along the line
+    through its two largest samples (`full_seconds`): then the search times it on the full data itself, and the
+    estimate is measured, not extrapolated. On 10k the line through 500 and 1,111 rows swung between runs on one
+    host (a verification of up to twelve finalists estimated at 783 s in one run, of seven at 1,044 s in the next;
+    eleven took 268 s), and the search's depth and the finalists with it; 100k's line (23 s) stays out."""
+    return point_round_seconds(ref_times, n_obs, workloads) / ROUND_OVERHEAD <= CHEAP_FULL_DATA_S
 
 
 def verification_estimate(point_round_s: float, point_rounds: int, rounds: int, sweeps: int) -> float:

@@ -380,23 +380,26 @@ def search(
         estimate.record(ref_times, measured.get(reference.id, {}), rows)
         if level == 0:
             # a second, larger sample for the slope (the next rung's, which it then reuses; the full data when there
-            # is no next rung or the full data is cheap), with every workload the verification measures
-            second = estimate.second_sample(
-                ref_times, sizes[1] if len(sizes) > 1 else None, shapes.n_obs, verify_plan.workloads
-            )
-            if second > rows:
+            # is no next rung), then the full data itself when the line through the two says it is cheap; anndata-
+            # default alone, every workload the verification measures
+            second = sizes[1] if len(sizes) > 1 else shapes.n_obs
+            for on_rows in (second, shapes.n_obs):
+                if on_rows <= max((r for times in ref_times.values() for r in times), default=rows) or (
+                    on_rows > second and not estimate.cheap_full_data(ref_times, shapes.n_obs, verify_plan.workloads)
+                ):
+                    continue
                 on_sample = _measure(
                     [reference],
-                    shapes.sample(second),
+                    shapes.sample(on_rows),
                     shapes.n_obs,
-                    subsample(dataset_path, second, workdir),
+                    subsample(dataset_path, on_rows, workdir),
                     list(verify_plan.workloads),
                     [],
                     estimate.ESTIMATE_ROUNDS,
                     loader=loader,
-                    **{**common, "workdir": workdir / "rung-0-estimate"},
+                    **{**common, "workdir": workdir / f"rung-0-estimate-{on_rows}"},
                 )
-                estimate.record(ref_times, on_sample.get(reference.id, {}), second)
+                estimate.record(ref_times, on_sample.get(reference.id, {}), on_rows)
         result.point_round_s = estimate.point_round_seconds(ref_times, shapes.n_obs, verify_plan.workloads)
         if level == 0:
             # what will be verified: at most verify_plan.points points (finalists and defaults) in every round, fewer
