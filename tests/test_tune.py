@@ -718,6 +718,7 @@ def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: P
     assert report["host_pace"] == pytest.approx(default / report["grid_scores"]["anndata-default"])  # this host
     assert report["time_fraction_at_grid_pace"] == pytest.approx(report["time_fraction"] / report["host_pace"])
     assert tuned["race_rounds"] == 3  # 4 rounds: the race looks after each of the first 3
+    assert tuned["search"]["raced_every_survivor"] == ("racing all" in tuned["search"]["note"])
     reference = next(t["anndata-default"] for t in tuned["verification"] if t["workload"] == "write")
     assert len(reference["values"]) == tuned["verification_rounds"]  # the rounds, merged
     writes = next(t for t in tuned["verification"] if t["workload"] == "write")

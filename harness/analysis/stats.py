@@ -110,7 +110,8 @@ def block_ratio_interval(
     """The interval of `candidate`'s time over `best`'s (the geometric mean over the rounds), both measured in the
     same interleaved rounds, against the noise of all the points in those rounds (`block_noise`): the interval
     that goes with `block_slower_p`. A round's drift cancels, which a bootstrap of each side's median does not do
-    (on a 10k grid of five rounds, for a 1.11x: [0.91, 1.52] from the medians, [0.95, 1.37] from the blocks). None where there is no noise to measure."""
+    (on a 10k grid of five rounds, for a 1.11x: [0.91, 1.52] from the medians, [0.95, 1.37] from the blocks). None
+    where there is no noise to measure."""
     from scipy.stats import t
 
     if (gap := _block_gap(rounds, candidate, best)) is None:

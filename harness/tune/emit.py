@@ -142,6 +142,7 @@ def emit(
             "eta": ETA,
             "seconds": found.seconds,
             "note": found.note,
+            "raced_every_survivor": found.race_all,  # the search stopped: another rung would not pay (search)
             "rungs": [
                 {
                     "rows": r.rows,
