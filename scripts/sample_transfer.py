@@ -5,7 +5,7 @@
         --shardings sparse:rows-1024x16+dense:rows-1024x16+columns:auto     # within one layout
 
 Measures a few points (pipelines x codecs x shardings) exactly as `harness tune`'s search does on each rung (the same random row samples,
-`tune.search.subsample`; the same per-sample layout, `tune.layout.at_sample`: the full data's chunk size and
+`tune.samples.subsample`; the same per-sample layout, `tune.layout.at_sample`: the full data's chunk size and
 shard count; interleaved rounds) and then on the full data. Prints, per size, every workload's median and its
 ratio to the first layout (auto sharding by default) and the objective; then the Spearman rank correlation
 with the full data's objective of each sample's objective, and of the objective extrapolated from two
@@ -27,7 +27,7 @@ from harness.matrix import Point
 from harness.measure import datasets
 from harness.measure.runner import Sweep, run_sweep
 from harness.tune.layout import at_sample, dataset_shapes
-from harness.tune.search import rung_sizes, subsample
+from harness.tune.samples import rung_sizes, subsample
 from harness.tune.space import OBJECTIVES, score
 from harness.tune.validate import spearman
 

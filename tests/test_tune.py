@@ -19,7 +19,7 @@ from harness.analysis.stats import mann_whitney
 from harness.errors import HarnessError
 from harness.matrix import Point
 from harness.measure import datasets, verify
-from harness.tune import emit, estimate, layout, search, space
+from harness.tune import emit, estimate, layout, samples, search, space
 from harness.tune.layout import ArraySpec, Shapes
 
 
@@ -130,9 +130,9 @@ def test_the_size_pass_writes_each_distinct_store_once(monkeypatch, tmp_path: Pa
 
 
 def test_rung_sizes_grow_by_three_and_respect_small_datasets() -> None:
-    assert search.rung_sizes(100_000) == [3703, 11111, 33333]
-    assert search.rung_sizes(700) == [500]
-    assert search.rung_sizes(80) == [80]
+    assert samples.rung_sizes(100_000) == [3703, 11111, 33333]
+    assert samples.rung_sizes(700) == [500]
+    assert samples.rung_sizes(80) == [80]
 
 
 def _fake_rounds(monkeypatch: pytest.MonkeyPatch, cost, nbytes=lambda p: 1000, interop_ok=lambda p: True) -> list:
@@ -338,13 +338,15 @@ def test_another_rung_must_save_the_verification_more_than_it_costs() -> None:
         return 10.0 * n  # seconds to race n finalists
 
     # the rung kept 11 of 12: the next is expected to keep as many, saving nothing; racing all 11 fits
-    why = search.race_them_all(11, 12, 4, next_cost=100, verify_cost=cost, left_s=1000)
+    why = estimate.race_them_all(11, 12, 4, next_cost=100, verify_cost=cost, left_s=1000)
     assert "kept 11 of 12" in why and "racing all 11" in why and "110s" in why
-    assert search.race_them_all(11, 12, 4, next_cost=100, verify_cost=cost, left_s=109) == ""  # racing all: over budget
+    assert (
+        estimate.race_them_all(11, 12, 4, next_cost=100, verify_cost=cost, left_s=109) == ""
+    )  # racing all: over budget
     # it kept 6 of 18: the next is expected to leave the 4 the race needs at least, saving 20 s, more than it costs
-    assert search.race_them_all(6, 18, 4, next_cost=19, verify_cost=cost, left_s=1e9) == ""
-    assert "keep about 4 and save the verification about 20s" in search.race_them_all(6, 18, 4, 21, cost, 1e9)
-    assert search.race_them_all(4, 12, 4, next_cost=1e9, verify_cost=cost, left_s=1e9) == ""  # already few enough
+    assert estimate.race_them_all(6, 18, 4, next_cost=19, verify_cost=cost, left_s=1e9) == ""
+    assert "keep about 4 and save the verification about 20s" in estimate.race_them_all(6, 18, 4, 21, cost, 1e9)
+    assert estimate.race_them_all(4, 12, 4, next_cost=1e9, verify_cost=cost, left_s=1e9) == ""  # already few enough
 
 
 def test_a_search_whose_rung_keeps_every_tie_races_them_all_with_auto_finalists(monkeypatch, tmp_path: Path) -> None:
@@ -362,7 +364,7 @@ def test_a_search_whose_rung_keeps_every_tie_races_them_all_with_auto_finalists(
     assert finalist_count(request, found, left_s=1e9)[0] == len(contenders)  # the race takes every survivor
     # --finalists N (no race_rounds): the search goes on to the last rung as before
     fixed = search.search(*args, **kw)
-    assert len(fixed.rungs) == len(search.rung_sizes(SHAPES.n_obs)) and not fixed.race_all
+    assert len(fixed.rungs) == len(samples.rung_sizes(SHAPES.n_obs)) and not fixed.race_all
     # a rung that takes most out (one pipeline far ahead in every layout) is worth the next one
     _fake_rounds(monkeypatch, _cost)
     pruning = search.search(*args, **kw, race_rounds=lambda n: race.point_rounds(request, n))
@@ -397,12 +399,12 @@ def test_generated_module_imports_and_round_trips(tmp_path: Path, tiny_adata) ->
 
 def test_subsample_creates_its_directory_and_keeps_rows(tiny_h5ad: Path, tmp_path: Path) -> None:
 
-    sample = search.subsample(tiny_h5ad, 30, tmp_path / "new" / "dir")
+    sample = samples.subsample(tiny_h5ad, 30, tmp_path / "new" / "dir")
     adata = datasets.load(sample)
     full = datasets.load(tiny_h5ad)
     assert adata.n_obs == 30 and set(adata.obs_names) <= set(full.obs_names)
     assert (
-        search.subsample(tiny_h5ad, 10_000, tmp_path / "other") == tiny_h5ad
+        samples.subsample(tiny_h5ad, 10_000, tmp_path / "other") == tiny_h5ad
     )  # asking for all rows: the dataset itself
 
 
@@ -447,8 +449,8 @@ def test_the_search_times_the_default_on_a_second_sample_for_the_verifications_e
     monkeypatch, tmp_path: Path
 ) -> None:
     _fake_rounds(monkeypatch, _cost)
-    samples, alone = [], []
-    monkeypatch.setattr(search, "subsample", lambda path, rows, workdir: samples.append(rows) or path)
+    sampled, alone = [], []
+    monkeypatch.setattr(search, "subsample", lambda path, rows, workdir: sampled.append(rows) or path)
     measure = search.run_rounds
 
     def run_rounds(points, sample, workloads, **kw):
@@ -462,7 +464,7 @@ def test_the_search_times_the_default_on_a_second_sample_for_the_verifications_e
     found = search.search(*args, workdir=tmp_path, budget_s=1e9, enough=100, verify_plan=plan)
     assert len(found.rungs) == 1  # enough=100: the search stops after rung 0
     # anndata-default alone, on the next rung's sample, every workload the verification measures
-    assert samples == [3703, 11111] and alone == [(["anndata-default"], ["write", "lazy-open"], 2)]
+    assert sampled == [3703, 11111] and alone == [(["anndata-default"], ["write", "lazy-open"], 2)]
     # the fake times do not grow with the rows: write, timed on both samples, costs on the full data what it did on
     # them; lazy-open, only on the second, is scaled by the rows (an upper bound)
     assert found.point_round_s == pytest.approx(estimate.ROUND_OVERHEAD * (3.0 + 3.0 * 100_000 / 11111))
@@ -473,12 +475,12 @@ def test_on_cheap_data_the_verifications_estimate_times_the_full_data(monkeypatc
     # along the line through two samples the default's two verified workloads take at most CHEAP_FULL_DATA_S on the
     # full data: it is timed there too, and that time is the estimate's, not a line's
     _fake_rounds(monkeypatch, lambda p: 0.002)
-    samples: list[int] = []
-    monkeypatch.setattr(search, "subsample", lambda path, rows, workdir: samples.append(rows) or path)
+    sampled: list[int] = []
+    monkeypatch.setattr(search, "subsample", lambda path, rows, workdir: sampled.append(rows) or path)
     plan = estimate.VerifyPlan(workloads=("write", "lazy-open"), points=6, sweeps=1)
     args = (tmp_path, "write", space.VALIDATION_SPACE, space.Constraints())
     cheap = search.search(*args, workdir=tmp_path, budget_s=1e9, enough=100, verify_plan=plan)
-    assert samples == [3703, 11111, 100_000]
+    assert sampled == [3703, 11111, 100_000]
     assert cheap.point_round_s == pytest.approx(estimate.ROUND_OVERHEAD * 2 * 0.002)
 
 
@@ -710,7 +712,7 @@ def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: P
     assert report["tune_pick"] in report["grid_scores"] and report["distance"] >= 0
     assert report["pick_within_grid_rules"] == (report["tune_pick"] in report["grid_allowed"])
     low, high = report["distance_interval"]  # what the grid's own rounds say about the distance
-    assert low <= high and 0 <= report["beyond_target_p"] <= report["slower_than_best_p"] <= 1
+    assert low <= high and 0 <= report["slower_than_best_p"] <= report["beyond_target_p"] <= 1
     assert report["tune_seconds"] > 0 and report["grid_seconds"] > 0 and report["time_fraction"] > 0
     assert report["rank_correlation_rung0"] is not None and -1 <= report["rank_correlation_rung0"] <= 1
     tuned = json.loads(next((tmp_path / "validation").glob("tune-*/recommended.json")).read_text())

@@ -23,7 +23,7 @@ __all__ = ["TuneRequest", "run"]
 def finalist_count(request: TuneRequest, found: SearchResult, left_s: float) -> tuple[int, float]:
     """--finalists auto: the most finalists, within AUTO_FINALISTS, whose verification the `left_s` seconds of the
     budget cover, estimated from the search's samples (`estimate.point_round_seconds`); the fewest when none fits.
-    When the search stopped to race every survivor (`search.race_them_all`), up to all of them. With the
+    When the search stopped to race every survivor (`estimate.race_them_all`), up to all of them. With the
     estimate."""
     low, high = AUTO_FINALISTS
     if found.race_all:

@@ -19,7 +19,7 @@ read a fraction of the rows, so a sample asks the same question as the full data
 as no more candidates are left than the verification races on the full data (`enough`): a larger sample
 would rank them less well than the full data does. Under --finalists auto it also stops when the next rung is
 expected to save the verification less than it costs and racing every survivor fits in the budget
-(`race_them_all`): a rung that keeps nearly all its ties (on small data, where a sample's time is mostly fixed
+(`estimate.race_them_all`): a rung that keeps nearly all its ties (on small data, where a sample's time is mostly fixed
 cost) would only rank them by the sample's noise. The survivors of the last rung, then the best of what
 it pruned, go to the verification.
 Why this search: it needs no model of the response surface (shard size and pipeline interact), it
@@ -41,37 +41,14 @@ from ..matrix import Point
 from ..measure.rounds import run_rounds
 from . import estimate
 from .layout import Shapes, at_sample, dataset_shapes, fingerprint, store_fingerprint
+from .samples import rung_sizes, subsample
 from .space import Constraints, candidates, check_objective, round_scores
 
 ETA = 3
-MIN_SAMPLE_ROWS = 500
 ROUNDS = 3  # rounds per rung: with fewer no test can tell a tie from a loss
 ALPHA = 0.05
 #: On a sample the size check is a pre-filter (the verification checks the full-data store): this much slack.
 SAMPLE_SIZE_SLACK = 1.1
-
-
-def rung_sizes(n_obs: int) -> list[int]:
-    """Sample sizes of the rungs: n/27, n/9, n/3 rows, at least MIN_SAMPLE_ROWS, deduplicated."""
-    sizes = sorted({min(n_obs, max(MIN_SAMPLE_ROWS, n_obs // d)) for d in (27, 9, 3)})
-    return sizes or [n_obs]
-
-
-def subsample(dataset_path: Path, rows: int, workdir: Path, seed: int = 0) -> Path:
-    """A random row sample of the dataset as .h5ad (read backed, so big datasets stay on disk)."""
-    import anndata as ad
-    import numpy as np
-
-    workdir.mkdir(parents=True, exist_ok=True)
-    out = workdir / f"sample-{rows}-seed{seed}.h5ad"
-    if out.exists():
-        return out
-    full = ad.read_h5ad(dataset_path, backed="r") if dataset_path.is_file() else ad.io.read_zarr(dataset_path)
-    if rows >= full.n_obs:
-        return dataset_path
-    idx = np.sort(np.random.default_rng(seed).choice(full.n_obs, size=rows, replace=False))
-    full[idx].to_memory().write_h5ad(out)
-    return out
 
 
 @dataclass
@@ -96,7 +73,7 @@ class SearchResult:
     pruned: list[Point] = field(default_factory=list)  # scored but significantly slower: later rungs first, best first
     seconds: float = 0.0
     # the search stopped because racing every survivor on the full data costs less than the next rung would save
-    # (`race_them_all`): --finalists auto then races them all
+    # (`estimate.race_them_all`): --finalists auto then races them all
     race_all: bool = False
     verify_estimate_s: float = 0.0
     point_round_s: float = 0.0  # one (point, round) of the verification (`estimate.point_round_seconds`)
@@ -258,32 +235,6 @@ def promoted(ranked: list[Point], scores: Mapping[str, list[float]]) -> list[Poi
     return [p for p in ranked if p.baseline or slower_p(scores[p.id], best[layout_of(p)]) >= ALPHA]
 
 
-def race_them_all(
-    contenders: int, scored: int, enough: int, next_cost: float, verify_cost: Callable[[int], float], left_s: float
-) -> str:
-    """Why the verification should race all `contenders` candidates instead of the search running one more rung
-    (said to the user), or '' when the rung is worth it. A rung is worth its cost only by what it takes out of the
-    verification: a candidate it removes is one the race need not measure on the full data. This rung kept
-    `contenders` of the `scored` candidates it ranked, and the next one is expected to keep the same share (at
-    least `enough`): when what that saves the verification (`verify_cost`: seconds to race n finalists, an upper
-    bound like `next_cost`) is less than the rung costs, and racing them all fits in the `left_s` seconds of the
-    budget, the full data decides between them all, which ranks them better than any sample (on 10k three rungs
-    of 500 to 3,333 rows kept 10 of 11 and cost 40 % of the tune, and their ranking left the grid's best out of
-    the eight finalists: README, tune)."""
-    if contenders <= enough or not scored:
-        return ""
-    expected = max(enough, math.ceil(contenders * contenders / scored))
-    cost = verify_cost(contenders)
-    saving = cost - verify_cost(expected)
-    if next_cost <= saving or cost > left_s:
-        return ""
-    return (
-        f"the search stops here: it kept {contenders} of {scored} candidates, so the next rung (about "
-        f"{next_cost:.0f}s) would be expected to keep about {expected} and save the verification about {saving:.0f}s; "
-        f"racing all {contenders} on the full data is estimated at up to {cost:.0f}s and fits in the budget"
-    )
-
-
 def search(
     dataset_path: Path,
     objective: str,
@@ -306,7 +257,7 @@ def search(
     """Successive halving with ties; returns the last rung's survivors ranked best first. It stops once at most
     `enough` candidates (besides the defaults) survive: the verification races that many on the full data. With
     `race_rounds` (--finalists auto: the (point, round) measurements the verification makes with n finalists) it
-    also stops when racing every survivor costs less than the next rung would save (`race_them_all`).
+    also stops when racing every survivor costs less than the next rung would save (`estimate.race_them_all`).
 
     `env` points workers at running servers for remote stores; the defaults are on the space's store, so
     remote candidates are ranked against the default remote setup. `verify_plan` is what the verification will
@@ -417,7 +368,7 @@ def search(
             break
         scored = sum(1 for p in ranked if not p.baseline)
         if race_rounds and (
-            why := race_them_all(
+            why := estimate.race_them_all(
                 len(contenders),
                 scored,
                 max(1, enough),
