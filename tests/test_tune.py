@@ -350,24 +350,24 @@ def test_another_rung_must_save_the_verification_more_than_it_costs() -> None:
 
 
 def test_a_search_whose_rung_keeps_every_tie_races_them_all_with_auto_finalists(monkeypatch, tmp_path: Path) -> None:
-    from harness.tune import finalist_count, race
+    from harness.tune import finalist_count, race_cost
     from harness.tune.request import AUTO_FINALISTS, TuneRequest
 
     _fake_rounds(monkeypatch, lambda p: 3.0)  # every candidate ties: a rung takes nothing out
     request = TuneRequest(dataset="x")
     args = (tmp_path, "write", space.VALIDATION_SPACE, space.Constraints())
     kw = {"workdir": tmp_path, "budget_s": 1e9}
-    found = search.search(*args, **kw, race_rounds=lambda n: race.point_rounds(request, n))
+    found = search.search(*args, **kw, race_cost=lambda seconds, n: race_cost(request, seconds, n))
     contenders = [p for p in found.ranked if not p.baseline]
     assert len(found.rungs) == 1 and found.race_all and f"racing all {len(contenders)}" in found.note
     assert len(contenders) > AUTO_FINALISTS[1]
     assert finalist_count(request, found, left_s=1e9)[0] == len(contenders)  # the race takes every survivor
-    # --finalists N (no race_rounds): the search goes on to the last rung as before
+    # --finalists N (no race_cost): the search goes on to the last rung as before
     fixed = search.search(*args, **kw)
     assert len(fixed.rungs) == len(samples.rung_sizes(SHAPES.n_obs)) and not fixed.race_all
     # a rung that takes most out (one pipeline far ahead in every layout) is worth the next one
     _fake_rounds(monkeypatch, _cost)
-    pruning = search.search(*args, **kw, race_rounds=lambda n: race.point_rounds(request, n))
+    pruning = search.search(*args, **kw, race_cost=lambda seconds, n: race_cost(request, seconds, n))
     assert len(pruning.rungs[0].kept) < len(found.rungs[0].kept) and len(pruning.rungs) > 1
 
 

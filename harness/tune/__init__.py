@@ -20,6 +20,13 @@ from .space import check_objective
 __all__ = ["TuneRequest", "run"]
 
 
+def race_cost(request: TuneRequest, point_round_s: float, finalists: int) -> float:
+    """Seconds the verification takes at most with `finalists` finalists, from the search's seconds for one (point,
+    round) on the full data (`estimate.point_round_seconds`)."""
+    rounds = race.point_rounds(request, finalists)
+    return verification_estimate(point_round_s, rounds, request.repeats, len(request.verify_networks))
+
+
 def finalist_count(request: TuneRequest, found: SearchResult, left_s: float) -> tuple[int, float]:
     """--finalists auto: the most finalists, within AUTO_FINALISTS, whose verification the `left_s` seconds of the
     budget cover, estimated from the search's samples (`estimate.point_round_seconds`); the fewest when none fits.
@@ -29,12 +36,9 @@ def finalist_count(request: TuneRequest, found: SearchResult, left_s: float) -> 
     if found.race_all:
         high = max(high, sum(1 for p in found.ranked if not p.baseline))
 
-    def cost(count: int) -> float:
-        rounds = race.point_rounds(request, count)
-        return verification_estimate(found.point_round_s, rounds, request.repeats, len(request.verify_networks))
-
-    count = max((n for n in range(low, high + 1) if cost(n) <= left_s), default=low)
-    return count, cost(count)
+    fits = (n for n in range(low, high + 1) if race_cost(request, found.point_round_s, n) <= left_s)
+    count = max(fits, default=low)
+    return count, race_cost(request, found.point_round_s, count)
 
 
 def run(request: TuneRequest, log=print) -> Path:
@@ -94,7 +98,7 @@ def run(request: TuneRequest, log=print) -> Path:
                 ),
                 enough=request.fewest_finalists,
                 # --finalists auto: the race may take every survivor when that costs less than another rung
-                race_rounds=(lambda n: race.point_rounds(request, n)) if request.finalists is None else None,
+                race_cost=(lambda seconds, n: race_cost(request, seconds, n)) if request.finalists is None else None,
             )
             if found.note:
                 log(found.note)

@@ -252,11 +252,11 @@ def search(
     loader: dict[str, Any] | None = None,
     client: Any = None,
     enough: int = 0,
-    race_rounds: Callable[[int], int] | None = None,
+    race_cost: Callable[[float, int], float] | None = None,
 ) -> SearchResult:
     """Successive halving with ties; returns the last rung's survivors ranked best first. It stops once at most
     `enough` candidates (besides the defaults) survive: the verification races that many on the full data. With
-    `race_rounds` (--finalists auto: the (point, round) measurements the verification makes with n finalists) it
+    `race_cost` (--finalists auto: the verification's seconds with n finalists, from one (point, round)'s) it
     also stops when racing every survivor costs less than the next rung would save (`estimate.race_them_all`).
 
     `env` points workers at running servers for remote stores; the defaults are on the space's store, so
@@ -334,9 +334,9 @@ def search(
             # is no next rung), then the full data itself when the line through the two says it is cheap; anndata-
             # default alone, every workload the verification measures
             second = sizes[1] if len(sizes) > 1 else shapes.n_obs
-            for on_rows in (second, shapes.n_obs):
-                if on_rows <= max((r for times in ref_times.values() for r in times), default=rows) or (
-                    on_rows > second and not estimate.cheap_full_data(ref_times, shapes.n_obs, verify_plan.workloads)
+            for on_rows in dict.fromkeys((second, shapes.n_obs)):
+                if on_rows <= rows or (
+                    on_rows != second and not estimate.cheap_full_data(ref_times, shapes.n_obs, verify_plan.workloads)
                 ):
                     continue
                 on_sample = _measure(
@@ -367,15 +367,13 @@ def search(
         if level == len(sizes) - 1 or len(contenders) <= max(1, enough):
             break
         scored = sum(1 for p in ranked if not p.baseline)
-        if race_rounds and (
+        if race_cost and (
             why := estimate.race_them_all(
                 len(contenders),
                 scored,
                 max(1, enough),
                 next_cost,
-                lambda n: estimate.verification_estimate(
-                    result.point_round_s, race_rounds(n), verify_rounds, verify_plan.sweeps
-                ),
+                lambda n: race_cost(result.point_round_s, n),
                 total_s - spent,
             )
         ):
