@@ -681,6 +681,43 @@ def test_the_distance_from_the_grids_best_comes_with_what_the_grids_rounds_say()
     }
 
 
+def test_a_perfect_race_of_the_first_k_finalists_bounds_what_more_or_fewer_would_give() -> None:
+    from harness.tune import race, validate
+    from harness.tune.request import TuneRequest
+
+    request = TuneRequest(dataset="10k", repeats=5)
+    assert race.fewest_point_rounds(request, 4, change=True) == 6 * 2 + 3 * 2  # rounds 1-2 all, 3-4 pick + defaults
+    assert race.fewest_point_rounds(request, 4, change=False) == 6 * 2  # every finalist raced out after round 2
+    assert race.fewest_point_rounds(replace(request, repeats=3), 4, change=True) == 6 * 3  # no race: every round
+    assert all(race.fewest_point_rounds(request, k, True) <= race.point_rounds(request, k) for k in range(1, 13))
+    d, z = "anndata-default", "anndata-default+zarrs"
+    grid = {"a": 1.2, "b": 0.8, "c": 0.9, "big": 0.5, d: 1.0, z: 1.1}  # big: over the size limit in the grid
+    verdicts = [{"point_id": p, "default": False} for p in ("a", "big", "c", "b")]
+    written = {"workload": "write", "network": "none", d: {"values": [1] * 5}, z: {"values": [1] * 5}}
+    written |= {"a": {"values": [1, 1]}, "big": {"values": [1]}, "c": {"values": [1] * 5}, "b": {"values": [1] * 2}}
+    record = {
+        "verdicts": [*verdicts, {"point_id": d, "default": True}, {"point_id": z, "default": True}],
+        "references": [d, z],
+        "reference": d,
+        "search": {"seconds": 100.0},
+        "tune_seconds": 100.0 + 2.0 * 20,  # 20 (point, round) measurements, 2 s each
+        "verification": [written, {"workload": "read", "network": "none", "c": {"values": [1] * 5}}],
+    }
+    assert validate.point_rounds_run(record) == 20
+    rows = validate.reach(request, record, grid, {"a", "b", "c", d, z}, scale_s=1000.0)
+    assert [(r["finalists"], r["pick"]) for r in rows] == [(1, d), (2, d), (3, "c"), (4, "b")]
+    assert [r["distance"] for r in rows] == pytest.approx([0.25, 0.25, 0.125, 0.0])
+    # keeping the default: 2 rounds of k + 2 points; a change: 2 more rounds of the pick and both defaults
+    assert [r["time_fraction"] for r in rows] == pytest.approx([(100 + 2 * n) / 1000 for n in (6, 8, 16, 18)])
+    assert [r["within_target"] for r in rows] == [False, False, False, True]
+    assert validate.reach_text(rows, 0.1).endswith("k=4 +0.0% at 13.6%; both targets in reach with k = 4")
+    dearer = validate.reach(request, record, grid, {"a", "b", "c", d, z}, scale_s=800.0)  # the grid cost less
+    assert not any(r["within_target"] for r in dearer)
+    assert validate.reach_text(dearer, 0.125).endswith(
+        "no k meets both targets (the search alone is 12.5% of the grid's cost)"
+    )
+
+
 def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: Path, tmp_path: Path) -> None:
     """On tiny data and a 4-point space: the grid, then the whole tune over it, compared on the grid's numbers."""
     import json
@@ -735,6 +772,13 @@ def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: P
     saved = next((tmp_path / "validation").glob("validation-*.json"))
     assert json.loads(saved.read_text())["grid_best"] == report["grid_best"]
     assert any("rank correlation of rung 0" in line for line in said)
+    finalists = [v["point_id"] for v in tuned["verdicts"] if not v["default"]]
+    assert [r["finalists"] for r in report["reach"]] == list(range(1, len(finalists) + 1))
+    reached = [r["distance"] for r in report["reach"]]
+    assert reached == sorted(reached, reverse=True)  # a finalist more can only bring the best of them closer
+    if report["pick_within_grid_rules"]:  # a perfect race of them all is at least as close as the tune's own race
+        assert reached[-1] <= report["distance"]
+    assert any(line.startswith("a perfect race of the tune's first k finalists") for line in said)
 
     # --validate-grid: the same grid, not measured again, against a second tune
     time.sleep(1)  # a new stamp for the second validation's outputs

@@ -66,6 +66,19 @@ def point_rounds(request: TuneRequest, finalists: int) -> int:
     return (finalists + references) * RACE_ROUNDS + survivors * (request.repeats - RACE_ROUNDS)
 
 
+def fewest_point_rounds(request: TuneRequest, finalists: int, change: bool) -> int:
+    """The fewest (point, round) measurements a verification of `finalists` finalists can make per network condition,
+    every finalist correct and within the size limit: all of them run until the race's first test, after round 2
+    (nothing stops on one round's difference), then, for a change, the pick and the defaults until the reading
+    round settles it; keeping the default needs nothing after every finalist is raced out."""
+    references = len(request.references())
+    if not racing(request):
+        return (finalists + references) * request.repeats
+    first_test = 2
+    after = (1 + references) * (reading_round(request) - first_test) if change else 0
+    return (finalists + references) * first_test + after
+
+
 def _workload_rounds(
     request: TuneRequest, rows: list[dict[str, Any]], ids: set[str], rounds: int
 ) -> dict[str, dict[str, list[float]]]:

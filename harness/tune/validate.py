@@ -6,7 +6,9 @@ tune runs over the same space: search and verification. Reported: the tune's pic
 on the grid's own measurements (so both are ranked by the same numbers; the pick may be anndata's
 default), the tune's whole cost as a share of the grid's, both wall clock in this run, and the Spearman
 rank correlation between the first rung's scores (on n/27 rows) and the grid's for the grid's top
-candidates: how well a sample ranks what the full data will do.
+candidates: how well a sample ranks what the full data will do. And what the search could have given with a
+perfect race of its first k finalists, for every k (`reach`): whether any number of finalists meets both targets,
+or the search itself costs too much or ranks too poorly for any to.
 
 `--validate-grid` takes the grid from an earlier validation (its rows and wall clock), so a change to the
 search is validated against the same grid in the time of one tune; the cost share then compares two runs,
@@ -32,6 +34,7 @@ from ..measure.rounds import interrupted
 from ..measure.runner import Sweep, run_sweep
 from . import run as run_tune
 from .layout import dataset_shapes
+from .race import fewest_point_rounds
 from .request import TuneRequest
 from .rule import judge, objectives
 from .space import VALIDATION_SPACE, candidates, check_objective
@@ -101,6 +104,64 @@ def distance_evidence(rounds: dict[str, list[float]], pick: str, best: str) -> d
         "slower_than_best_p": block_slower_p(rounds, pick, best),
         "beyond_target_p": block_slower_p(rounds, pick, best, 1 + TARGET_DISTANCE),
     }
+
+
+def point_rounds_run(record: dict[str, Any]) -> int:
+    """The (point, round) measurements a tune's verification made (recommended.json's verification table): per
+    network condition and point, the most rounds any of its workloads ran."""
+    most: dict[tuple[str, str], int] = {}
+    for row in record["verification"]:
+        for pid, cell in row.items():
+            if isinstance(cell, dict):
+                key = (row.get("network", "none"), pid)
+                most[key] = max(most.get(key, 0), len(cell.get("values") or []))
+    return sum(most.values())
+
+
+def reach(
+    request: TuneRequest, record: dict[str, Any], grid: dict[str, float], allowed: set[str], scale_s: float
+) -> list[dict[str, Any]]:
+    """What the tune's search could have given with a perfect race of its first k finalists, k = 1 .. all it raced
+    (recommended.json's verdicts come in the order `finalists.choose` took them, so the first k are what --finalists
+    k races): the grid's best of them and the defaults within the grid's rules, at the fewest measurements a race of
+    k can make (`race.fewest_point_rounds`) at the seconds per (point, round) of this tune's verification, the
+    search as it ran. Both are bounds from below: a race finds no better pick, and runs no fewer rounds. When no k
+    meets both targets, no number of finalists would have, and the search is what costs too much or ranks too
+    poorly. `scale_s`: the grid's seconds at this run's pace (the shares are of the grid's cost at its pace)."""
+    best = min(allowed, key=grid.get)
+    finalists = [v["point_id"] for v in record["verdicts"] if not v["default"]]
+    search_s = record["search"]["seconds"]
+    per_point_round = (record["tune_seconds"] - search_s) / max(1, point_rounds_run(record))
+    out = []
+    for k in range(1, len(finalists) + 1):
+        pick = min((p for p in [*finalists[:k], *record["references"]] if p in allowed), key=grid.get)
+        rounds = fewest_point_rounds(request, k, change=pick != record["reference"]) * len(request.verify_networks)
+        distance, cost = grid[pick] / grid[best] - 1, (search_s + rounds * per_point_round) / scale_s
+        out.append(
+            {
+                "finalists": k,
+                "pick": pick,
+                "distance": distance,
+                "time_fraction": cost,
+                "within_target": distance <= TARGET_DISTANCE and cost <= TARGET_FRACTION,
+            }
+        )
+    return out
+
+
+def reach_text(rows: list[dict[str, Any]], search_fraction: float) -> str:
+    """The log's line on `reach`."""
+    met = [r["finalists"] for r in rows if r["within_target"]]
+    return (
+        "a perfect race of the tune's first k finalists (the grid's best of them, at the fewest rounds its race can "
+        "run): "
+        + ", ".join(f"k={r['finalists']} {r['distance']:+.1%} at {r['time_fraction']:.1%}" for r in rows)
+        + (
+            f"; both targets in reach with k = {', '.join(map(str, met))}"
+            if met
+            else f"; no k meets both targets (the search alone is {search_fraction:.1%} of the grid's cost)"
+        )
+    )
 
 
 def reused_grid(request: TuneRequest, dataset_path: Path, space: dict, report: Path) -> tuple[Grid, float, Path]:
@@ -231,6 +292,7 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
         "grid_scores": grid,
         "rung0_scores": rung0,
     }
+    report["reach"] = reach(request, record, grid, allowed, grid_s * (pace or 1.0))
     report["within_distance"] = report["distance"] <= TARGET_DISTANCE
     report["within_time"] = report["time_fraction"] <= TARGET_FRACTION
     out.mkdir(parents=True, exist_ok=True)
@@ -259,6 +321,7 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
             else ""
         )
     )
+    log(reach_text(report["reach"], record["search"]["seconds"] / (grid_s * (pace or 1.0))))
     log(
         f"rank correlation of rung 0 (n/27 rows) with the full data, top {len(top)}: "
         + ("n/a" if rho is None else f"Spearman {rho:.2f}")
