@@ -259,6 +259,7 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
     reference = record["references"][0]
     default = next((v["objective"] for v in record["verdicts"] if v["point_id"] == reference), None)
     pace = default / grid[reference] if default and grid.get(reference) else None
+    paced_grid_s = grid_s * (pace or 1.0)  # the grid's seconds at this run's pace
     top = [pid for pid in sorted(grid, key=grid.get) if pid in rung0][:TOP]
     report = {
         "dataset": name,
@@ -292,7 +293,7 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
         "grid_scores": grid,
         "rung0_scores": rung0,
     }
-    report["reach"] = reach(request, record, grid, allowed, grid_s * (pace or 1.0))
+    report["reach"] = reach(request, record, grid, allowed, paced_grid_s)
     report["within_distance"] = report["distance"] <= TARGET_DISTANCE
     report["within_time"] = report["time_fraction"] <= TARGET_FRACTION
     out.mkdir(parents=True, exist_ok=True)
@@ -321,7 +322,7 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
             else ""
         )
     )
-    log(reach_text(report["reach"], record["search"]["seconds"] / (grid_s * (pace or 1.0))))
+    log(reach_text(report["reach"], record["search"]["seconds"] / paced_grid_s))
     log(
         f"rank correlation of rung 0 (n/27 rows) with the full data, top {len(top)}: "
         + ("n/a" if rho is None else f"Spearman {rho:.2f}")
