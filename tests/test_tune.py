@@ -718,6 +718,74 @@ def test_a_perfect_race_of_the_first_k_finalists_bounds_what_more_or_fewer_would
     )
 
 
+def test_a_pick_the_grid_could_not_score_gets_no_distance_and_the_report_is_still_made() -> None:
+    """A point that timed out in one of the grid's rounds has no grid score: the tune may still pick it (a 100k
+    grid lost four points so, one of them the tune's pick). Its distance is unknown, not a crash that loses the
+    tune; a perfect race passes over it, and the log names it and why."""
+    from harness.tune import validate
+    from harness.tune.request import TuneRequest
+
+    request = TuneRequest(dataset="10k", repeats=5)
+    d, z = "anndata-default", "anndata-default+zarrs"
+    grid, allowed = {"a": 0.8, "c": 0.9, d: 1.0, z: 1.1}, {"a", "c", d, z}
+    rounds = {p: [v] * 5 for p, v in grid.items()}
+    rows = [
+        {"point_id": "lost", "workload": "write", "status": "ok"},
+        {"point_id": "lost", "workload": "lazy-gene", "status": "timeout"},
+        {"point_id": "a", "workload": "write", "status": "ok"},
+    ]
+    failed = validate.unscored(rows, grid)
+    assert failed == {"lost": "lazy-gene: timeout"}
+    written = {"workload": "write", "network": "none"} | {p: {"values": [1] * 4} for p in ("lost", "c", d, z)}
+    record = {
+        "point_id": "lost",
+        "outcome": "change",
+        "verdicts": [
+            {"point_id": "lost", "default": False},
+            {"point_id": "c", "default": False},
+            {"point_id": d, "default": True, "objective": 1.0},
+            {"point_id": z, "default": True, "objective": 1.1},
+        ],
+        "references": [d, z],
+        "reference": d,
+        "search": {"seconds": 100.0, "rungs": [{"scores": {"lost": 0.1, "a": 0.2, "c": 0.3, d: 0.4}}]},
+        "tune_seconds": 100.0 + 2.0 * 16,
+        "verification": [written],
+    }
+    report = validate.compare(request, record, (grid, allowed, rounds), failed, tune_s=132.0, grid_s=1000.0)
+    assert report["distance"] is None and report["distance_interval"] is None and not report["within_distance"]
+    assert report["tune_pick_grid_score"] is None and report["points"] == 5 and report["grid_best"] == "a"
+    assert [(r["finalists"], r["pick"]) for r in report["reach"]] == [(1, d), (2, "c")]  # "lost" passed over
+    said = validate.report_lines(request, report)
+    assert said[0].startswith("grid: 1 of its 5 points have no score") and "lost (lazy-gene: timeout)" in said[0]
+    assert "which the grid could not score (lazy-gene: timeout): its distance" in said[1] and "unknown" in said[1]
+    scored = validate.compare(request, record | {"point_id": "c"}, (grid, allowed, rounds), failed, 132.0, 1000.0)
+    assert scored["distance"] == pytest.approx(0.125) and scored["within_distance"] is False
+    with pytest.raises(HarnessError, match="the grid scored none of the points a recommendation could be"):
+        validate.compare(request, record, ({}, set(), {}), {d: "write: timeout"}, 132.0, 1000.0)
+
+
+def test_a_worker_of_a_round_gets_the_timeout_of_each_of_its_points(
+    tiny_h5ad: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--timeout is per point: a round's worker measuring n points may take n times it (at 1,800 s for the whole
+    worker, the last points of each round of a 100k grid were killed and lost all their rounds)."""
+    from harness.measure import rounds as rounds_module
+
+    seen: list[tuple[int, float]] = []
+    real = rounds_module.run_batch
+
+    def run_batch(points, *args, timeout, **kw):
+        seen.append((len(points), timeout))
+        return real(points, *args, timeout=timeout, **kw)
+
+    monkeypatch.setattr(rounds_module, "run_batch", run_batch)
+    points = [Point.of(pipeline="python", sharding=s) for s in ("auto", "rows-16x2", "rows-32x2")]
+    got = rounds_module.run_rounds(points, tiny_h5ad, ["write"], rounds=2, workdir=tmp_path / "w", timeout=300.0)
+    assert seen == [(3, 900.0), (3, 900.0)]
+    assert all(row.ok and len(row.data["values"]) == 2 for row in got.values()) and len(got) == 3
+
+
 def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: Path, tmp_path: Path) -> None:
     """On tiny data and a 4-point space: the grid, then the whole tune over it, compared on the grid's numbers."""
     import json

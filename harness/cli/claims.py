@@ -25,7 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     cl.add_argument("--local-only", action="store_true", help="skip the remote parts (no S3/HTTP servers)")
     cl.add_argument("--repeats", type=int, default=5, help="timed repeats per workload")
-    cl.add_argument("--timeout", type=float, default=1800, help="seconds before a worker is killed")
+    cl.add_argument(
+        "--timeout",
+        type=float,
+        default=1800,
+        help="seconds a point may take before its worker is killed (a worker measuring n points in a round "
+        "gets n times this)",
+    )
     cl.add_argument("--results", default="results", help="results directory (rows measured before are reused)")
     cl.add_argument("--stack", help="other package versions, e.g. 'zarr==3.2.*,zarrs==0.2.1' (see harness run --stack)")
     cl.add_argument("--no-progress", action="store_true")

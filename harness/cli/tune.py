@@ -105,7 +105,13 @@ def _run_args(tn: argparse.ArgumentParser) -> None:
         "verification less than it costs; a number races exactly that many (fewer is cheaper and may miss the "
         "best: README, tune)",
     )
-    tn.add_argument("--timeout", type=float, default=1800, help="seconds before a worker is killed")
+    tn.add_argument(
+        "--timeout",
+        type=float,
+        default=1800,
+        help="seconds a point may take before its worker is killed (a worker measuring n points in a round "
+        "gets n times this)",
+    )
     tn.add_argument("--out", help="output directory (default results/tune/<dataset>)")
     tn.add_argument(
         "--validate-search",

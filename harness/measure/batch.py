@@ -130,7 +130,10 @@ def run_batch(
                     point.id,
                     w,
                     Status.TIMEOUT,
-                    f"point exceeded the timeout of {timeout:g}s and was killed",
+                    f"point exceeded the timeout of {timeout:g}s and was killed"
+                    if len(points) == 1
+                    else f"its worker ({len(points)} points, {timeout / len(points):g}s each) was killed after "
+                    f"{timeout:g}s, before this point finished",
                     {"stderr_tail": tail},
                 )
             else:

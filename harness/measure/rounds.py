@@ -136,7 +136,10 @@ def run_rounds(
     Cross-pipeline reads (`readers`) and the attribution run once, in the last round. With a dask.distributed
     `client` the rounds' workers run on the cluster (measure.cluster), one at a time per worker. The workers
     `checkpoint` already holds are not run again; each one that finishes is added to it. The whole store is
-    compared with the source (`check`) in the first round only: the later rounds write and read identical stores."""
+    compared with the source (`check`) in the first round only: the later rounds write and read identical stores.
+    `timeout` is per point, as in a sweep of one worker per point: a worker measuring a group of n points in a round
+    may take n times it (a 100k grid's round of 47 points in one worker took about 1,800 s, and at a timeout of
+    1,800 s for the whole worker the last points of a round were killed and lost every round)."""
     order = random.Random(seed)
     jobs: list[tuple[int, Job]] = []
     for index in range(rounds):
@@ -148,7 +151,7 @@ def run_rounds(
                 "warmup": 0,
                 "warmup_rows": warmup_rows,
                 "workdir": workdir / f"round-{index}-{number}",
-                "timeout": timeout,
+                "timeout": timeout * len(group),
                 "cold": cold,
                 "seed": seed,
                 "check": check and index == 0,

@@ -134,16 +134,18 @@ def reach(
     per_point_round = (record["tune_seconds"] - search_s) / max(1, point_rounds_run(record))
     out = []
     for k in range(1, len(finalists) + 1):
-        pick = min((p for p in [*finalists[:k], *record["references"]] if p in allowed), key=grid.get)
+        # the grid's best of them, within its rules: a point the grid could not score is no perfect race's pick
+        pick = min((p for p in [*finalists[:k], *record["references"]] if p in allowed), key=grid.get, default=None)
         rounds = fewest_point_rounds(request, k, change=pick != record["reference"]) * len(request.verify_networks)
-        distance, cost = grid[pick] / grid[best] - 1, (search_s + rounds * per_point_round) / scale_s
+        cost = (search_s + rounds * per_point_round) / scale_s
+        distance = grid[pick] / grid[best] - 1 if pick else None
         out.append(
             {
                 "finalists": k,
                 "pick": pick,
                 "distance": distance,
                 "time_fraction": cost,
-                "within_target": distance <= TARGET_DISTANCE and cost <= TARGET_FRACTION,
+                "within_target": distance is not None and distance <= TARGET_DISTANCE and cost <= TARGET_FRACTION,
             }
         )
     return out
@@ -155,7 +157,11 @@ def reach_text(rows: list[dict[str, Any]], search_fraction: float) -> str:
     return (
         "a perfect race of the tune's first k finalists (the grid's best of them, at the fewest rounds its race can "
         "run): "
-        + ", ".join(f"k={r['finalists']} {r['distance']:+.1%} at {r['time_fraction']:.1%}" for r in rows)
+        + ", ".join(
+            f"k={r['finalists']} {'n/a' if r['distance'] is None else format(r['distance'], '+.1%')} at "
+            f"{r['time_fraction']:.1%}"
+            for r in rows
+        )
         + (
             f"; both targets in reach with k = {', '.join(map(str, met))}"
             if met
@@ -237,7 +243,8 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
             # the kept workers it went on from count (a checkpoint of another space's grid is left there, unused)
             grid_s = time.perf_counter() - t0 + kept - (interrupted(grid_dir) or 0.0)
             log(f"grid: {len(grid)} points in {grid_s:.0f}s")
-        compared = compared_every_round(list(results.iter_rows(grid_dir)))
+        grid_rows = list(results.iter_rows(grid_dir))
+        compared = compared_every_round(grid_rows)
         if reuse and compared:
             log(
                 "grid: measured when every round compared its stores with the source (now the first round "
@@ -249,6 +256,45 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
         tuned = run_tune(replace(request, space=dict(space), out=out / f"tune-{stamp}"), log=log)
         tune_s = time.perf_counter() - t1
     record = json.loads((tuned / "recommended.json").read_text())
+    report = {
+        "dataset": name,
+        "objective": request.objective,
+        "rounds": request.repeats,
+        "grid_rows": str(Path(grid_dir).resolve()),
+        "grid_reused": bool(reuse),
+        "grid_compared_every_round": compared,
+        **compare(request, record, (grid, allowed, rounds), unscored(grid_rows, grid), tune_s, grid_s),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"validation-{stamp}.json").write_text(json.dumps(report, indent=2))
+    for line in report_lines(request, report):
+        log(line)
+    log(f"saved {out / f'validation-{stamp}.json'}")
+    return report
+
+
+def unscored(rows: list[dict], grid: dict[str, float]) -> dict[str, str]:
+    """{point id: its first failure, e.g. 'lazy-gene: timeout'} of the grid's points it has no score for."""
+    out: dict[str, str] = {}
+    for row in rows:
+        if row["point_id"] not in grid and row.get("status") != "ok":
+            out.setdefault(row["point_id"], f"{row['workload']}: {row.get('status')}")
+    return out
+
+
+def compare(
+    request: TuneRequest, record: dict[str, Any], grid_data: Grid, failed: dict[str, str], tune_s: float, grid_s: float
+) -> dict[str, Any]:
+    """The tune's answer (recommended.json) against the grid's: the pick's distance from the grid's best with what
+    the grid's rounds say about it, both costs, the rank correlation of rung 0 and `reach`. A pick the grid could
+    not score (`failed`: a point that failed or timed out in one of the grid's rounds) has no distance: None, and
+    it is not within the distance target."""
+    grid, allowed, rounds = grid_data
+    if not allowed:
+        raise HarnessError(
+            "the grid scored none of the points a recommendation could be (the defaults included): "
+            f"{', '.join(f'{p} ({why})' for p, why in list(failed.items())[:3])}; measure the grid again"
+        )
     best = min(allowed, key=grid.get)  # what a recommendation could be: within the size limit
     fastest = min(grid, key=grid.get)
     pick = record["point_id"]
@@ -261,18 +307,15 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
     pace = default / grid[reference] if default and grid.get(reference) else None
     paced_grid_s = grid_s * (pace or 1.0)  # the grid's seconds at this run's pace
     top = [pid for pid in sorted(grid, key=grid.get) if pid in rung0][:TOP]
+    scored = pick in grid
     report = {
-        "dataset": name,
-        "objective": request.objective,
-        "points": len(grid),
-        "rounds": request.repeats,
+        "points": len(grid) + len(failed),
         "grid_seconds": grid_s,
-        "grid_rows": str(Path(grid_dir).resolve()),
-        "grid_reused": bool(reuse),
-        "grid_compared_every_round": compared,
+        "grid_unscored": failed,
         "tune_seconds": tune_s,
         "search_seconds": record["search"]["seconds"],
         "time_fraction": tune_s / grid_s,
+        "reference": reference,
         "host_pace": pace,  # > 1: the tune ran on a slower host than the grid
         "time_fraction_at_grid_pace": tune_s / grid_s / pace if pace else None,
         "grid_best": best,
@@ -283,8 +326,12 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
         "tune_pick": pick,
         "tune_outcome": record["outcome"],
         "tune_pick_grid_score": grid.get(pick),
-        "distance": grid[pick] / grid[best] - 1,
-        **distance_evidence(rounds, pick, best),
+        "distance": grid[pick] / grid[best] - 1 if scored else None,
+        **(
+            distance_evidence(rounds, pick, best)
+            if scored
+            else {"distance_interval": None, "slower_than_best_p": None, "beyond_target_p": None}
+        ),
         # the grid's own rounds may rule the pick out (bytes, or a workload slower than --max-slowdown) where the
         # verification's did not: a slowdown near the edge of what five rounds resolve
         "pick_within_grid_rules": pick in allowed,
@@ -292,40 +339,65 @@ def run(request: TuneRequest, log=print, space: dict | None = None, reuse: Path 
         "rank_correlation_points": top,
         "grid_scores": grid,
         "rung0_scores": rung0,
+        "reach": reach(request, record, grid, allowed, paced_grid_s),
+        "search_fraction_at_grid_pace": record["search"]["seconds"] / paced_grid_s,
     }
-    report["reach"] = reach(request, record, grid, allowed, paced_grid_s)
-    report["within_distance"] = report["distance"] <= TARGET_DISTANCE
+    report["within_distance"] = scored and report["distance"] <= TARGET_DISTANCE
     report["within_time"] = report["time_fraction"] <= TARGET_FRACTION
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"validation-{stamp}.json").write_text(json.dumps(report, indent=2))
-    rho = report["rank_correlation_rung0"]
-    log(
+    return report
+
+
+def report_lines(request: TuneRequest, report: dict[str, Any]) -> list[str]:
+    """The log's lines on a validation's report (`compare`)."""
+    grid, best, fastest, pick = (
+        report["grid_scores"],
+        report["grid_best"],
+        report["grid_fastest_any_size"],
+        report["tune_pick"],
+    )
+    lines = []
+    if failed := report["grid_unscored"]:
+        lines.append(
+            f"grid: {len(failed)} of its {report['points']} points have no score (a workload failed or timed out "
+            "in one of its rounds): " + ", ".join(f"{p} ({why})" for p, why in failed.items())
+        )
+    head = (
         f"grid best within --max-size-ratio {request.constraints.max_size_ratio:g} and --max-slowdown "
         f"{request.constraints.max_slowdown:g}: {best} ({grid[best]:.4g}; fastest at "
-        f"any size {fastest}, {grid[fastest]:.4g}); tune picked {pick} (grid score {grid[pick]:.4g}, "
-        f"{report['distance']:+.1%} from the best; target <= {TARGET_DISTANCE:.0%})"
-        + ("" if report["pick_within_grid_rules"] else "; the grid's own rounds rule the pick out")
+        f"any size {fastest}, {grid[fastest]:.4g}); tune picked {pick}"
     )
+    if report["distance"] is None:
+        lines.append(
+            f"{head}, which the grid could not score ({failed.get(pick, 'not measured')}): its distance from the "
+            "grid's best is unknown (measure the grid again, with a longer --timeout if its points timed out)"
+        )
+    else:
+        lines.append(
+            f"{head} (grid score {grid[pick]:.4g}, {report['distance']:+.1%} from the best; target <= "
+            f"{TARGET_DISTANCE:.0%})"
+            + ("" if report["pick_within_grid_rules"] else "; the grid's own rounds rule the pick out")
+        )
     if pick != best and (low_high := report["distance_interval"]):
-        log(
+        lines.append(
             f"in the grid's own rounds the distance is {report['distance']:+.1%} [{low_high[0]:+.1%}, "
             f"{low_high[1]:+.1%}]: p = {report['slower_than_best_p']:.3f} that the pick is slower than the grid's "
             f"best, p = {report['beyond_target_p']:.3f} that it is more than {TARGET_DISTANCE:.0%} slower"
         )
-    log(
-        f"cost: tune {tune_s:.0f}s (search {record['search']['seconds']:.0f}s + verification) vs grid {grid_s:.0f}s = "
-        f"{report['time_fraction']:.1%} (target <= {TARGET_FRACTION:.0%})"
+    pace = report["host_pace"]
+    lines.append(
+        f"cost: tune {report['tune_seconds']:.0f}s (search {report['search_seconds']:.0f}s + verification) vs grid "
+        f"{report['grid_seconds']:.0f}s = {report['time_fraction']:.1%} (target <= {TARGET_FRACTION:.0%})"
         + (
-            f"; {reference} ran {pace:.2f}x the grid's time here, so at the grid's pace about "
+            f"; {report['reference']} ran {pace:.2f}x the grid's time here, so at the grid's pace about "
             f"{report['time_fraction_at_grid_pace']:.1%}"
             if pace
             else ""
         )
     )
-    log(reach_text(report["reach"], record["search"]["seconds"] / paced_grid_s))
-    log(
-        f"rank correlation of rung 0 (n/27 rows) with the full data, top {len(top)}: "
+    lines.append(reach_text(report["reach"], report["search_fraction_at_grid_pace"]))
+    rho = report["rank_correlation_rung0"]
+    lines.append(
+        f"rank correlation of rung 0 (n/27 rows) with the full data, top {len(report['rank_correlation_points'])}: "
         + ("n/a" if rho is None else f"Spearman {rho:.2f}")
     )
-    log(f"saved {out / f'validation-{stamp}.json'}")
-    return report
+    return lines
