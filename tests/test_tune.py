@@ -847,6 +847,15 @@ def test_validate_search_reports_distance_cost_and_rank_correlation(tiny_h5ad: P
     if report["pick_within_grid_rules"]:  # a perfect race of them all is at least as close as the tune's own race
         assert reached[-1] <= report["distance"]
     assert any(line.startswith("a perfect race of the tune's first k finalists") for line in said)
+    # a workload outside the objective timed out in one of the grid's rounds: no score (it would not compare)
+    rows = list(results.iter_rows(next((tmp_path / "validation").glob("grid-*"))))
+    points, _ = space.candidates(small, request.constraints, layout.dataset_shapes(tiny_h5ad))
+    victim = next(p for p in report["grid_scores"] if p != "anndata-default")
+    lost = next(i for i, r in enumerate(rows) if r["point_id"] == victim and r["workload"] == "lazy-gene")
+    rows[lost] = rows[lost] | {"status": "timeout", "values": []}
+    scored, allowed, _ = validate.scores(request, points, rows)
+    assert set(scored) == set(report["grid_scores"]) - {victim} and victim not in allowed
+    assert validate.unscored(rows, scored) == {victim: "lazy-gene: timeout"}
 
     # --validate-grid: the same grid, not measured again, against a second tune
     time.sleep(1)  # a new stamp for the second validation's outputs

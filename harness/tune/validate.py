@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis import results
+from ..analysis.results import Status
 from ..analysis.stats import block_ratio_interval, block_slower_p
 from ..errors import HarnessError
 from ..measure import datasets
@@ -78,12 +79,15 @@ def grid_scores(request: TuneRequest, dataset_path: Path, space: dict, workdir: 
 
 
 def scores(request: TuneRequest, points: list, rows: list[dict]) -> Grid:
-    """{point id: score} of the grid's rows, the ids a recommendation could be: the defaults, and the
+    """{point id: score} of the grid's rows (none for a point with a workload that failed or timed out in one of
+    its rounds: `unscored`), the ids a recommendation could be: the defaults, and the
     points the tune's rule (`rule.judge`) finds no problem with: correct, within --max-size-ratio and no
     slower than --max-slowdown allows on any workload (the rule also asks for significance on the objective;
     the grid's best is judged on the numbers), and every point's per-round objective."""
     verdicts = judge(request, points, rows)
-    scored = {v.point.id: v.objective for v in verdicts if v.objective is not None}
+    # a workload that failed or timed out in a round leaves a score of the others: not comparable, so none
+    broken = {r["point_id"] for r in rows if r.get("status") in (Status.FAILED, Status.TIMEOUT)}
+    scored = {v.point.id: v.objective for v in verdicts if v.objective is not None and v.point.id not in broken}
     allowed = {v.point.id for v in verdicts if v.point.id in scored and (v.point.baseline or not v.problems)}
     return scored, allowed, objectives(request, rows)
 
