@@ -42,6 +42,7 @@ from .space import VALIDATION_SPACE, candidates, check_objective
 
 TARGET_DISTANCE = 0.05
 TARGET_FRACTION = 0.15
+EVIDENCE = ("distance_interval", "slower_than_best_p", "beyond_target_p")  # what `distance_evidence` gives
 TOP = 10  # candidates of the grid's ranking the rank correlation is computed over
 
 
@@ -331,11 +332,7 @@ def compare(
         "tune_outcome": record["outcome"],
         "tune_pick_grid_score": grid.get(pick),
         "distance": grid[pick] / grid[best] - 1 if scored else None,
-        **(
-            distance_evidence(rounds, pick, best)
-            if scored
-            else {"distance_interval": None, "slower_than_best_p": None, "beyond_target_p": None}
-        ),
+        **(distance_evidence(rounds, pick, best) if scored else dict.fromkeys(EVIDENCE)),
         # the grid's own rounds may rule the pick out (bytes, or a workload slower than --max-slowdown) where the
         # verification's did not: a slowdown near the edge of what five rounds resolve
         "pick_within_grid_rules": pick in allowed,
@@ -353,12 +350,8 @@ def compare(
 
 def report_lines(request: TuneRequest, report: dict[str, Any]) -> list[str]:
     """The log's lines on a validation's report (`compare`)."""
-    grid, best, fastest, pick = (
-        report["grid_scores"],
-        report["grid_best"],
-        report["grid_fastest_any_size"],
-        report["tune_pick"],
-    )
+    grid, best, pick = report["grid_scores"], report["grid_best"], report["tune_pick"]
+    fastest = report["grid_fastest_any_size"]
     lines = []
     if failed := report["grid_unscored"]:
         lines.append(
