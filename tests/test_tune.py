@@ -721,7 +721,8 @@ def test_a_perfect_race_of_the_first_k_finalists_bounds_what_more_or_fewer_would
 def test_a_pick_the_grid_could_not_score_gets_no_distance_and_the_report_is_still_made() -> None:
     """A point that timed out in one of the grid's rounds has no grid score: the tune may still pick it (a 100k
     grid lost four points so, one of them the tune's pick). Its distance is unknown, not a crash that loses the
-    tune; a perfect race passes over it, and the log names it and why."""
+    tune; the log names it and why, and a perfect race of finalists that include it cannot say what it would give
+    (a 100k tune's log said "no k meets both targets" when its pick, the first finalist, had no grid score)."""
     from harness.tune import validate
     from harness.tune.request import TuneRequest
 
@@ -755,8 +756,16 @@ def test_a_pick_the_grid_could_not_score_gets_no_distance_and_the_report_is_stil
     report = validate.compare(request, record, (grid, allowed, rounds), failed, tune_s=132.0, grid_s=1000.0)
     assert report["distance"] is None and report["distance_interval"] is None and not report["within_distance"]
     assert report["tune_pick_grid_score"] is None and report["points"] == 5 and report["grid_best"] == "a"
-    assert [(r["finalists"], r["pick"]) for r in report["reach"]] == [(1, d), (2, "c")]  # "lost" passed over
     said = validate.report_lines(request, report)
+    # the unscored first finalist might be a perfect race's pick: what it would give is unknown, not a bound
+    assert [(r["pick"], r["unscored"], r["distance"]) for r in report["reach"]] == [(None, ["lost"], None)] * 2
+    assert not any(r["within_target"] for r in report["reach"])
+    line = next(line for line in said if line.startswith("a perfect race"))
+    assert "k=1 unknown at" in line and line.endswith("whether a k meets both is unknown")
+    later = record | {"verdicts": [record["verdicts"][1], record["verdicts"][0], *record["verdicts"][2:]]}
+    reach = validate.compare(request, later, (grid, allowed, rounds), failed, 132.0, 1000.0)["reach"]
+    assert [(r["finalists"], r["pick"], r["unscored"]) for r in reach] == [(1, "c", []), (2, None, ["lost"])]
+    assert reach[0]["distance"] == pytest.approx(0.125) and reach[1]["distance"] is None
     assert said[0].startswith("grid: 1 of its 5 points have no score") and "lost (lazy-gene: timeout)" in said[0]
     assert "which the grid could not score (lazy-gene: timeout): its distance" in said[1] and "unknown" in said[1]
     scored = validate.compare(request, record | {"point_id": "c"}, (grid, allowed, rounds), failed, 132.0, 1000.0)

@@ -139,19 +139,18 @@ def reach(
     per_point_round = (record["tune_seconds"] - search_s) / max(1, point_rounds_run(record))
     out = []
     for k in range(1, len(finalists) + 1):
-        # the grid's best of them, within its rules: a point the grid could not score is no perfect race's pick
+        # the grid's best of them within its rules; with a finalist the grid could not score (`unscored`), which a
+        # perfect race might pick, what the race would give is unknown (a 100k tune's pick was such a point)
+        unknown = [p for p in finalists[:k] if p not in grid]
         pick = min((p for p in [*finalists[:k], *record["references"]] if p in allowed), key=grid.get, default=None)
+        pick = None if unknown else pick
         rounds = fewest_point_rounds(request, k, change=pick != record["reference"]) * len(request.verify_networks)
         cost = (search_s + rounds * per_point_round) / scale_s
         distance = grid[pick] / grid[best] - 1 if pick else None
+        within = distance is not None and distance <= TARGET_DISTANCE and cost <= TARGET_FRACTION
         out.append(
-            {
-                "finalists": k,
-                "pick": pick,
-                "distance": distance,
-                "time_fraction": cost,
-                "within_target": distance is not None and distance <= TARGET_DISTANCE and cost <= TARGET_FRACTION,
-            }
+            {"finalists": k, "pick": pick, "unscored": unknown, "distance": distance, "time_fraction": cost}
+            | {"within_target": within}
         )
     return out
 
@@ -159,19 +158,18 @@ def reach(
 def reach_text(rows: list[dict[str, Any]], search_fraction: float) -> str:
     """The log's line on `reach`."""
     met = [r["finalists"] for r in rows if r["within_target"]]
+    unknown = [r["finalists"] for r in rows if r.get("unscored")]  # a finalist the grid could not score
+    said = {r["finalists"]: "n/a" if r["distance"] is None else format(r["distance"], "+.1%") for r in rows}
+    said |= dict.fromkeys(unknown, "unknown")
+    end = f"; no k meets both targets (the search alone is {search_fraction:.1%} of the grid's cost)"
+    if unknown and not met:
+        end = f"; from k = {unknown[0]} a finalist the grid could not score might be the pick: whether a k meets "
+        end += "both is unknown"
     return (
         "a perfect race of the tune's first k finalists (the grid's best of them, at the fewest rounds its race can "
         "run): "
-        + ", ".join(
-            f"k={r['finalists']} {'n/a' if r['distance'] is None else format(r['distance'], '+.1%')} at "
-            f"{r['time_fraction']:.1%}"
-            for r in rows
-        )
-        + (
-            f"; both targets in reach with k = {', '.join(map(str, met))}"
-            if met
-            else f"; no k meets both targets (the search alone is {search_fraction:.1%} of the grid's cost)"
-        )
+        + ", ".join(f"k={r['finalists']} {said[r['finalists']]} at {r['time_fraction']:.1%}" for r in rows)
+        + (f"; both targets in reach with k = {', '.join(map(str, met))}" if met else end)
     )
 
 
