@@ -132,15 +132,16 @@ def reach(
     k can make (`race.fewest_point_rounds`) at the seconds per (point, round) of this tune's verification, the
     search as it ran. Both are bounds from below: a race finds no better pick, and runs no fewer rounds. When no k
     meets both targets, no number of finalists would have, and the search is what costs too much or ranks too
-    poorly. `scale_s`: the grid's seconds at this run's pace (the shares are of the grid's cost at its pace)."""
+    poorly. A k whose finalists include a point the grid could not score is no bound: its pick and distance are None
+    and the point is in its `unscored` (a perfect race might pick it; a 100k tune's pick was such a point).
+    `scale_s`: the grid's seconds at this run's pace (the shares are of the grid's cost at its pace)."""
     best = min(allowed, key=grid.get)
     finalists = [v["point_id"] for v in record["verdicts"] if not v["default"]]
     search_s = record["search"]["seconds"]
     per_point_round = (record["tune_seconds"] - search_s) / max(1, point_rounds_run(record))
     out = []
     for k in range(1, len(finalists) + 1):
-        # the grid's best of them within its rules; with a finalist the grid could not score (`unscored`), which a
-        # perfect race might pick, what the race would give is unknown (a 100k tune's pick was such a point)
+        # the grid's best of them within its rules, unless one of them has no grid score (then unknown)
         unknown = [p for p in finalists[:k] if p not in grid]
         pick = min((p for p in [*finalists[:k], *record["references"]] if p in allowed), key=grid.get, default=None)
         pick = None if unknown else pick
