@@ -263,6 +263,36 @@ def test_what_a_sample_shows_slower_than_max_slowdown_allows_goes_last_among_the
     assert finalists.choose(found, max_size_ratio=1.0, count=3) == [fast, good, other]
 
 
+def test_free_slots_take_the_survivors_over_the_size_limit_on_the_sample_before_what_the_sample_pruned() -> None:
+    from harness.matrix import baseline_point
+    from harness.tune import finalists
+
+    default = baseline_point("anndata-default")
+    rules = ("rows-1024x16", "rows-256x16", "rows-4096x16", "rows-1024x64", "auto", "rows-256x16")
+    pipelines = ("fused", "zarrs", "fused", "zarrs", "python", "python")
+    fast, good, over, wider, pruned, last = (Point.of(pipeline=p, sharding=r) for p, r in zip(pipelines, rules))
+    nbytes = {fast: 1050, good: 1000, over: 1060, wider: 1080, pruned: 990, default: 1000}
+    ranked = [fast, good, over, wider, default]  # best first; fast, over and wider are 1.05-1.08x the bytes
+    ids = [p.id for p in nbytes]
+    scores = {p.id: [(1.0 + i / 10) * f for f in (0.98, 1.0, 1.02)] for i, p in enumerate([*ranked, pruned])}
+    rung = search.Rung(
+        100,
+        ids,
+        {k: v[0] for k, v in scores.items()},
+        scores,
+        {p.id: b for p, b in nbytes.items()},
+        {},
+        [p.id for p in ranked],
+        1.0,
+    )
+    found = search.SearchResult(ranked=ranked, shapes=SHAPES, rungs=[rung], pruned=[pruned, last])
+    # the best allowed, the best overall, then the other survivors over the limit (the full data decides), then pruned
+    assert finalists.choose(found, max_size_ratio=1.0, count=8) == [good, fast, over, wider, pruned, last]
+    assert finalists.choose(found, max_size_ratio=1.0, count=3) == [good, fast, over]
+    # a limit that allows them all: the survivors in rank order before what was pruned
+    assert finalists.choose(found, max_size_ratio=1.1, count=8)[2:] == [over, wider, pruned, last]
+
+
 def test_size_constraint_and_reader_failures_remove_points(monkeypatch, tmp_path: Path) -> None:
     _fake_rounds(
         monkeypatch,
