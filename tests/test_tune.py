@@ -263,6 +263,29 @@ def test_what_a_sample_shows_slower_than_max_slowdown_allows_goes_last_among_the
     assert finalists.choose(found, max_size_ratio=1.0, count=3) == [fast, good, other]
 
 
+def test_finalists_cover_the_pipelines_as_well_as_the_layouts() -> None:
+    from harness.matrix import baseline_point
+    from harness.tune import finalists
+
+    # the 100k sample of 2026-12-07: Python first in three layouts; on the full data Fused rows-256x16 beat them
+    default = baseline_point("anndata-default")
+    cells = [("zarrs", "rows-1024x16"), ("python", "auto"), ("python", "rows-256x16"), ("fused", "rows-256x16")]
+    cells += [("python", "rows-1024x64"), ("zarrs", "rows-256x16")]
+    ranked = [Point.of(pipeline=p, sharding=r) for p, r in cells]
+    ids = [p.id for p in [*ranked, default]]
+    scores = {pid: [(1.0 + i / 50) * f for f in (0.98, 1.0, 1.02)] for i, pid in enumerate(ids[:-1])}
+    scores[default.id] = [1.5, 1.6, 1.7]
+    rung = search.Rung(100, ids, {k: v[1] for k, v in scores.items()}, scores, dict.fromkeys(ids, 1000), {}, ids, 1.0)
+    found = search.SearchResult(ranked=[*ranked, default], shapes=SHAPES, rungs=[rung])
+    zarrs_1024, python_auto, python_256, fused_256, python_1024x64, zarrs_256 = ranked
+    # the best, then what brings a pipeline and a layout not yet raced (Fused rows-256x16 before Python
+    # rows-256x16, the best of its layout), then what brings a layout (rows-1024x64), then the next best
+    assert finalists.choose(found, max_size_ratio=1.0, count=4) == [zarrs_1024, python_auto, fused_256, python_1024x64]
+    assert finalists.choose(found, max_size_ratio=1.0, count=6)[4:] == [python_256, zarrs_256]
+    assert finalists.covering([python_256], [python_auto]) == [python_256]  # a new layout is enough
+    assert finalists.covering([python_256], [python_auto, fused_256]) == []  # neither new: no slot of its own
+
+
 def test_free_slots_take_the_survivors_over_the_size_limit_on_the_sample_before_what_the_sample_pruned() -> None:
     from harness.matrix import baseline_point
     from harness.tune import finalists
