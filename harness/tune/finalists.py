@@ -75,15 +75,16 @@ def choose(found: SearchResult, max_size_ratio: float, count: int) -> list[Point
 def covering(points: list[Point], picks: list[Point]) -> list[Point]:
     """From `points` (best first), the best that brings both a pipeline and a layout not among `picks` and those
     taken so far, again and again, then the best that brings either, until every pipeline and layout is in."""
-    taken = list(dict.fromkeys(picks))
+    chosen: list[Point] = []
     while True:
+        taken = [*picks, *chosen]
         pipelines, layouts = {p.axis("pipeline") for p in taken}, {layout_of(p) for p in taken}
         new = [p for p in points if p not in taken]
         both = [p for p in new if p.axis("pipeline") not in pipelines and layout_of(p) not in layouts]
         either = [p for p in new if p.axis("pipeline") not in pipelines or layout_of(p) not in layouts]
-        if not (both or either):
-            return taken[len(dict.fromkeys(picks)) :]
-        taken.append((both or either)[0])
+        if not either:  # `both` is part of `either`
+            return chosen
+        chosen.append((both or either)[0])
 
 
 @dataclass
