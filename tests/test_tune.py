@@ -716,6 +716,23 @@ def test_keep_the_default_emits_anndatas_own_calls(tmp_path: Path, tiny_adata) -
     verify.assert_anndata_equal(cfg.to_memory(cfg.read_lazy(tmp_path / "kept.zarr")), tiny_adata)
 
 
+def test_the_closest_finalist_named_is_one_the_race_let_run(tmp_path: Path) -> None:
+    from harness.matrix import baseline_point
+
+    default = baseline_point("anndata-default")
+    stopped, ran = Point.of(pipeline="zarrs", sharding="rows-16x2"), Point.of(pipeline="fused", sharding="rows-16x4")
+    rows = _verification_rows({default: (1.0, 1000, True), ran: (1.02, 1000, True)})
+    rows += _verification_rows({stopped: (0.95, 1014, True)}, rounds=1)  # over the size cap: stopped after round 1
+    record = _emitted(tmp_path, default, [stopped, ran, default], rows)
+    assert record["outcome"] == "keep-default"
+    said = (tmp_path / "summary.md").read_text()
+    # the stopped point's one round is the fastest median, but no evidence: the closest named ran every round
+    assert f"The closest finalist, `{ran.id}`, measured 0.98x" in said
+    workloads = said.split("## Per workload", 1)[1].split("\n\n", 2)[1]
+    assert f"`{ran.id}`" in workloads.splitlines()[0] and stopped.id not in workloads
+    assert f"| `{stopped.id}` |" in said  # still listed among the verified points, with why it stopped
+
+
 def test_the_distance_from_the_grids_best_comes_with_what_the_grids_rounds_say() -> None:
     from harness.tune import validate
 
