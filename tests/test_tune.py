@@ -286,6 +286,30 @@ def test_finalists_cover_the_pipelines_as_well_as_the_layouts() -> None:
     assert finalists.covering([python_256], [python_auto, fused_256]) == []  # neither new: no slot of its own
 
 
+def test_covering_leaves_out_what_is_slower_than_the_default_on_the_samples_median() -> None:
+    from harness.matrix import baseline_point
+    from harness.tune import finalists
+
+    # the 100k sample of stop 54 (rung 0's medians, and its rounds for the default and Python rows-256x16)
+    default = baseline_point("anndata-default")
+    cells = [("zarrs", "rows-1024x64", 0.3761), ("fused", "auto", 0.3944), ("fused", "rows-1024x16", 0.4249)]
+    cells += [("zarrs", "auto", 0.4271), ("fused", "rows-256x16", 0.4473), ("zarrs", "rows-256x16", 0.4490)]
+    cells += [("python", "auto", 0.4877), ("python", "rows-256x16", 0.5208)]
+    ranked = [Point.of(pipeline=p, sharding=r) for p, r, _ in cells]
+    rounds = {p.id: [m * 1.1, m, m * 0.95] for p, (*_, m) in zip(ranked, cells)}
+    rounds[default.id] = [0.6205, 0.4928, 0.4519]
+    rounds[ranked[-1].id] = [0.4833, 0.5208, 0.5518]  # 1.06x the default's median, not significantly slower
+    ids = list(rounds)
+    medians = {pid: sorted(v)[1] for pid, v in rounds.items()}
+    rung = search.Rung(3703, ids, medians, rounds, dict.fromkeys(ids, 1000), {}, ids, 1.0)
+    found = search.SearchResult(ranked=[*ranked, default], shapes=SHAPES, rungs=[rung])
+    zarrs_1024x64, fused_auto, fused_1024, _, fused_256, _, python_auto, python_256 = ranked
+    # before, Python rows-256x16 took the third slot: a new pipeline and a new layout, though behind the default
+    assert finalists.choose(found, max_size_ratio=1.0, count=4) == [zarrs_1024x64, fused_auto, fused_1024, fused_256]
+    assert finalists.choose(found, max_size_ratio=1.0, count=5)[4] == python_auto  # Python ahead of the default
+    assert python_256 in finalists.choose(found, max_size_ratio=1.0, count=9)  # a free slot still takes it
+
+
 def test_free_slots_take_the_survivors_over_the_size_limit_on_the_sample_before_what_the_sample_pruned() -> None:
     from harness.matrix import baseline_point
     from harness.tune import finalists
