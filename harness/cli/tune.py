@@ -99,7 +99,7 @@ def _run_args(tn: argparse.ArgumentParser) -> None:
         default="auto",
         help="how many of the search's best the verification races on the full data beside anndata's defaults: "
         "the best within the size limit, the best overall, then those that bring a pipeline or a layout not yet "
-        "raced and are not slower than the default on the sample, then the next best. Each costs at least two "
+        "raced and are not slower than the default on the sample's median, then the next best. Each costs at least two "
         "rounds on the full data. auto (the default): 4, and up to 8 where the budget leaves room after the search "
         "(small data: its full-data rounds are cheap and a sample ranks it worst), or every survivor when the search "
         "stops because another rung would save the verification less than it costs; a number races exactly that "
