@@ -12,9 +12,9 @@ leaving out what is slower than anndata-default on the last sample's median (a g
 `rows-4096x16`, significantly slower there, took the fourth slot and pushed the grid's best out, and on the full data
 it was 0.85-0.94x the default, its lazy-gene about 0.5x; and the default is zarr's Python pipeline, so a Python point's
 gap to it does not shrink with the data: on a later 100k sample Python `rows-256x16`, 1.06x the default's median, took
-a covering slot ahead of Fused and zarrs `rows-256x16`, the grid's best two) or slower than it on a workload by more than
---max-slowdown (`search.slowed`: such points go after all the others), then the best within 1.0x, 1.25x, 1.5x and 2x
-of anndata-default's bytes on the last sample, so the summary can show what each extra byte buys, then the next best
+a covering slot ahead of Fused and zarrs `rows-256x16`, the grid's best two) or slower than it on a workload by more
+than --max-slowdown (`search.slowed`: such points go after all the others), then the best within 1.0x, 1.25x, 1.5x and
+2x of anndata-default's bytes on the last sample, so the summary can show what each extra byte buys, then the next best
 survivors within the size limit, then the survivors over it on the sample (the search keeps them by its slack: the
 full-data store decides, and one over the limit there stops after round 1: without them pbmc68k raced three of eight
 slots), then the best of what the search pruned (a sample mis-ranks even within a layout: measured on 100k).
@@ -57,7 +57,7 @@ def choose(found: SearchResult, max_size_ratio: float, count: int) -> list[Point
     def within(ratio: float) -> list[Point]:
         return [p for p in contenders if ref_bytes and last.bytes.get(p.id, math.inf) <= ratio * ref_bytes]
 
-    def holds(point: Point) -> bool:  # on the last sample: no slowdown, the objective's median not the default's
+    def holds(point: Point) -> bool:  # on the last sample: no slowdown, a median objective no worse than the default's
         if point.id in last.slowdowns:
             return False
         default_score = last.scores.get(reference) if reference else None
