@@ -416,7 +416,7 @@ def test_another_rung_must_save_the_verification_more_than_it_costs() -> None:
 
     # the rung kept 11 of 12: the next is expected to keep as many, saving nothing; racing all 11 fits
     why = estimate.race_them_all(11, 12, 4, next_cost=100, verify_cost=cost, left_s=1000)
-    assert "kept 11 of 12" in why and "racing all 11" in why and "110s" in why
+    assert "kept 11 of the 12 candidates it timed" in why and "racing all 11" in why and "110s" in why
     assert (
         estimate.race_them_all(11, 12, 4, next_cost=100, verify_cost=cost, left_s=109) == ""
     )  # racing all: over budget
@@ -683,7 +683,14 @@ def test_a_workload_outside_the_objective_more_than_max_slowdown_slower_blocks_t
     assert "--max-slowdown 1`" in said
 
 
-def _emitted(tmp_path: Path, pick: Point, verified: list[Point], rows: list[dict], ended: str = "") -> dict:
+def _emitted(
+    tmp_path: Path,
+    pick: Point,
+    verified: list[Point],
+    rows: list[dict],
+    ended: str = "",
+    rung: search.Rung | None = None,
+) -> dict:
     import json
 
     from harness.tune import finalists, rule
@@ -691,7 +698,8 @@ def _emitted(tmp_path: Path, pick: Point, verified: list[Point], rows: list[dict
 
     request = TuneRequest(dataset="tiny", out=tmp_path, finalists=5)  # as tune.run resolves --finalists auto
     found = search.SearchResult(ranked=verified, shapes=SHAPES)
-    found.rungs.append(search.Rung(500, [p.id for p in verified], {}, {}, {}, {}, [p.id for p in verified], 1.0))
+    ids = [p.id for p in verified]
+    found.rungs.append(rung or search.Rung(500, ids, {}, {}, {}, {}, ids, 1.0))
     checked = finalists.Verification(pick, rule.judge(request, verified, rows), rows, {}, tmp_path / "v", ended=ended)
     emit.emit(tmp_path, request, found, checked, Path(__file__), 1.0)
     return json.loads((tmp_path / "recommended.json").read_text())
@@ -738,6 +746,30 @@ def test_keep_the_default_emits_anndatas_own_calls(tmp_path: Path, tiny_adata) -
     cfg.write(tiny_adata, tmp_path / "kept.zarr")  # anndata's write_zarr, as the default user calls it
     verify.assert_anndata_equal(ad.io.read_zarr(tmp_path / "kept.zarr"), tiny_adata)
     verify.assert_anndata_equal(cfg.to_memory(cfg.read_lazy(tmp_path / "kept.zarr")), tiny_adata)
+
+
+def test_the_search_table_tells_rejected_pruned_and_kept_apart(tmp_path: Path) -> None:
+    from harness.matrix import baseline_point
+
+    default = baseline_point("anndata-default")
+    large, slow, pruned, kept = (Point.of(pipeline="fused", sharding=f"rows-16x{n}") for n in (1, 2, 4, 8))
+    rows = _verification_rows({default: (1.0, 1000, True), kept: (1.1, 900, True)})
+    rung = search.Rung(
+        500,
+        [p.id for p in (default, large, slow, pruned, kept)],
+        {},
+        {},
+        {},
+        {large.id: "size 1.60x anndata-default on the sample exceeds --max-size-ratio 1"},
+        [default.id, kept.id],
+        12.0,
+    )
+    _emitted(tmp_path, default, [kept, default], rows, rung=rung)
+    said = (tmp_path / "summary.md").read_text()
+    # five candidates with the default: one rejected untimed, two timed and pruned, the default and one kept
+    assert (
+        "| rows | candidates | rejected | pruned | kept | seconds |" in said and "| 500 | 5 | 1 | 2 | 2 | 12 |" in said
+    )
 
 
 def test_the_closest_finalist_named_is_one_the_race_let_run(tmp_path: Path) -> None:

@@ -112,7 +112,7 @@ def race_them_all(
     if next_cost <= saving or cost > left_s:
         return ""
     return (
-        f"the search stops here: it kept {contenders} of {scored} candidates, so the next rung (about "
-        f"{next_cost:.0f}s) would be expected to keep about {expected} and save the verification about {saving:.0f}s; "
+        f"the search stops here: it kept {contenders} of the {scored} candidates it timed (the defaults aside), so the "
+        f"next rung (about {next_cost:.0f}s) would be expected to keep about {expected} and save the verification about {saving:.0f}s; "
         f"racing all {contenders} on the full data is estimated at up to {cost:.0f}s and fits in the budget"
     )

@@ -261,11 +261,16 @@ def _search(record: dict[str, Any]) -> list[str]:
         "its candidates beside anndata's defaults in interleaved rounds and keeps every candidate not significantly "
         "slower than the best of its layout (sharding policy): layouts are compared on the full data only.",
         "",
-        "| rows | candidates | kept | rejected | seconds |",
-        "|---|---|---|---|---|",
+        "Candidates and kept count anndata's two defaults, which every rung times and never prunes. Rejected: over "
+        "--max-size-ratio on the sample (not timed) or failed there (listed below); pruned: timed and significantly "
+        "slower than the best of their layout.",
+        "",
+        "| rows | candidates | rejected | pruned | kept | seconds |",
+        "|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['rows']} | {r['candidates']} | {len(r['kept'])} | {len(r['rejected'])} | {r['seconds']:.0f} |"
+        f"| {r['rows']} | {r['candidates']} | {len(r['rejected'])} | "
+        f"{r['candidates'] - len(r['rejected']) - len(r['kept'])} | {len(r['kept'])} | {r['seconds']:.0f} |"
         for r in search["rungs"]
     ]
     duplicates = sum(1 for reason in search["dropped_before_search"].values() if reason.startswith("duplicate"))
