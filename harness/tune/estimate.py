@@ -113,6 +113,7 @@ def race_them_all(
         return ""
     return (
         f"the search stops here: it kept {contenders} of the {scored} candidates it timed (the defaults aside), so the "
-        f"next rung (about {next_cost:.0f}s) would be expected to keep about {expected} and save the verification about {saving:.0f}s; "
+        f"next rung (about {next_cost:.0f}s) would be expected to keep about {expected} and save the verification "
+        f"about {saving:.0f}s; "
         f"racing all {contenders} on the full data is estimated at up to {cost:.0f}s and fits in the budget"
     )

@@ -261,7 +261,7 @@ def _search(record: dict[str, Any]) -> list[str]:
         "its candidates beside anndata's defaults in interleaved rounds and keeps every candidate not significantly "
         "slower than the best of its layout (sharding policy): layouts are compared on the full data only.",
         "",
-        "Candidates and kept count anndata's two defaults, which every rung times and never prunes. Rejected: over "
+        "Candidates and kept count anndata's defaults, which every rung times and never prunes. Rejected: over "
         "--max-size-ratio on the sample (not timed) or failed there (listed below); pruned: timed and significantly "
         "slower than the best of their layout.",
         "",
