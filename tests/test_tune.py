@@ -764,12 +764,31 @@ def test_the_search_table_tells_rejected_pruned_and_kept_apart(tmp_path: Path) -
         [default.id, kept.id],
         12.0,
     )
-    _emitted(tmp_path, default, [kept, default], rows, rung=rung)
+    record = _emitted(tmp_path, default, [kept, default], rows, rung=rung)
     said = (tmp_path / "summary.md").read_text()
     # five candidates with the default: one rejected untimed, two timed and pruned, the default and one kept
     assert (
         "| rows | candidates | rejected | pruned | kept | seconds |" in said and "| 500 | 5 | 1 | 2 | 2 | 12 |" in said
     )
+    assert record["search"]["rungs"][0]["pruned"] == [slow.id, pruned.id]
+
+
+def test_the_summary_names_every_rejection_or_says_how_many_it_left_out(tmp_path: Path) -> None:
+    from harness.matrix import baseline_point
+    from harness.tune.summary import REJECTED_LISTED
+
+    default = baseline_point("anndata-default")
+    large = [Point.of(pipeline="fused", sharding=f"rows-16x{n}") for n in range(1, REJECTED_LISTED + 3)]
+    why = {p.id: f"size {1.5 + i / 100:.2f}x anndata-default on the sample" for i, p in enumerate(large)}
+    rows = _verification_rows({default: (1.0, 1000, True)})
+    ids = [default.id, *why]
+    rung = search.Rung(500, ids, {}, {}, {}, why, [default.id], 3.0)
+    _emitted(tmp_path, default, [default], rows, rung=rung)
+    said = (tmp_path / "summary.md").read_text()
+    listed = said.split("## Rejected during the search\n\n", 1)[1].splitlines()
+    assert listed[:REJECTED_LISTED] == [f"- `{pid}`: {reason}" for pid, reason in list(why.items())[:REJECTED_LISTED]]
+    assert listed[REJECTED_LISTED].startswith("- and 2 more: recommended.json lists every one")
+    assert "\n\n## Search\n" in said
 
 
 def test_the_closest_finalist_named_is_one_the_race_let_run(tmp_path: Path) -> None:

@@ -55,8 +55,9 @@ def run(request: TuneRequest, log=print) -> Path:
         def on_rung(rung: Rung) -> None:
             best = min((v for v in rung.scores.values() if v is not None), default=None)
             log(
-                f"rung on {rung.rows} rows: {len(rung.candidates)} candidates, {len(rung.rejected)} rejected, "
-                f"{len(rung.kept)} kept (not significantly slower than the best of their layout), best score {best:.4g} "
+                f"rung on {rung.rows} rows: {len(rung.candidates)} candidates with the defaults, {len(rung.rejected)} "
+                f"rejected, {len(rung.pruned)} pruned, {len(rung.kept)} kept (not significantly slower than the best "
+                f"of their layout), best score {best:.4g} "
                 f"({rung.seconds:.0f}s)"
                 + "".join(f"\n  {pid}: slower on this sample: {why}" for pid, why in rung.slowdowns.items())
                 if best is not None

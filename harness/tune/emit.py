@@ -149,6 +149,7 @@ def emit(
                     "candidates": len(r.candidates),
                     "kept": r.kept,
                     "rejected": r.rejected,
+                    "pruned": r.pruned,
                     "seconds": r.seconds,
                     "scores": r.scores,
                     "rounds": r.rounds,  # per-round objective: the promotion can be recomputed under another rule

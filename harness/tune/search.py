@@ -63,6 +63,11 @@ class Rung:
     seconds: float
     slowdowns: dict[str, str] = field(default_factory=dict)  # on this sample, beyond --max-slowdown (`slowed`)
 
+    @property
+    def pruned(self) -> list[str]:
+        """Timed here and not kept: significantly slower than the best of their layout."""
+        return [c for c in self.candidates if c not in self.rejected and c not in self.kept]
+
 
 @dataclass
 class SearchResult:

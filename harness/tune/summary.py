@@ -10,6 +10,8 @@ from ..analysis.stats import mann_whitney
 from .race import MAX_SURVIVORS
 from .rule import slowdown
 
+REJECTED_LISTED = 40  # rejections named in summary.md; recommended.json keeps them all
+
 
 def _interval(v: dict[str, Any]) -> str:
     lo_hi = v.get("interval")
@@ -218,6 +220,7 @@ def render(record: dict[str, Any], figure: str | None = None) -> str:
             f"- `{pid}`: " + ", ".join(f"{r} {s}" for r, s in readers.items())
             for pid, readers in record["readers"].items()
         ]
+        lines.append("")
     lines += _search(record)
     return "\n".join(lines) + "\n"
 
@@ -269,8 +272,8 @@ def _search(record: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['rows']} | {r['candidates']} | {len(r['rejected'])} | "
-        f"{r['candidates'] - len(r['rejected']) - len(r['kept'])} | {len(r['kept'])} | {r['seconds']:.0f} |"
+        f"| {r['rows']} | {r['candidates']} | {len(r['rejected'])} | {len(r['pruned'])} | {len(r['kept'])} | "
+        f"{r['seconds']:.0f} |"
         for r in search["rungs"]
     ]
     duplicates = sum(1 for reason in search["dropped_before_search"].values() if reason.startswith("duplicate"))
@@ -280,8 +283,13 @@ def _search(record: dict[str, Any]) -> list[str]:
         "store as another at the full data size (e.g. zstd level 0 is numcodecs' level 3).",
     ]
     if search.get("note"):
-        lines += ["", f"Note: {search['note']}"]
-    rejected = {k: v for r in search["rungs"] for k, v in r["rejected"].items()}
+        lines += ["", f"Note: {search['note'].rstrip('.')}."]
+    rejected = list({k: v for r in search["rungs"] for k, v in r["rejected"].items()}.items())
     if rejected:
-        lines += ["", "## Rejected during the search", ""] + [f"- `{k}`: {v}" for k, v in list(rejected.items())[:30]]
+        lines += ["", "## Rejected during the search", ""] + [f"- `{k}`: {v}" for k, v in rejected[:REJECTED_LISTED]]
+        if len(rejected) > REJECTED_LISTED:
+            lines.append(
+                f"- and {len(rejected) - REJECTED_LISTED} more: recommended.json lists every one (search, rungs, "
+                "rejected)"
+            )
     return lines
