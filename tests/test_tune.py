@@ -727,7 +727,24 @@ def test_emitted_config_is_the_verified_points_field_for_field(tmp_path: Path) -
     assert emitted.to_dict() == pick.config.to_dict() and emitted.align_dask  # no safety guard turned off
     said = (tmp_path / "summary.md").read_text()
     assert "**Recommended: `" in said and "No verified workload is significantly slower" in said
+    assert "Slower on the medians" not in said  # every workload of the pick is faster
     assert "The rounds ended early: the answer was settled after round 4: a reason." in said  # and why
+
+
+def test_the_summary_names_a_pick_s_workload_slower_on_the_medians_without_significance(tmp_path: Path) -> None:
+    from harness.matrix import baseline_point
+
+    default = baseline_point("anndata-default")
+    pick = Point.of(pipeline="fused", sharding="rows-16x2")
+    rows = _verification_rows({default: (1.0, 1000, True), pick: (0.5, 990, True)})
+    noisy = [1.3, 0.9, 1.5, 0.8, 1.4]  # median 1.3 s against the default's 1.0-1.04 s: 0.77x, but erratic
+    next(r for r in rows if r["point_id"] == pick.id and r["workload"] == "lazy-rows")["values"] = noisy
+    record = _emitted(tmp_path, pick, [pick, default], rows)
+    assert record["outcome"] == "change"  # not significant, so the rule does not rule it out
+    said = (tmp_path / "summary.md").read_text()
+    assert "No verified workload is significantly slower than anndata-default." in said
+    unsure = said.split("Slower on the medians by more than --max-slowdown 1.1", 1)[1].split("\n", 1)[0]
+    assert "lazy-rows 0.78x (paired p = " in unsure and "write" not in unsure and "read " not in unsure
 
 
 def test_keep_the_default_emits_anndatas_own_calls(tmp_path: Path, tiny_adata) -> None:

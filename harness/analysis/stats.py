@@ -144,14 +144,20 @@ def paired_slowdown(
     0.006). Only the pair's own rounds count: pooling the noise of every point in them (`block_slower_p`) let one
     erratic point (anndata-default+zarrs on lazy-rows, 0.40-0.72 s against 0.38-0.41 s) hide a 0.86x slowdown
     (pooled p = 0.078; paired: 0.020)."""
+    if math.isinf(margin) or not (found := paired_ratio(candidate, reference)):
+        return None
+    ratio, p = found
+    return (ratio, p) if ratio * margin < 1 and p < ALPHA else None
+
+
+def paired_ratio(candidate: Sequence[float], reference: Sequence[float]) -> tuple[float, float] | None:
+    """(ratio of medians reference / candidate, one-sided paired p that `candidate` is slower) over the candidate's
+    rounds and the reference's same rounds (`paired_slowdown`'s test, without its thresholds), or None when there
+    is no test: fewer than two rounds, or a time that is not positive."""
     count = len(candidate)
-    if count < 2 or len(reference) < count or math.isinf(margin):
+    if count < 2 or len(reference) < count:
         return None
     pair = {"candidate": list(candidate), "reference": list(reference[:count])}
     if min(*pair["candidate"], *pair["reference"]) <= 0:  # no log time, and no ratio
         return None
-    ratio = median(pair["reference"]) / median(pair["candidate"])
-    if ratio * margin >= 1:
-        return None
-    p = block_slower_p(pair, "candidate", "reference")
-    return (ratio, p) if p < ALPHA else None
+    return median(pair["reference"]) / median(pair["candidate"]), block_slower_p(pair, "candidate", "reference")
