@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..analysis import results
-from ..analysis.stats import ALPHA, mann_whitney, median, paired_slowdown, ratio_interval
+from ..analysis.stats import ALPHA, mann_whitney, median, paired_ratio, paired_slowdown, ratio_interval
 from ..matrix import Point
 from .request import TuneRequest
 from .space import OBJECTIVES, round_scores
@@ -68,13 +68,25 @@ def _store_bytes(rows_of: dict[str, dict[str, Any]]) -> int | None:
     return next((int(r["bytes"]) for w, r in sorted(rows_of.items()) if r.get("bytes") and w != "interop"), None)
 
 
+def _values(ref: dict[str, Any], row: dict[str, Any]) -> tuple[list[float], list[float]] | None:
+    """One workload's per-round values and anndata-default's, when both ran cleanly."""
+    if ref.get("status") != "ok" or row.get("status") != "ok":
+        return None
+    return list(row.get("values") or []), list(ref.get("values") or [])
+
+
 def slowdown(ref: dict[str, Any], row: dict[str, Any], max_slowdown: float) -> str | None:
     """Why one workload counts as a slowdown against anndata-default (rule 4 of the module's docstring), or
     None: `stats.paired_slowdown` of its per-round values against anndata-default's in the same rounds."""
-    a, b = ref.get("values") or [], row.get("values") or []
-    if ref.get("status") != "ok" or row.get("status") != "ok" or not (found := paired_slowdown(b, a, max_slowdown)):
+    if not (values := _values(ref, row)) or not (found := paired_slowdown(*values, max_slowdown)):
         return None
     return f"{found[0]:.2f}x anndata-default, p = {found[1]:.3f}"
+
+
+def paired(ref: dict[str, Any], row: dict[str, Any]) -> tuple[float, float] | None:
+    """(ratio to anndata-default, paired p that it is slower) of one workload, whatever their size
+    (`stats.paired_ratio`: rule 4's test without its thresholds), or None when there is no test."""
+    return paired_ratio(*values) if (values := _values(ref, row)) else None
 
 
 def judge(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]], slowdowns=True) -> list[Verdict]:

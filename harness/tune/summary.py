@@ -6,9 +6,9 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from ..analysis.stats import ALPHA, mann_whitney, paired_ratio
+from ..analysis.stats import ALPHA, mann_whitney
 from .race import MAX_SURVIVORS
-from .rule import slowdown
+from .rule import paired, slowdown
 
 REJECTED_LISTED = 40  # rejections named in summary.md; recommended.json keeps them all
 
@@ -88,7 +88,7 @@ def _slower(record: dict[str, Any]) -> str:
     at any size), allowed because it is within --max-slowdown: said beside the gain, so it is no surprise."""
     ref, pick = record["reference"], record["point_id"]
     slower = [
-        f"{e['workload']}{'' if e.get('network', 'none') == 'none' else ' (' + e['network'] + ')'} {why}"
+        f"{_workload(e)} {why}"
         for e in record["verification"]
         if (why := slowdown(e.get(ref) or {}, e.get(pick) or {}, 1.0))
     ]
@@ -101,10 +101,9 @@ def _slower(record: dict[str, Any]) -> str:
         else "No verified workload is significantly slower than anndata-default."
     )
     unsure = [
-        f"{e['workload']}{'' if e.get('network', 'none') == 'none' else ' (' + e['network'] + ')'} {ratio:.2f}x "
-        f"(paired p = {p:.3f})"
+        f"{_workload(e)} {ratio:.2f}x (paired p = {p:.3f})"
         for e in record["verification"]
-        if (found := paired_ratio(_values(e.get(pick)), _values(e.get(ref))))
+        if (found := paired(e.get(ref) or {}, e.get(pick) or {}))
         and (ratio := found[0]) * allowed < 1
         and (p := found[1]) >= ALPHA
     ]
@@ -117,9 +116,10 @@ def _slower(record: dict[str, Any]) -> str:
     return said
 
 
-def _values(row: dict[str, Any] | None) -> list[float]:
-    """A workload's per-round seconds, or none when it did not run cleanly."""
-    return list(row.get("values") or []) if row and row.get("status") == "ok" else []
+def _workload(entry: dict[str, Any]) -> str:
+    """A verification entry's workload, with its network condition when it has one."""
+    net = entry.get("network", "none")
+    return entry["workload"] if net == "none" else f"{entry['workload']} ({net})"
 
 
 def _closest(verdicts: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
