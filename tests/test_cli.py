@@ -56,6 +56,9 @@ def test_tune_rejects_unknown_objective_and_remote_store(capsys, tiny_h5ad: Path
         assert f"--finalists {bad}: pass auto or a number of at least 1" in _error(
             capsys, ["tune", "--dataset", str(tiny_h5ad), "--finalists", bad]
         )
+    assert "--deciding-rounds -1: give 0 (none) or more" in _error(
+        capsys, ["tune", "--dataset", str(tiny_h5ad), "--deciding-rounds", "-1"]
+    )
 
 
 def test_tune_options_are_parsed_once_into_the_request(tiny_h5ad: Path) -> None:
@@ -63,13 +66,14 @@ def test_tune_options_are_parsed_once_into_the_request(tiny_h5ad: Path) -> None:
     from harness.cli.tune import request_from
     from harness.tune import TuneRequest
 
-    parsed = build_parser().parse_args(["tune", "--dataset", str(tiny_h5ad), "--finalists", "3", "--repeats", "6"])
-    request = request_from(parsed)
-    assert (request.finalists, request.repeats) == (3, 6)
+    args = ["tune", "--dataset", str(tiny_h5ad), "--finalists", "3", "--repeats", "6", "--deciding-rounds", "0"]
+    request = request_from(build_parser().parse_args(args))
+    assert (request.finalists, request.repeats, request.deciding_rounds) == (3, 6, 0)
     default = request_from(build_parser().parse_args(["tune", "--dataset", str(tiny_h5ad)]))
-    assert (default.finalists, default.repeats) == (
+    assert (default.finalists, default.repeats, default.deciding_rounds) == (
         TuneRequest(dataset="x").finalists,
         TuneRequest(dataset="x").repeats,
+        TuneRequest(dataset="x").deciding_rounds,
     )
     assert default.finalists is None  # auto: as many as the budget leaves room for (tune.finalist_count)
 

@@ -690,6 +690,8 @@ def _emitted(
     rows: list[dict],
     ended: str = "",
     rung: search.Rung | None = None,
+    deciding: list | None = None,
+    decided: str = "",
 ) -> dict:
     import json
 
@@ -700,7 +702,8 @@ def _emitted(
     found = search.SearchResult(ranked=verified, shapes=SHAPES)
     ids = [p.id for p in verified]
     found.rungs.append(rung or search.Rung(500, ids, {}, {}, {}, {}, ids, 1.0))
-    checked = finalists.Verification(pick, rule.judge(request, verified, rows), rows, {}, tmp_path / "v", ended=ended)
+    verdicts = rule.judge(request, verified, rows)
+    checked = finalists.Verification(pick, verdicts, rows, {}, tmp_path / "v", None, ended, deciding or [], decided)
     emit.emit(tmp_path, request, found, checked, Path(__file__), 1.0)
     return json.loads((tmp_path / "recommended.json").read_text())
 
@@ -745,6 +748,16 @@ def test_the_summary_names_a_pick_s_workload_slower_on_the_medians_without_signi
     assert "No verified workload is significantly slower than anndata-default." in said
     unsure = said.split("Slower on the medians by more than --max-slowdown 1.1", 1)[1].split("\n", 1)[0]
     assert "lazy-rows 0.78x (paired p = " in unsure and "write" not in unsure and "read " not in unsure
+    assert "(`--repeats` or `--deciding-rounds`)" in unsure and "Deciding rounds" not in said
+    # after deciding rounds that reached their limit: the summary says what they measured and how they ended
+    decided = f"after 2, the limit (--deciding-rounds), {pick.id} still undecided on lazy-rows"
+    deciding = [{"points": [pick.id], "workloads": ["lazy-rows"]}] * 2
+    record = _emitted(tmp_path, pick, [pick, default], rows, deciding=deciding, decided=decided)
+    assert record["deciding_rounds"] == deciding and record["deciding_ended"] == decided
+    said = (tmp_path / "summary.md").read_text()
+    assert f"Deciding rounds: 2 after the 5 rounds. `{pick.id}` met the rule but lazy-rows was slower" in said
+    assert f"until significant or back within --max-slowdown: {decided}." in said
+    assert "tune again with more rounds (`--deciding-rounds`)" in said
 
 
 def test_keep_the_default_emits_anndatas_own_calls(tmp_path: Path, tiny_adata) -> None:
@@ -1269,6 +1282,78 @@ def test_the_verification_races_reads_back_after_the_race_and_ends_when_the_answ
     done = verify(tmp_path / "again")
     assert [number for number, *_ in measured] == [1, 2] and done.rounds == 2 and done.keep_default
     assert said[-1] == "no finalist was left after round 2: no more rounds"
+
+
+def test_deciding_rounds_measure_a_pick_s_undecided_workload_until_it_is_significant_or_within_the_limit(
+    monkeypatch, tmp_path: Path
+) -> None:
+    """A finalist that beats the default but is slower on lazy-obs's medians (0.77x) without significance after the
+    five rounds gets deciding rounds of lazy-obs alone, beside anndata-default: a slowdown that holds becomes
+    significant and rules it out (the next finalist, clean, is picked); one that goes away brings the median back
+    within --max-slowdown and it is picked; with --deciding-rounds 0 it is picked as before, its lazy-obs named."""
+    from harness.matrix import baseline_point
+    from harness.tune import finalists
+    from harness.tune.request import TuneRequest
+
+    default, zarrs = baseline_point("anndata-default"), baseline_point("anndata-default+zarrs")
+    best, clean = (Point.of(pipeline="fused", sharding=f"rows-16x{k}") for k in (2, 4))
+    seconds = {default: 2.0, zarrs: 2.0, best: 1.0, clean: 1.01}
+    erratic = [1.3, 0.8, 1.5, 1.3, 0.9]  # best's lazy-obs over the default's in rounds 1-5: 0.77x, not significant
+    later = {"value": 1.3}  # ... and in the deciding rounds
+    measured: list[tuple[int, list[str], list[str]]] = []  # (round, points, workloads)
+
+    def run_sweep(sweep) -> None:
+        number = sweep.seed + 1
+        measured.append((number, [p.id for p in sweep.points], list(sweep.workloads)))
+        rows = []
+        for k, point in enumerate(sweep.points):
+            for w in sweep.workloads:
+                value = 2.0 if w == "lazy-obs" else seconds[point]
+                if w == "lazy-obs" and point == best:
+                    value *= erratic[number - 1] if number <= len(erratic) else later["value"]
+                rows.append(Row(point.id, w, data={"values": [value * (1 + 0.02 * (-1) ** (k + number))], "bytes": 9}))
+        results.append(sweep.results_dir, rows)
+
+    monkeypatch.setattr(finalists, "run_sweep", run_sweep)
+    monkeypatch.setattr(finalists, "choose", lambda found, ratio, count: [best, clean])
+    said: list[str] = []
+
+    def verify(out: str, deciding_rounds: int = 5) -> finalists.Verification:
+        measured.clear()
+        said.clear()
+        request = TuneRequest(dataset="x", repeats=5, progress=False, deciding_rounds=deciding_rounds)
+        return finalists.verify(request, None, tmp_path / "x.h5ad", tmp_path, tmp_path / out, log=said.append)
+
+    def lazy_obs(done: finalists.Verification, point: Point) -> list[float]:
+        return next(r["values"] for r in done.rows if r["point_id"] == point.id and r["workload"] == "lazy-obs")
+
+    # the slowdown holds: three deciding rounds make it significant, rule 4 rules best out, and clean is picked
+    done = verify("holds")
+    deciding = [(number, ids, workloads) for number, ids, workloads in measured if number > 5]
+    assert len(deciding) == 3, said
+    assert all(ids == [best.id, default.id] and w == ["lazy-obs"] for _, ids, w in deciding)
+    assert [number for number, *_ in deciding] == list(range(6, 6 + len(deciding))) and done.rounds == 5
+    assert done.deciding == [{"points": [best.id], "workloads": ["lazy-obs"]}] * len(deciding)
+    assert len(lazy_obs(done, best)) == len(lazy_obs(done, default)) == 5 + len(deciding)
+    assert len(lazy_obs(done, clean)) == 5  # paired with the default's first five rounds
+    verdicts = {v.point.id: v for v in done.verdicts}
+    assert any(p.startswith("slowdown lazy-obs") for p in verdicts[best.id].problems)
+    assert verdicts[best.id].beats and done.pick == clean
+    assert said[-1] == "deciding rounds: no finalist that meets the rule is undecided any more"
+    assert any(line.startswith("deciding round 1 of at most 5: lazy-obs of ") for line in said)
+    # it goes away: after two deciding rounds at 1.0x the median is back within --max-slowdown, and best is picked
+    later["value"] = 1.0
+    done = verify("goes")
+    assert [number for number, *_ in measured if number > 5] == [6, 7] and done.pick == best
+    # none allowed: best is picked on five rounds, as before deciding rounds
+    later["value"] = 1.3
+    done = verify("none", deciding_rounds=0)
+    assert max(number for number, *_ in measured) == 5 and done.pick == best and not done.deciding
+    assert not done.decided and not any(line.startswith("deciding") for line in said)
+    # a limit of one: still undecided after it, said so, and picked as the rule allows
+    done = verify("one", deciding_rounds=1)
+    assert done.pick == best and len(done.deciding) == 1
+    assert done.decided == f"after 1, the limit (--deciding-rounds), {best.id} still undecided on lazy-obs"
 
 
 def test_the_look_after_round_four_keeps_the_rules_false_change_rate_within_alpha() -> None:

@@ -82,6 +82,8 @@ def _remote_args(tn: argparse.ArgumentParser) -> None:
 
 
 def _run_args(tn: argparse.ArgumentParser) -> None:
+    from ..tune.request import DECIDING_ROUNDS
+
     tn.add_argument(
         "--budget",
         default="20m",
@@ -93,6 +95,15 @@ def _run_args(tn: argparse.ArgumentParser) -> None:
         type=int,
         default=5,
         help="interleaved rounds of the full-data verification (at least 4 for a Mann-Whitney p < 0.05)",
+    )
+    tn.add_argument(
+        "--deciding-rounds",
+        type=int,
+        default=DECIDING_ROUNDS,
+        help="after the --repeats rounds, at most this many more rounds of a finalist that meets the rule but is "
+        "slower than anndata's default on a workload's medians by more than --max-slowdown without significance: "
+        "only those workloads, beside the default, until the slowdown is significant (the finalist is ruled out) "
+        "or back within --max-slowdown (default: %(default)s; 0: none, and the summary names such workloads)",
     )
     tn.add_argument(
         "--finalists",
@@ -182,12 +193,15 @@ def request_from(args: argparse.Namespace):
     )
     if args.repeats < 4:
         raise HarnessError("--repeats must be at least 4: with fewer rounds no difference can reach p < 0.05")
+    if args.deciding_rounds < 0:
+        raise HarnessError(f"--deciding-rounds {args.deciding_rounds}: give 0 (none) or more")
     request = TuneRequest(
         dataset=args.dataset,
         objective=objective,
         constraints=constraints,
         budget_s=parse_budget(args.budget),
         repeats=args.repeats,
+        deciding_rounds=args.deciding_rounds,
         finalists=_finalists(args.finalists),
         out=Path(args.out) if args.out else None,
         timeout=args.timeout,

@@ -128,6 +128,9 @@ def emit(
         "verification": verification_table(checked.rows, verified, request.verify_workloads()),
         "verification_rounds": checked.rounds or request.repeats,
         "verification_ended": checked.ended,  # why the rounds stopped before --repeats, or ""
+        # the deciding rounds after those (race.undecided): what each measured, and how they ended
+        "deciding_rounds": checked.deciding,
+        "deciding_ended": checked.decided,
         "finalists": request.finalists,
         "race_rounds": RACE_ROUNDS if racing(request) else None,
         # the race's tests are against this noise: one round's relative spread (sd of log per-round objective)

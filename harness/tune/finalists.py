@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,9 +35,10 @@ from typing import Any
 from ..analysis import results
 from ..analysis.results import Row
 from ..matrix import Point
+from ..measure.network import Network
 from ..measure.rounds import merge
 from ..measure.runner import Sweep, run_sweep
-from .race import RACE_ROUNDS, race, racing, reading_round, settled
+from .race import RACE_ROUNDS, race, racing, reading_round, settled, undecided
 from .request import TuneRequest
 from .rule import Verdict, judge
 from .search import SearchResult, layout_of
@@ -98,6 +99,9 @@ class Verification:
     results_dir: Path
     rounds: int | None = None  # the rounds run: fewer than --repeats when the verification ended early
     ended: str = ""  # why it ended before --repeats rounds: no finalist left, or the answer settled
+    # the deciding rounds after the last (race.undecided), in order: {"points": [ids], "workloads": [names]}
+    deciding: list[dict[str, list[str]]] = field(default_factory=list)
+    decided: str = ""  # how the deciding rounds ended, when there were any
 
     @property
     def keep_default(self) -> bool:
@@ -146,6 +150,9 @@ def verify(
         if ended:
             log(f"{ended}: no more rounds")
             break
+    rows, deciding, decided = _decide(
+        request, dataset_path, [*alive, *references[1:]], rows, number, res_dir, workdir, log
+    )
     verdicts = judge(request, [*finalists, *references], rows)
     for verdict in verdicts:
         if verdict.point.id in raced_out:
@@ -153,7 +160,47 @@ def verify(
     qualified = sorted((v for v in verdicts if v.qualifies), key=lambda v: v.objective)
     pick = qualified[0].point if qualified else references[0]
     readers = {r["point_id"]: r.get("readers", {}) for r in rows if r["workload"] == "interop"}
-    return Verification(pick, verdicts, rows, readers, res_dir, number, ended)
+    return Verification(pick, verdicts, rows, readers, res_dir, number, ended, deciding, decided)
+
+
+def _decide(
+    request: TuneRequest,
+    dataset_path: Path,
+    candidates: list[Point],
+    rows: list[dict[str, Any]],
+    number: int,
+    res_dir: Path,
+    workdir: Path,
+    log=print,
+) -> tuple[list[dict[str, Any]], list[dict[str, list[str]]], str]:
+    """The deciding rounds after round `number` (`race.undecided`) among `candidates` (the finalists still racing
+    and the defaults but anndata-default): the rows with theirs appended, what each measured, and how they ended."""
+    reference = request.references()[0]
+    deciding: list[dict[str, list[str]]] = []
+    while True:
+        need, workloads = undecided(request, candidates, rows)
+        if not need or len(deciding) >= request.deciding_rounds:
+            if not deciding:
+                return rows, deciding, ""
+            why = (
+                f"after {len(deciding)}, the limit (--deciding-rounds), {', '.join(p.id for p in need)} still "
+                f"undecided on {', '.join(workloads)}"
+                if need
+                else "no finalist that meets the rule is undecided any more"
+            )
+            log(f"deciding rounds: {why}")
+            return rows, deciding, why
+        deciding.append({"points": [p.id for p in need], "workloads": workloads})
+        log(
+            f"deciding round {len(deciding)} of at most {request.deciding_rounds}: {', '.join(workloads)} of "
+            f"{', '.join(p.id for p in need)} beside {reference.id} (slower on the medians by more than "
+            f"--max-slowdown {request.constraints.max_slowdown:g}, not significantly)"
+        )
+        round_dir = res_dir / f"deciding-{len(deciding)}"
+        network = request.verify_networks[-1]  # the condition the rule judges
+        points = [*need, reference]
+        _measure(request, dataset_path, points, number + len(deciding), round_dir, workdir, (), log, workloads, network)
+        rows = merged(rows, list(results.iter_rows(round_dir)))
 
 
 def _measure(
@@ -165,20 +212,24 @@ def _measure(
     workdir: Path,
     readers: Iterable[str],
     log=print,
+    workloads: list[str] | None = None,
+    only: Network | None = None,
 ) -> None:
-    """Round `number` of the points on the full data, under every network condition asked for."""
+    """Round `number` of the points on the full data, under every network condition asked for (or `only`), of
+    every verified workload (or `workloads`: a deciding round, logged by the caller)."""
     finalists = [p for p in points if not p.baseline]
-    for network in request.verify_networks:
+    for network in [only] if only else request.verify_networks:
         where = "" if network.label == "none" else f", network {network.label}"
-        log(
-            f"verifying {len(finalists)} finalists beside {', '.join(r.id for r in request.references())} on the "
-            f"full dataset (round {number} of {request.repeats}{where})"
-        )
+        if workloads is None:
+            log(
+                f"verifying {len(finalists)} finalists beside {', '.join(r.id for r in request.references())} on "
+                f"the full dataset (round {number} of {request.repeats}{where})"
+            )
         run_sweep(
             Sweep(
                 dataset=str(dataset_path),
                 points=points,
-                workloads=request.verify_workloads(),
+                workloads=workloads or request.verify_workloads(),
                 rounds=1,
                 seed=number - 1,  # a new order of the points, and new random rows, every round
                 timeout=request.timeout,

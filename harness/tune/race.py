@@ -29,6 +29,20 @@ settled 14 after round four (10 on 100k, 4 on 10k), each on the pick the five ro
 of the survivors and both defaults (on 100k 90-130 s of a tune of 770-1,000 s). Most that did not settle were kept
 on by the median guard: zarrs `rows-256x16` often opens a lazy store at 0.85-0.89x the default's speed, which no
 verification found significant.
+
+The deciding rounds (`undecided`): after the last round, a finalist that meets the rule may still be slower than
+anndata-default on a workload's medians by more than --max-slowdown without the paired test finding it significant
+(`rule.unresolved`): rule 4 neither rules it out nor clears it. Five rounds cannot settle a 0.75-0.8x on a
+sub-second lazy workload: on 100k Fused `rows-256x16` was ruled out on lazy-rows 0.77x (p = 0.012) in one tune and
+recommended with lazy-rows 0.73x (p = 0.12) in the next, so the answer flipped between the gain and the default.
+While the best such finalist is undecided, up to --deciding-rounds more rounds (`request.DECIDING_ROUNDS`) measure only
+those workloads, of the undecided finalists beside anndata-default (each round writes their stores again, untimed,
+then times the workloads), until each is significant (rule 4 then rules the finalist out, and the next one may need
+deciding), or back within --max-slowdown on the medians. The rounds append to the same paired series. A finalist
+leaves the deciding rounds and never comes back, so its rounds are the first of anndata-default's, as the paired
+test needs. Looking after every round makes a finding of slowdown a little likelier than 5 % when the finalist is
+exactly at --max-slowdown: that errs towards keeping the default. The objective's verdict is unchanged: it is the
+median of the rounds every one of its workloads ran.
 """
 
 from __future__ import annotations
@@ -39,7 +53,7 @@ from typing import Any
 from ..analysis.stats import ALPHA, block_noise, block_slower_p, median
 from ..matrix import Point
 from .request import TuneRequest
-from .rule import Verdict, by_point, judge, objectives
+from .rule import Verdict, by_point, judge, objectives, unresolved
 
 RACE_ROUNDS = 3  # the race looks after each of these rounds; after the last of them at most MAX_SURVIVORS go on
 MAX_SURVIVORS = 3
@@ -58,7 +72,8 @@ def racing(request: TuneRequest) -> bool:
 
 
 def point_rounds(request: TuneRequest, finalists: int) -> int:
-    """How many (point, round) measurements the verification makes per network condition, at most."""
+    """How many (point, round) measurements the verification makes per network condition, at most, before its
+    deciding rounds (`undecided`: only a would-be pick's undecided workloads, when there are any)."""
     references = len(request.references())
     if not racing(request):
         return (finalists + references) * request.repeats
@@ -191,3 +206,26 @@ def settled(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]
         f"{best.point.id} meets the rule ({best.ratio:.2f}x anndata-default, p = {best.p_value:.3f}), no finalist is "
         f"ahead of it, and its slowest workload is {worst:.2f}x anndata-default's"
     )
+
+
+def undecided(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]]) -> tuple[list[Point], list[str]]:
+    """The points among `points` that need a deciding round, and the workloads it measures (the deciding rounds in
+    the module's docstring): the points that meet the rule, best objective first, up to the first of them with no
+    unresolved workload (`rule.unresolved`; a point after it can no longer be the pick), those with one; and every
+    workload unresolved for one of them, in the verification's order."""
+    by = by_point(rows, request.verify_networks[-1].label)
+    reference = by.get(request.references()[0].id, {})
+    qualified = sorted((v for v in judge(request, points, rows) if v.qualifies), key=lambda v: v.objective)
+    need: list[Point] = []
+    workloads: set[str] = set()
+    for verdict in qualified:
+        open_ = {
+            workload
+            for workload, row in by.get(verdict.point.id, {}).items()
+            if workload != "interop" and unresolved(reference.get(workload, {}), row, request.constraints.max_slowdown)
+        }
+        if not open_:
+            break
+        need.append(verdict.point)
+        workloads |= open_
+    return need, [w for w in request.verify_workloads() if w in workloads]

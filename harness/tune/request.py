@@ -22,6 +22,8 @@ from .space import (
 #: --finalists auto: at least this many, and up to this many where the budget leaves room after the search (on
 #: small data, where a sample ranks worst and the full data costs least: README, tune)
 AUTO_FINALISTS = (4, 8)
+#: --deciding-rounds: at most this many rounds of a finalist's undecided workloads after the last round (race)
+DECIDING_ROUNDS = 5
 
 
 @dataclass
@@ -33,6 +35,7 @@ class TuneRequest:
     constraints: Constraints = field(default_factory=Constraints)
     budget_s: float = 1200.0
     repeats: int = 5
+    deciding_rounds: int = DECIDING_ROUNDS
     # how many of the search's best the verification races (finalists.choose; README, tune); None: as many as the
     # budget leaves room for after the search, within AUTO_FINALISTS (`tune.finalist_count`)
     finalists: int | None = None

@@ -89,6 +89,14 @@ def paired(ref: dict[str, Any], row: dict[str, Any]) -> tuple[float, float] | No
     return paired_ratio(*values) if (values := _values(ref, row)) else None
 
 
+def unresolved(ref: dict[str, Any], row: dict[str, Any], max_slowdown: float) -> tuple[float, float] | None:
+    """(ratio, p) of a workload slower than anndata-default's on the medians by more than --max-slowdown that
+    rule 4's paired test does not find significant (p >= 0.05): the rule neither rules the point out on it nor
+    clears it (more rounds decide: `race.undecided`); None otherwise."""
+    found = paired(ref, row)
+    return found if found and found[0] * max_slowdown < 1 and found[1] >= ALPHA else None
+
+
 def judge(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]], slowdowns=True) -> list[Verdict]:
     """A verdict for every verified point (under the last network condition: what the search optimised for);
     `slowdowns=False` leaves rule 4 out (the race has a stricter test of its own, `race._slowed`)."""

@@ -6,9 +6,9 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from ..analysis.stats import ALPHA, mann_whitney
+from ..analysis.stats import mann_whitney
 from .race import MAX_SURVIVORS
-from .rule import paired, slowdown
+from .rule import slowdown, unresolved
 
 REJECTED_LISTED = 40  # rejections named in summary.md; recommended.json keeps them all
 
@@ -101,17 +101,16 @@ def _slower(record: dict[str, Any]) -> str:
         else "No verified workload is significantly slower than anndata-default."
     )
     unsure = [
-        f"{_workload(e)} {ratio:.2f}x (paired p = {p:.3f})"
+        f"{_workload(e)} {found[0]:.2f}x (paired p = {found[1]:.3f})"
         for e in record["verification"]
-        if (found := paired(e.get(ref) or {}, e.get(pick) or {}))
-        and (ratio := found[0]) * allowed < 1
-        and (p := found[1]) >= ALPHA
+        if (found := unresolved(e.get(ref) or {}, e.get(pick) or {}, allowed))
     ]
     if unsure:
+        more = "`--deciding-rounds`" if record.get("deciding_rounds") else "`--repeats` or `--deciding-rounds`"
         said += (
             f" Slower on the medians by more than --max-slowdown {allowed:g}, though not significantly in these "
             f"rounds, so the rule does not rule it out: {'; '.join(unsure)}. If your work leans on these, tune "
-            "again with more rounds (`--repeats`, default 5) or time them yourself."
+            f"again with more rounds ({more}) or time them yourself."
         )
     return said
 
@@ -169,6 +168,23 @@ def _noise(sd: dict[str, float | None]) -> str:
     return f" One round's noise (sd of the log objective): {sd['full_data']:.1%} on the full data{rung}."
 
 
+def _deciding(record: dict[str, Any]) -> list[str]:
+    """The deciding rounds after the verification's rounds (`race.undecided`), when there were any."""
+    if not (deciding := record.get("deciding_rounds")):
+        return []
+    points = ", ".join(f"`{pid}`" for pid in dict.fromkeys(p for r in deciding for p in r["points"]))
+    workloads = ", ".join(dict.fromkeys(w for r in deciding for w in r["workloads"]))
+    allowed = float(record["constraints"]["max_slowdown"])
+    return [
+        "",
+        f"Deciding rounds: {len(deciding)} after the {record.get('verification_rounds', 5)} rounds. {points} met the "
+        f"rule but {workloads} {'was' if ',' not in workloads else 'were'} slower than anndata-default on the medians "
+        f"by more than --max-slowdown {allowed:g} without significance, so only those were measured again beside "
+        f"anndata-default, round by round, until significant or back within --max-slowdown: "
+        f"{record.get('deciding_ended')}. Their figures below include these rounds.",
+    ]
+
+
 def render(record: dict[str, Any], figure: str | None = None) -> str:
     verdicts = {v["point_id"]: v for v in record["verdicts"]}
     rounds = record.get("verification_rounds", 5)
@@ -193,6 +209,7 @@ def render(record: dict[str, Any], figure: str | None = None) -> str:
         if (race := record.get("race_rounds"))
         else "",
         *(["", f"The rounds ended early: {ended}."] if (ended := record.get("verification_ended")) else []),
+        *_deciding(record),
         "",
         "| point | objective | vs anndata-default (95% interval) | p | bytes vs default | verdict |",
         "|---|---|---|---|---|---|",
