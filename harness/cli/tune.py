@@ -82,8 +82,6 @@ def _remote_args(tn: argparse.ArgumentParser) -> None:
 
 
 def _run_args(tn: argparse.ArgumentParser) -> None:
-    from ..tune.request import DECIDING_ROUNDS
-
     tn.add_argument(
         "--budget",
         default="20m",
@@ -99,7 +97,7 @@ def _run_args(tn: argparse.ArgumentParser) -> None:
     tn.add_argument(
         "--deciding-rounds",
         type=int,
-        default=DECIDING_ROUNDS,
+        default=5,  # tune.request.DECIDING_ROUNDS (not imported: --help needs no bench extra; a test checks they agree)
         help="after the --repeats rounds, at most this many more rounds of a finalist that meets the rule but is "
         "slower than anndata's default on a workload's medians by more than --max-slowdown without significance: "
         "only those workloads, beside the default, until the slowdown is significant (the finalist is ruled out) "
