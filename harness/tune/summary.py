@@ -8,7 +8,7 @@ from typing import Any
 
 from ..analysis.stats import mann_whitney
 from .race import MAX_SURVIVORS
-from .rule import slowdown, unresolved
+from .rule import paired, slowdown, unresolved
 
 REJECTED_LISTED = 40  # rejections named in summary.md; recommended.json keeps them all
 
@@ -19,7 +19,8 @@ def _interval(v: dict[str, Any]) -> str:
 
 
 def _ceil(ratio: float) -> str:
-    """The smallest round --max-size-ratio that admits `ratio` (1.002 -> 1.01, 1.18 -> 1.2)."""
+    """The smallest round factor at or above `ratio`, for --max-size-ratio or --max-slowdown (1.002 -> 1.01,
+    1.18 -> 1.2)."""
     for step in (0.01, 0.05, 0.1, 0.25):
         value = round(-(-ratio // step) * step, 2)
         if value - ratio < 5 * step:
@@ -65,7 +66,7 @@ def _headline(record: dict[str, Any], verdicts: dict[str, dict[str, Any]]) -> li
         return [
             f"**Outcome: keep anndata's default.** Nothing beat `{pick}` on the {record['objective']} objective on "
             "the full data under the rule below, so `recommended_config()` calls anndata's own `write_zarr` / "
-            f"`read_zarr` / `read_lazy` and changes nothing.{_near_misses(verdicts)}"
+            f"`read_zarr` / `read_lazy` and changes nothing.{_near_misses(record, verdicts)}"
         ]
     v = verdicts[pick]
     return [
@@ -129,10 +130,22 @@ def _closest(verdicts: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(finalists, key=lambda v: (v.get("p_value") is None, v["objective"]))
 
 
-def _near_misses(verdicts: dict[str, dict[str, Any]]) -> str:
+def _slowdown_allowing(record: dict[str, Any], pid: str) -> float | None:
+    """The --max-slowdown that lets the rule allow every slowdown of point `pid` in these rounds (1 / its slowest
+    ruled-out workload's ratio), or None when rule 4 rules none of its workloads out."""
+    ref, allowed = record["reference"], float(record["constraints"]["max_slowdown"])
+    ratios = [
+        found[0]
+        for e in record["verification"]
+        if slowdown(e.get(ref) or {}, e.get(pid) or {}, allowed) and (found := paired(e.get(ref) or {}, e.get(pid)))
+    ]
+    return 1 / min(ratios) if ratios else None
+
+
+def _near_misses(record: dict[str, Any], verdicts: dict[str, dict[str, Any]]) -> str:
     """What came closest: a correct point that beats the default but only with more bytes or a slower
-    workload (and the flags that allow that), else the finalist with the best objective and why it did not
-    qualify."""
+    workload (and the smallest round flags that allow what these rounds measured), else the finalist with the best
+    objective and why it did not qualify."""
     finalists = _closest(verdicts.values())
     beaten = [v for v in finalists if v["beats"] and v.get("correct", True)]
     if beaten:
@@ -142,7 +155,8 @@ def _near_misses(verdicts: dict[str, dict[str, Any]]) -> str:
         if "size" in kinds and v.get("bytes_ratio"):
             flags.append(f"`--max-size-ratio {_ceil(v['bytes_ratio'])}`")
         if "slowdown" in kinds:
-            flags.append("`--max-slowdown none`")
+            factor = _slowdown_allowing(record, v["point_id"])
+            flags.append(f"`--max-slowdown {_ceil(factor) if factor else 'none'}`")
         size = f", {v['bytes_ratio']:.3f}x its bytes" if v.get("bytes_ratio") else ""
         return (
             f" `{v['point_id']}` does beat it ({v['ratio']:.2f}x on the objective, 95% interval {_interval(v)}, "
