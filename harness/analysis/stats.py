@@ -135,29 +135,36 @@ def _block_gap(rounds: Mapping[str, Sequence[float]], candidate: str, best: str)
 def paired_slowdown(
     candidate: Sequence[float], reference: Sequence[float], margin: float
 ) -> tuple[float, float] | None:
-    """(ratio, p) when `candidate` counts as slower than `reference` by more than `margin` (a factor), else None:
-    the ratio of medians (reference / candidate) is below 1 / margin and a one-sided paired t-test on log times
-    says it is slower at all (p < ALPHA). Both are per-round values of the same interleaved rounds; the candidate
-    may have run only the first ones (points leave a race, they never join), and the reference's are cut to those.
-    Paired, a round's drift cancels: on 100k Fused `rows-1024x16` read 500 random rows 0.78x as fast as the
-    default in five rounds, which Mann-Whitney across the rounds could not tell from the drift (p = 0.056; paired:
-    0.006). Only the pair's own rounds count: pooling the noise of every point in them (`block_slower_p`) let one
-    erratic point (anndata-default+zarrs on lazy-rows, 0.40-0.72 s against 0.38-0.41 s) hide a 0.86x slowdown
-    (pooled p = 0.078; paired: 0.020)."""
-    if math.isinf(margin) or not (found := paired_ratio(candidate, reference)):
+    """(ratio, p) when `candidate` is significantly slower than `reference` by more than `margin` (a factor), else
+    None: the ratio (`paired_ratio`) is below 1 / margin and a one-sided paired t-test on log times
+    says it is slower by more than `margin` (p < ALPHA; with `margin` 1, slower at all). Both are per-round values of
+    the same interleaved rounds; the candidate may have run only the first ones (points leave a race, they never
+    join), and the reference's are cut to those. Paired, a round's drift cancels: on 100k Fused `rows-1024x16` read
+    500 random rows 0.78x as fast as the default in five rounds, which Mann-Whitney across the rounds could not tell
+    from the drift (p = 0.056; paired, slower at all: 0.006). Only the pair's own rounds count: pooling the noise of
+    every point in them (`block_slower_p`) let one erratic point (anndata-default+zarrs on lazy-rows, 0.40-0.72 s
+    against 0.38-0.41 s) hide a 0.86x slowdown (pooled p = 0.078; paired: 0.020)."""
+    if math.isinf(margin) or not (found := paired_ratio(candidate, reference, margin)):
         return None
     ratio, p = found
     return (ratio, p) if ratio * margin < 1 and p < ALPHA else None
 
 
-def paired_ratio(candidate: Sequence[float], reference: Sequence[float]) -> tuple[float, float] | None:
-    """(ratio of medians reference / candidate, one-sided paired p that `candidate` is slower) over the candidate's
-    rounds and the reference's same rounds (`paired_slowdown`'s test, without its thresholds), or None when there
-    is no test: fewer than two rounds, or a time that is not positive."""
+def paired_ratio(
+    candidate: Sequence[float], reference: Sequence[float], margin: float = 1.0
+) -> tuple[float, float] | None:
+    """(ratio reference / candidate, one-sided paired p that `candidate` is slower by more than `margin`) over the
+    candidate's rounds and the reference's same rounds (`paired_slowdown`'s test, without its thresholds), or None
+    when there is no test: fewer than two rounds, or a time that is not positive. The ratio is the geometric mean
+    of the rounds' own ratios: the test's own estimate (it is beyond `margin` exactly when p < 0.5), and a round's
+    drift cancels in it; the ratio of the two medians can take them from different rounds (`scripts/slowdown_rule_simulation.py`, 8 % noise a round: with rule 4's
+    test before, which took that ratio, a workload truly at 0.85x the default got through in 14 % of verifications
+    with a drift of 20 % a round and in 7 % with 5 %; with this one, 4 % in both)."""
     count = len(candidate)
     if count < 2 or len(reference) < count:
         return None
     pair = {"candidate": list(candidate), "reference": list(reference[:count])}
     if min(*pair["candidate"], *pair["reference"]) <= 0:  # no log time, and no ratio
         return None
-    return median(pair["reference"]) / median(pair["candidate"]), block_slower_p(pair, "candidate", "reference")
+    ratio = math.exp(float(np.mean(np.log(pair["reference"]) - np.log(pair["candidate"]))))
+    return ratio, block_slower_p(pair, "candidate", "reference", margin)

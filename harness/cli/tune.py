@@ -47,8 +47,9 @@ def _constraint_args(tn: argparse.ArgumentParser) -> None:
         type=_slowdown,
         default=1.1,
         help="no workload the verification measures (locally write, read and the five lazy ones), in the objective "
-        "or not, may be more than this x slower than anndata-default's with significance (p < 0.05; default 1.1); "
-        "'none' allows any slowdown the objective pays for",
+        "or not, may be more than this x slower than anndata-default's: significantly (paired p < 0.05), or on the "
+        "geometric mean of the rounds' ratios once --deciding-rounds are over (default 1.1); 'none' allows any slowdown the "
+        "objective pays for",
     )
     tn.add_argument(
         "--require-readable-by",
@@ -98,10 +99,11 @@ def _run_args(tn: argparse.ArgumentParser) -> None:
         "--deciding-rounds",
         type=int,
         default=5,  # tune.request.DECIDING_ROUNDS (not imported: --help needs no bench extra; a test checks they agree)
-        help="after the --repeats rounds, at most this many more rounds of a finalist that meets the rule but is "
-        "slower than anndata's default on a workload's medians by more than --max-slowdown without significance: "
-        "only those workloads, beside the default, until the slowdown is significant (the finalist is ruled out) "
-        "or back within --max-slowdown (default: %(default)s; 0: none, and the summary names such workloads)",
+        help="after the --repeats rounds, at most this many more rounds of a finalist that meets the rest of the "
+        "rule but is slower than anndata's default on a workload, round by round, by more than --max-slowdown without "
+        "significance: only those workloads, beside the default, until significantly beyond --max-slowdown or back "
+        "within it; one still beyond it after them rules the finalist out (default: %(default)s; "
+        "0: none, so any such workload rules its finalist out)",
     )
     tn.add_argument(
         "--finalists",

@@ -22,8 +22,9 @@ from .search import ETA, SearchResult
 RULE = (
     "A change is recommended only when, on the full data, every workload reads back equal, the store reads back "
     "under every required reader, it is at most --max-size-ratio x anndata-default's bytes, no verified workload "
-    "is slower than anndata-default's by more than --max-slowdown with significance (the ratio of medians beyond "
-    "it and a one-sided paired p < 0.05 that it is slower, each round's two values paired), and it beats "
+    "is slower than anndata-default's by more than --max-slowdown, with significance (the geometric mean of the "
+    "rounds' ratios beyond it and a one-sided paired p < 0.05 that it is slower by more than it, each round's two "
+    "values paired) or on that mean after up to --deciding-rounds more rounds of that workload, and it beats "
     "anndata-default on the objective: Mann-Whitney p < 0.05 on the per-round objective and the 95% bootstrap "
     "interval of the ratio (anndata-default / candidate) above 1. Otherwise: keep anndata's default."
 )

@@ -184,7 +184,7 @@ def _decide(
                 return rows, deciding, ""
             why = (
                 f"after {len(deciding)}, the limit (--deciding-rounds), {', '.join(p.id for p in need)} still "
-                f"undecided on {', '.join(workloads)}"
+                f"beyond --max-slowdown round by round on {', '.join(workloads)}, so ruled out"
                 if need
                 else "no finalist that meets the rule is undecided any more"
             )
@@ -193,8 +193,8 @@ def _decide(
         deciding.append({"points": [p.id for p in need], "workloads": workloads})
         log(
             f"deciding round {len(deciding)} of at most {request.deciding_rounds}: {', '.join(workloads)} of "
-            f"{', '.join(p.id for p in need)} beside {reference.id} (slower on the medians by more than "
-            f"--max-slowdown {request.constraints.max_slowdown:g}, not significantly)"
+            f"{', '.join(p.id for p in need)} beside {reference.id} (slower round by round by more than "
+            f"--max-slowdown {request.constraints.max_slowdown:g}, not significantly beyond it)"
         )
         round_dir = res_dir / f"deciding-{len(deciding)}"
         network = request.verify_networks[-1]  # the condition the rule judges

@@ -19,7 +19,7 @@ defaults; in the next round (the reading round) their stores are also read back 
 The end: the rounds stop when no finalist is left (more rounds of the defaults alone cannot change the answer), or
 after the reading round when the answer is settled (`settled`): the best survivor on the objective already meets the
 whole rule (`rule.judge`) and none of its verified workloads is slower than anndata-default's beyond --max-slowdown
-even on the medians (one round fewer is less power for rule 4, so the early answer must not lean on it). After four
+even round by round (one round fewer is less power for rule 4, so the early answer must not lean on it). After four
 rounds Mann-Whitney reaches p < 0.05 only when all four of the candidate's rounds were faster than all four of the
 default's, so a settled answer is a clear one. The look costs a little of the rule's guard against a false change:
 under the null (the candidate no better) the rule recommends it in 1.5 % of five-round verifications, and in 2.3 %
@@ -30,21 +30,24 @@ of the survivors and both defaults (on 100k 90-130 s of a tune of 770-1,000 s). 
 on by the median guard: zarrs `rows-256x16` often opens a lazy store at 0.85-0.89x the default's speed, which no
 verification found significant.
 
-The deciding rounds (`undecided`): after the last round, a finalist that meets the rule may still be slower than
-anndata-default on a workload's medians by more than --max-slowdown without the paired test finding it significant
-(`rule.unresolved`): rule 4 neither rules it out nor clears it. Five rounds cannot settle a 0.75-0.8x on a
-sub-second lazy workload: on 100k Fused `rows-256x16` was ruled out on lazy-rows 0.77x (p = 0.012) in one tune and
-recommended with lazy-rows 0.73x (p = 0.12) in the next, so the answer flipped between the gain and the default.
-While the best such finalist is undecided, up to --deciding-rounds more rounds (`request.DECIDING_ROUNDS`) measure only
-those workloads, of the undecided finalists beside anndata-default (each round writes their stores again, untimed,
-then times the workloads), until each is significant (rule 4 then rules the finalist out, and the next one may need
-deciding), or back within --max-slowdown on the medians. The rounds append to the same paired series. A finalist
-leaves the deciding rounds and never comes back, so its rounds are the first of anndata-default's, as the paired
-test needs. Looking after every round makes a finding of slowdown a little likelier than 5 % when the finalist is
-exactly at --max-slowdown: that errs towards keeping the default. The objective's verdict is unchanged: it is the
-median of the rounds every one of its workloads ran. The deciding rounds never turn keeping the default into a
-change: they measure only points that already meet the rule, and every other point's tests still pair it with
-anndata-default's first rounds, so the rule's false-change rate is what it was.
+The deciding rounds (`undecided`): after the last round, a finalist that meets the rest of the rule may be slower
+than anndata-default on a workload round by round (`stats.paired_ratio`: the geometric mean of the rounds' ratios) by more
+than --max-slowdown without the paired test finding it significantly beyond it (`rule.unresolved`). Five rounds
+cannot settle a 0.75-0.9x on a sub-second lazy workload: on 100k Fused `rows-256x16` was ruled out on lazy-rows 0.77x
+(p = 0.012) in one tune and recommended with lazy-rows 0.73x (p = 0.12) in the next; zarrs `rows-256x16` was
+recommended with lazy-open 0.93x over nine rounds in one and ruled out on 0.80x in five (slower at all, p = 0.033)
+in the next. While the best such finalist is undecided, up to --deciding-rounds more rounds
+(`request.DECIDING_ROUNDS`) measure only those workloads, of the undecided finalists beside anndata-default (each
+round writes their stores again, untimed, then times the workloads), until each is significantly beyond
+--max-slowdown (rule 4 then rules the finalist out, and the next one may need deciding) or back within it. One
+still beyond it after the last deciding round is ruled out too (`rule.judge`): a pick is never slower than
+anndata-default on a workload, round by round, by more than --max-slowdown. The rounds append to the same paired
+series. A finalist leaves the deciding rounds and never comes back, so its rounds are the first of
+anndata-default's, as the paired test needs. The objective's verdict is unchanged: it is the median of the rounds
+every one of its workloads ran, so the objective's false-change rate is what it was.
+`scripts/slowdown_rule_simulation.py` compares this rule 4 with the one before it (a paired p < 0.05 that the
+workload is slower at all, and the ratio of the two medians beyond --max-slowdown; no verdict at the deciding
+rounds' end): see docs/tune-validation.md.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ from typing import Any
 from ..analysis.stats import ALPHA, block_noise, block_slower_p, median
 from ..matrix import Point
 from .request import TuneRequest
-from .rule import Verdict, by_point, judge, objectives, unresolved
+from .rule import Verdict, by_point, judge, objectives, paired, unresolved
 
 RACE_ROUNDS = 3  # the race looks after each of these rounds; after the last of them at most MAX_SURVIVORS go on
 MAX_SURVIVORS = 3
@@ -191,7 +194,7 @@ def reading_round(request: TuneRequest) -> int:
 def settled(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]]) -> str:
     """Why more rounds of the finalists `points` (those still racing) cannot change the answer, or '' (the end in
     the module's docstring): the best of them on the objective meets the whole rule, and none of its verified
-    workloads is slower than anndata-default's by more than --max-slowdown on the medians either."""
+    workloads is slower than anndata-default's by more than --max-slowdown round by round either."""
     verdicts = [v for v in judge(request, points, rows) if not v.point.baseline and v.objective is not None]
     if not verdicts or not (best := min(verdicts, key=lambda v: v.objective)).qualifies:
         return ""
@@ -199,9 +202,8 @@ def settled(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]
     reference = by.get(request.references()[0].id, {})
     worst = math.inf
     for workload, row in by.get(best.point.id, {}).items():
-        ref = reference.get(workload, {})
-        if workload != "interop" and (mine := median(row.get("values"))) and (theirs := median(ref.get("values"))):
-            worst = min(worst, theirs / mine)
+        if workload != "interop" and (found := paired(reference.get(workload, {}), row)):
+            worst = min(worst, found[0])
     if worst * request.constraints.max_slowdown < 1:
         return ""
     return (
@@ -217,7 +219,8 @@ def undecided(request: TuneRequest, points: list[Point], rows: list[dict[str, An
     workload unresolved for one of them, in the verification's order."""
     by = by_point(rows, request.verify_networks[-1].label)
     reference = by.get(request.references()[0].id, {})
-    qualified = sorted((v for v in judge(request, points, rows) if v.qualifies), key=lambda v: v.objective)
+    verdicts = judge(request, points, rows, pending=True)
+    qualified = sorted((v for v in verdicts if v.qualifies), key=lambda v: v.objective)
     need: list[Point] = []
     workloads: set[str] = set()
     for verdict in qualified:

@@ -1,9 +1,11 @@
 """The rule, stated once here and in the README: a change is recommended only when, on the full data, (1) every
 workload read back equal, (2) its store reads back under every required reader, (3) its store is at most
 --max-size-ratio x anndata-default's, (4) no verified workload, in the objective or outside it (lazy-obs, lazy-gene,
-...), is slower than anndata-default's by more than --max-slowdown (default 1.1x) with significance
-(`stats.paired_slowdown`: the ratio of medians beyond that factor and a one-sided p < 0.05 that it is slower, on
-its rounds paired with the default's), and (5) it beats anndata-default on the objective: two-sided Mann-Whitney
+...), is slower than anndata-default's by more than --max-slowdown (default 1.1): not with significance
+(`stats.paired_slowdown`: the geometric mean of its rounds' ratios to the default's beyond that factor and a
+one-sided paired p < 0.05 that it is slower by more than it), and not on that mean either (`unresolved`: beyond it without
+significance; up to --deciding-rounds more rounds of that workload decide, `race.undecided`, and one still beyond it
+after them rules the point out), and (5) it beats anndata-default on the objective: two-sided Mann-Whitney
 p < 0.05 on the per-round objective values and the 95% bootstrap interval of the objective ratio (default /
 candidate) entirely above 1. Of those, the best objective wins; when none qualifies the answer is "keep anndata's
 default". `judge` gives every verified point its verdict under that rule.
@@ -11,6 +13,7 @@ default". `judge` gives every verified point its verdict under that rule.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,30 +79,48 @@ def _values(ref: dict[str, Any], row: dict[str, Any]) -> tuple[list[float], list
 
 
 def slowdown(ref: dict[str, Any], row: dict[str, Any], max_slowdown: float) -> str | None:
-    """Why one workload counts as a slowdown against anndata-default (rule 4 of the module's docstring), or
-    None: `stats.paired_slowdown` of its per-round values against anndata-default's in the same rounds."""
+    """Why one workload is significantly slower than anndata-default by more than `max_slowdown` (rule 4 of the
+    module's docstring; with 1, slower at all), or None: `stats.paired_slowdown` of its per-round values against
+    anndata-default's in the same rounds."""
     if not (values := _values(ref, row)) or not (found := paired_slowdown(*values, max_slowdown)):
         return None
     return f"{found[0]:.2f}x anndata-default, p = {found[1]:.3f}"
 
 
-def paired(ref: dict[str, Any], row: dict[str, Any]) -> tuple[float, float] | None:
-    """(ratio to anndata-default, paired p that it is slower) of one workload, whatever their size
-    (`stats.paired_ratio`: rule 4's test without its thresholds), or None when there is no test."""
-    return paired_ratio(*values) if (values := _values(ref, row)) else None
+def paired(ref: dict[str, Any], row: dict[str, Any], margin: float = 1.0) -> tuple[float, float] | None:
+    """(ratio to anndata-default, paired p that it is slower by more than `margin`) of one workload, whatever their
+    size (`stats.paired_ratio`: rule 4's test without its thresholds), or None when there is no test."""
+    return paired_ratio(*values, margin) if (values := _values(ref, row)) else None
 
 
 def unresolved(ref: dict[str, Any], row: dict[str, Any], max_slowdown: float) -> tuple[float, float] | None:
-    """(ratio, p) of a workload slower than anndata-default's on the medians by more than --max-slowdown that
-    rule 4's paired test does not find significant (p >= 0.05): the rule neither rules the point out on it nor
-    clears it (more rounds decide: `race.undecided`); None otherwise."""
-    found = paired(ref, row)
-    return found if found and found[0] * max_slowdown < 1 and found[1] >= ALPHA else None
+    """(ratio, p) of a workload slower than anndata-default's round by round by more than --max-slowdown that
+    rule 4's paired test does not find significantly beyond it (p >= 0.05): more rounds decide (`race.undecided`),
+    and at their end it rules the point out; None otherwise."""
+    if math.isinf(max_slowdown) or not (found := paired(ref, row, max_slowdown)):
+        return None
+    return found if found[0] * max_slowdown < 1 and found[1] >= ALPHA else None
 
 
-def judge(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]], slowdowns=True) -> list[Verdict]:
+def _unsettled(ref: dict[str, Any], row: dict[str, Any], max_slowdown: float) -> str | None:
+    """Why one workload rules its point out in the final verdict although not significantly beyond --max-slowdown
+    (`unresolved`, with no more rounds to come), or None."""
+    if not (found := unresolved(ref, row, max_slowdown)):
+        return None
+    rounds = len(row.get("values") or [])
+    return (
+        f"{found[0]:.2f}x anndata-default round by round over {rounds} rounds (p = {found[1]:.3f}: not significant, "
+        "not back within it either)"
+    )
+
+
+def judge(
+    request: TuneRequest, points: list[Point], rows: list[dict[str, Any]], slowdowns=True, pending=False
+) -> list[Verdict]:
     """A verdict for every verified point (under the last network condition: what the search optimised for);
-    `slowdowns=False` leaves rule 4 out (the race has a stricter test of its own, `race._slowed`)."""
+    `slowdowns=False` leaves rule 4 out (the race has a stricter test of its own, `race._slowed`); `pending`: more
+    rounds may still decide a workload slower round by round without significance (`unresolved`), so it is not
+    yet a problem."""
     by = by_point(rows, request.verify_networks[-1].label)
     reference = request.references()[0]
     ref_rows = by.get(reference.id, {})
@@ -115,13 +136,11 @@ def judge(request: TuneRequest, points: list[Point], rows: list[dict[str, Any]],
             if row.get("status") != "ok" and not (row.get("status") == "unsupported" and informational):
                 kind = "reader" if workload == "interop" else "workload"
                 verdict.problems.append(f"{kind} {workload}: {row.get('status')} {row.get('error', '')}"[:300])
-            elif (
-                slowdowns
-                and workload != "interop"
-                and point.baseline != "anndata-default"
-                and (why := slowdown(ref_rows.get(workload, {}), row, max_slowdown))
-            ):
-                verdict.problems.append(f"slowdown {workload}: {why} exceeds --max-slowdown {max_slowdown:g}")
+            elif slowdowns and workload != "interop" and point.baseline != "anndata-default":
+                ref = ref_rows.get(workload, {})
+                why = slowdown(ref, row, max_slowdown) or (None if pending else _unsettled(ref, row, max_slowdown))
+                if why:
+                    verdict.problems.append(f"slowdown {workload}: {why} exceeds --max-slowdown {max_slowdown:g}")
         if verdict.bytes and ref_bytes:
             verdict.bytes_ratio = verdict.bytes / ref_bytes
             if verdict.bytes_ratio > request.constraints.max_size_ratio and point.baseline != "anndata-default":

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..analysis.stats import mann_whitney
 from .race import MAX_SURVIVORS
-from .rule import paired, slowdown, unresolved
+from .rule import paired, slowdown
 
 REJECTED_LISTED = 40  # rejections named in summary.md; recommended.json keeps them all
 
@@ -86,7 +86,8 @@ def _headline(record: dict[str, Any], verdicts: dict[str, dict[str, Any]]) -> li
 
 def _slower(record: dict[str, Any]) -> str:
     """Every workload on which the pick is slower than the reference with significance (the slowdown rule's test
-    at any size), allowed because it is within --max-slowdown: said beside the gain, so it is no surprise."""
+    at any size), allowed because it is within --max-slowdown: said beside the gain, so it is no surprise. (A pick
+    is never beyond --max-slowdown on a workload round by round: `rule.judge`.)"""
     ref, pick = record["reference"], record["point_id"]
     slower = [
         f"{_workload(e)} {why}"
@@ -101,18 +102,6 @@ def _slower(record: dict[str, Any]) -> str:
         if slower
         else "No verified workload is significantly slower than anndata-default."
     )
-    unsure = [
-        f"{_workload(e)} {found[0]:.2f}x (paired p = {found[1]:.3f})"
-        for e in record["verification"]
-        if (found := unresolved(e.get(ref) or {}, e.get(pick) or {}, allowed))
-    ]
-    if unsure:
-        more = "`--deciding-rounds`" if record.get("deciding_rounds") else "`--repeats` or `--deciding-rounds`"
-        said += (
-            f" Slower on the medians by more than --max-slowdown {allowed:g}, though not significantly in these "
-            f"rounds, so the rule does not rule it out: {'; '.join(unsure)}. If your work leans on these, tune "
-            f"again with more rounds ({more}) or time them yourself."
-        )
     return said
 
 
@@ -132,12 +121,12 @@ def _closest(verdicts: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _slowdown_allowing(record: dict[str, Any], pid: str) -> float | None:
     """The --max-slowdown that lets the rule allow every slowdown of point `pid` in these rounds (1 / its slowest
-    ruled-out workload's ratio), or None when rule 4 rules none of its workloads out."""
+    workload's ratio round by round, when beyond --max-slowdown), or None when none is beyond it."""
     ref, allowed = record["reference"], float(record["constraints"]["max_slowdown"])
     ratios = [
         found[0]
         for e in record["verification"]
-        if slowdown(e.get(ref) or {}, e.get(pid) or {}, allowed) and (found := paired(e.get(ref) or {}, e.get(pid)))
+        if (found := paired(e.get(ref) or {}, e.get(pid) or {})) and found[0] * allowed < 1
     ]
     return 1 / min(ratios) if ratios else None
 
@@ -192,10 +181,11 @@ def _deciding(record: dict[str, Any]) -> list[str]:
     return [
         "",
         f"Deciding rounds: {len(deciding)} after the {record.get('verification_rounds', 5)} rounds. {points} met the "
-        f"rule but {workloads} {'was' if ',' not in workloads else 'were'} slower than anndata-default on the medians "
-        f"by more than --max-slowdown {allowed:g} without significance, so only those were measured again beside "
-        f"anndata-default, round by round, until significant or back within --max-slowdown: "
-        f"{record.get('deciding_ended')}. Their figures below include these rounds.",
+        f"rest of the rule but {workloads} {'was' if ',' not in workloads else 'were'} slower than anndata-default "
+        f"round by round by more than --max-slowdown {allowed:g} without significance, so only those were measured "
+        "again beside anndata-default until significantly beyond it (ruled out) or back within it; one still "
+        f"beyond it after the last rules its point out: {record.get('deciding_ended')}. Their figures below include "
+        "these rounds.",
     ]
 
 
@@ -218,7 +208,7 @@ def render(record: dict[str, Any], figure: str | None = None) -> str:
         f"on a workload by more than --max-slowdown; after round {race} at most {MAX_SURVIVORS} go on with the "
         f"defaults, and their stores are read back under every reader in round {race + 1}. No more rounds are run "
         f"when no finalist is left, or after round {race + 1} when the best finalist already meets the rule and none "
-        "of its workloads is slower than anndata-default's beyond --max-slowdown on the medians. A stopped point's "
+        "of its workloads is slower than anndata-default's beyond --max-slowdown round by round. A stopped point's "
         "figures are from the rounds it ran." + _noise(record.get("race_noise_sd") or {})
         if (race := record.get("race_rounds"))
         else "",
