@@ -3,9 +3,9 @@ workload read back equal, (2) its store reads back under every required reader, 
 --max-size-ratio x anndata-default's, (4) no verified workload, in the objective or outside it (lazy-obs, lazy-gene,
 ...), is slower than anndata-default's by more than --max-slowdown (default 1.1): not with significance
 (`stats.paired_slowdown`: the geometric mean of its rounds' ratios to the default's beyond that factor and a
-one-sided paired p < 0.05 that it is slower by more than it), and not on that mean either (`unresolved`: beyond it without
-significance; up to --deciding-rounds more rounds of that workload decide, `race.undecided`, and one still beyond it
-after them rules the point out), and (5) it beats anndata-default on the objective: two-sided Mann-Whitney
+one-sided paired p < 0.05 that it is slower by more than it), and not on that mean either (`unresolved`: beyond it
+without significance; up to --deciding-rounds more rounds of that workload decide, `race.undecided`, and one still
+beyond it after them rules the point out), and (5) it beats anndata-default on the objective: two-sided Mann-Whitney
 p < 0.05 on the per-round objective values and the 95% bootstrap interval of the objective ratio (default /
 candidate) entirely above 1. Of those, the best objective wins; when none qualifies the answer is "keep anndata's
 default". `judge` gives every verified point its verdict under that rule.
@@ -102,18 +102,6 @@ def unresolved(ref: dict[str, Any], row: dict[str, Any], max_slowdown: float) ->
     return found if found[0] * max_slowdown < 1 and found[1] >= ALPHA else None
 
 
-def _unsettled(ref: dict[str, Any], row: dict[str, Any], max_slowdown: float) -> str | None:
-    """Why one workload rules its point out in the final verdict although not significantly beyond --max-slowdown
-    (`unresolved`, with no more rounds to come), or None."""
-    if not (found := unresolved(ref, row, max_slowdown)):
-        return None
-    rounds = len(row.get("values") or [])
-    return (
-        f"{found[0]:.2f}x anndata-default round by round over {rounds} rounds (p = {found[1]:.3f}: not significant, "
-        "not back within it either)"
-    )
-
-
 def judge(
     request: TuneRequest, points: list[Point], rows: list[dict[str, Any]], slowdowns=True, pending=False
 ) -> list[Verdict]:
@@ -137,10 +125,14 @@ def judge(
                 kind = "reader" if workload == "interop" else "workload"
                 verdict.problems.append(f"{kind} {workload}: {row.get('status')} {row.get('error', '')}"[:300])
             elif slowdowns and workload != "interop" and point.baseline != "anndata-default":
-                ref = ref_rows.get(workload, {})
-                why = slowdown(ref, row, max_slowdown) or (None if pending else _unsettled(ref, row, max_slowdown))
-                if why:
-                    verdict.problems.append(f"slowdown {workload}: {why} exceeds --max-slowdown {max_slowdown:g}")
+                ref, limit = ref_rows.get(workload, {}), f"--max-slowdown {max_slowdown:g}"
+                if why := slowdown(ref, row, max_slowdown):
+                    verdict.problems.append(f"slowdown {workload}: {why} exceeds {limit}")
+                elif not pending and (found := unresolved(ref, row, max_slowdown)):  # no more rounds to come
+                    verdict.problems.append(
+                        f"slowdown {workload}: {found[0]:.2f}x anndata-default round by round over "
+                        f"{len(row.get('values') or [])} rounds exceeds {limit} (not significantly: p = {found[1]:.3f})"
+                    )
         if verdict.bytes and ref_bytes:
             verdict.bytes_ratio = verdict.bytes / ref_bytes
             if verdict.bytes_ratio > request.constraints.max_size_ratio and point.baseline != "anndata-default":

@@ -155,7 +155,7 @@ def _near_misses(record: dict[str, Any], verdicts: dict[str, dict[str, Any]]) ->
     if not finalists:
         return ""
     v = finalists[0]
-    why = "; ".join(v["problems"]) or "not significantly faster"
+    why = "; ".join([*([] if v["beats"] else ["not significantly faster"]), *v["problems"]])
     return (
         f" The closest finalist, `{v['point_id']}`, measured {v['ratio']:.2f}x (95% interval {_interval(v)}, "
         f"p = {_p(v['p_value'])}): {why}."
