@@ -157,9 +157,10 @@ def paired_ratio(
     candidate's rounds and the reference's same rounds (`paired_slowdown`'s test, without its thresholds), or None
     when there is no test: fewer than two rounds, or a time that is not positive. The ratio is the geometric mean
     of the rounds' own ratios: the test's own estimate (it is beyond `margin` exactly when p < 0.5), and a round's
-    drift cancels in it; the ratio of the two medians can take them from different rounds (`scripts/slowdown_rule_simulation.py`, 8 % noise a round: with rule 4's
-    test before, which took that ratio, a workload truly at 0.85x the default got through in 14 % of verifications
-    with a drift of 20 % a round and in 7 % with 5 %; with this one, 4 % in both)."""
+    drift cancels in it; the ratio of the two medians can take them from different rounds
+    (`scripts/slowdown_rule_simulation.py`, 8 % noise a round: with rule 4's test before, which took that ratio, a
+    workload truly at 0.85x the default got through in 14 % of verifications with a drift of 20 % a round and in 7 %
+    with 5 %; with this one, 4 % in both)."""
     count = len(candidate)
     if count < 2 or len(reference) < count:
         return None
