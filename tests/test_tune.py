@@ -18,7 +18,7 @@ from harness.analysis.results import Row
 from harness.analysis.stats import mann_whitney
 from harness.errors import HarnessError
 from harness.matrix import Point
-from harness.measure import datasets, verify
+from harness.measure import datasets, verify, worker
 from harness.tune import emit, estimate, layout, samples, search, space
 from harness.tune.layout import ArraySpec, Shapes
 
@@ -511,14 +511,17 @@ def test_verification_estimate_scales_with_what_the_verification_measures() -> N
     ref_times = {"write": {500: 0.2, 1000: 0.3}, "lazy-random": {500: 0.1, 1000: 0.1}}
     write, lazy = 0.3 + 0.1 / 500 * 9000, 0.1
     local_point = estimate.point_round_seconds(ref_times, 10_000, space.VERIFY_WORKLOADS)
-    # a workload no sample measured counts as the mean of the others
-    assert local_point == pytest.approx(estimate.ROUND_OVERHEAD * (write + lazy + 5 * (write + lazy) / 2))
+    # a workload no sample measured counts as the mean of the others (1.1 s: one run); lazy-random, under
+    # SHORT_READ_S, counts its five runs
+    assert space.SHORT_READ_S == 1.0 and worker.short_runs(lazy, space.SHORT_READ_S) == 5
+    assert local_point == pytest.approx(estimate.ROUND_OVERHEAD * (write + 5 * lazy + 5 * (write + lazy) / 2))
     local = estimate.verification_estimate(local_point, point_rounds=30, rounds=5, sweeps=1)
     remote_point = estimate.point_round_seconds(ref_times, 10_000, ["lazy-random"])
     remote = estimate.verification_estimate(remote_point, point_rounds=10, rounds=5, sweeps=2)
     assert local == pytest.approx(30 * local_point + 5 * estimate.STARTUP_S)
     assert (
-        remote == pytest.approx(2 * (10 * estimate.ROUND_OVERHEAD * lazy + 5 * estimate.STARTUP_S)) and remote < local
+        remote == pytest.approx(2 * (10 * estimate.ROUND_OVERHEAD * 5 * lazy + 5 * estimate.STARTUP_S))
+        and remote < local
     )
 
 
@@ -558,7 +561,7 @@ def test_on_cheap_data_the_verifications_estimate_times_the_full_data(monkeypatc
     args = (tmp_path, "write", space.VALIDATION_SPACE, space.Constraints())
     cheap = search.search(*args, workdir=tmp_path, budget_s=1e9, enough=100, verify_plan=plan)
     assert sampled == [3703, 11111, 100_000]
-    assert cheap.point_round_s == pytest.approx(estimate.ROUND_OVERHEAD * 2 * 0.002)
+    assert cheap.point_round_s == pytest.approx(estimate.ROUND_OVERHEAD * 2 * 5 * 0.002)  # five runs of each: short
 
 
 def test_auto_finalists_are_as_many_as_the_budget_leaves_room_for() -> None:
@@ -1260,6 +1263,7 @@ def test_the_verification_races_reads_back_after_the_race_and_ends_when_the_answ
         number = sweep.seed + 1
         measured.append((number, [p.id for p in sweep.points], list(sweep.readers)))
         checked.append(sweep.check)
+        assert sweep.least == space.SHORT_READ_S  # every round runs a short read 3 to 5 times
         rows = []
         for k, point in enumerate(sweep.points):
             value = seconds[point] * (1 + 0.01 * number) * (1 + 0.02 * (-1) ** (k + number))

@@ -188,3 +188,26 @@ def test_cross_reads_skip_the_pipeline_the_read_workload_reads_with(
     readers.clear()
     rows = _run_point(point, tiny_h5ad, tmp_path, ["write"], **spec)
     assert rows["interop"]["status"] == "ok" and readers == ["python", "fused"]
+
+
+def test_a_short_read_runs_three_to_five_times_a_repeat_and_its_median_run_is_the_value(
+    tiny_h5ad: Path, tmp_path: Path
+) -> None:
+    """`WorkerSpec.least`: a read whose first run is under it runs again (`short_runs`: enough runs to add up to
+    it, 3 to 5), the repeat's value is its median run and every run is kept; a write runs once; without it, every
+    workload runs once a repeat and no runs are kept."""
+    from harness.measure.worker import SHORT_RUNS, short_runs
+
+    assert SHORT_RUNS == (3, 5)
+    assert [short_runs(s, 1.0) for s in (0.2, 0.3, 0.8, 0.99, 1.0, 3.0)] == [5, 4, 3, 3, 1, 1]
+    assert short_runs(0.2, 0.0) == 1 and short_runs(0.0, 1.0) == 1
+    point = Point.of(pipeline="python", sharding="rows-16x2")
+    names = ["write", "read", "lazy-open", "lazy-random"]
+    rows = _run_point(point, tiny_h5ad, tmp_path, names, least=60.0)  # every tiny read is short
+    assert {w: r["status"] for w, r in rows.items()} == dict.fromkeys(names, "ok")
+    assert rows["write"]["runs"] == [rows["write"]["values"]]
+    for name in names[1:]:
+        (runs,), (value,) = rows[name]["runs"], rows[name]["values"]
+        assert len(runs) == 5 and value == sorted(runs)[2], name
+    rows = _run_point(point, tiny_h5ad, tmp_path, names)
+    assert all(len(r["values"]) == 1 and "runs" not in r for r in rows.values())

@@ -89,6 +89,7 @@ def run_batch(
     python: Path | None = None,
     unset_env: tuple[str, ...] = (),
     check: bool = True,
+    least: float = 0.0,
 ) -> dict[tuple[str, str], Row]:
     """Measure `points` in one fresh worker; returns {(point id, workload): row}.
 
@@ -114,6 +115,7 @@ def run_batch(
         loader=dict(loader or {}),
         procs=procs,
         check=check,
+        least=least,
     )
     try:
         outcome, tail = _run_worker(spec, timeout, env, meta, python, unset_env)

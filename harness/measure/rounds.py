@@ -37,7 +37,7 @@ WARMUP_ROWS = 500
 #: The folder of a results directory where interleaved rounds keep their finished workers until the rows are in.
 CHECKPOINTS = ".rounds"
 #: Per-repeat fields that line up by round, concatenated when rounds are merged.
-PER_RUN = ("values", "cpu_user", "cpu_sys")
+PER_RUN = ("values", "cpu_user", "cpu_sys", "runs")
 
 
 def groups(points: Iterable[Point]) -> list[list[Point]]:
@@ -131,15 +131,17 @@ def run_rounds(
     client: Any = None,
     checkpoint: Checkpoint | None = None,
     check: bool = True,
+    least: float = 0.0,
 ) -> dict[tuple[str, str], Row]:
     """Measure every (point, workload) once per round for `rounds` rounds; {(point id, workload): merged row}.
     Cross-pipeline reads (`readers`) and the attribution run once, in the last round. With a dask.distributed
     `client` the rounds' workers run on the cluster (measure.cluster), one at a time per worker. The workers
     `checkpoint` already holds are not run again; each one that finishes is added to it. The whole store is
     compared with the source (`check`) in the first round only: the later rounds write and read identical stores.
-    `timeout` is per point, as in a sweep of one worker per point: a worker measuring a group of n points in a round
-    may take n times it (a 100k grid's round of 47 points in one worker took about 1,800 s, and at a timeout of
-    1,800 s for the whole worker the last points of a round were killed and lost every round)."""
+    A read whose first run in a round is under `least` seconds runs 3 to 5 times, its median run the round's value
+    (`worker.short_runs`). `timeout` is per point, as in a sweep of one worker per point: a worker measuring a group
+    of n points in a round may take n times it (a 100k grid's round of 47 points in one worker took about 1,800 s,
+    and at a timeout of 1,800 s for the whole worker the last points of a round were killed and lost every round)."""
     order = random.Random(seed)
     jobs: list[tuple[int, Job]] = []
     for index in range(rounds):
@@ -161,6 +163,7 @@ def run_rounds(
                 "procs": procs,
                 "python": python,
                 "env": env,
+                "least": least,
             }
             jobs.append(
                 (index, Job(len(jobs), tuple(order.sample(group, len(group))), tuple(workloads), dataset_path, batch))

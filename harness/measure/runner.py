@@ -59,6 +59,9 @@ class Sweep:
     # compare the stores and reads with the source (in the first of interleaved rounds); False where an earlier
     # sweep checked the same stores (the verification's later rounds)
     check: bool = True
+    # a read whose first run is shorter than this many seconds runs 3 to 5 times a round or repeat, its median run
+    # taken (`worker.short_runs`); 0: one run
+    least: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.store_url, str):
@@ -75,6 +78,8 @@ def row_key(point: Point, workload: str, dataset_fp: str, sweep: Sweep, stack: s
         ident += [sweep.network.label, sweep.store_url.url if sweep.store_url else None]
     if sweep.rounds:
         ident += ["rounds", sweep.rounds]
+    if sweep.least:
+        ident += ["least", sweep.least]
     if workload in LOADER_WORKLOADS:  # what the loaders measure
         ident += [sweep.loader.sizes, sweep.procs]
     return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:20]
@@ -200,6 +205,7 @@ def _interleaved(
             client=client,
             checkpoint=checkpoint,
             check=sweep.check,
+            least=sweep.least,
         )
     for point, keys in runnable:
         names = [*sweep.workloads, *(["interop"] if (point.id, "interop") in got else [])]
@@ -326,6 +332,7 @@ def _sweep(sweep: Sweep, workdir: Path) -> Counter[str]:
                     "procs": sweep.procs,
                     "python": python,
                     "check": sweep.check,
+                    "least": sweep.least,
                 }
                 jobs.append((Job(index, (point,), tuple(pending), dataset_path, batch), keys))
             if sweep.cluster and jobs:

@@ -18,15 +18,17 @@ from .race import RACE_ROUNDS, full_data_noise, racing
 from .request import TuneRequest
 from .rule import Verdict, by_point
 from .search import ETA, SearchResult
+from .space import SHORT_READ_S
 
 RULE = (
     "A change is recommended only when, on the full data, every workload reads back equal, the store reads back "
     "under every required reader, it is at most --max-size-ratio x anndata-default's bytes, no verified workload "
     "is slower than anndata-default's by more than --max-slowdown, with significance (the geometric mean of the "
     "rounds' ratios beyond it and a one-sided paired p < 0.05 that it is slower by more than it, each round's two "
-    "values paired) or on that mean after up to --deciding-rounds more rounds of that workload, and it beats "
-    "anndata-default on the objective: Mann-Whitney p < 0.05 on the per-round objective and the 95% bootstrap "
-    "interval of the ratio (anndata-default / candidate) above 1. Otherwise: keep anndata's default."
+    f"values paired; a read under {SHORT_READ_S:g} s ran 3 to 5 times a round and its median run is the round's "
+    "value) or on that mean after up to --deciding-rounds more rounds of that workload, and it beats anndata-default "
+    "on the objective: Mann-Whitney p < 0.05 on the per-round objective and the 95% bootstrap interval of the ratio "
+    "(anndata-default / candidate) above 1. Otherwise: keep anndata's default."
 )
 
 
@@ -128,6 +130,8 @@ def emit(
         "pareto": pareto(checked.verdicts),
         "verification": verification_table(checked.rows, verified, request.verify_workloads()),
         "verification_rounds": checked.rounds or request.repeats,
+        # a read under this many seconds ran 3 to 5 times a round, its median run the round's value (short_runs)
+        "short_read_s": SHORT_READ_S,
         "verification_ended": checked.ended,  # why the rounds stopped before --repeats, or ""
         # the deciding rounds after those (race.undecided): what each measured, and how they ended
         "deciding_rounds": checked.deciding,

@@ -4,7 +4,8 @@ finalists race (`--finalists auto`) within `--budget`.
 anndata-default's seconds of every verified workload on the full data, extrapolated from row samples along the line
 through the two largest (`full_seconds`), or timed on the full data when that line says it is cheap
 (`cheap_full_data`), times what a verification round costs beyond its timed workloads
-(`ROUND_OVERHEAD`), times the (point, round) measurements the race makes at most (`race.point_rounds`).
+(`ROUND_OVERHEAD`), times the (point, round) measurements the race makes at most (`race.point_rounds`). A workload
+under `space.SHORT_READ_S` counts as many runs as the verification makes of a read that short (`short_runs`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..analysis.stats import median
-from .space import VERIFY_WORKLOADS
+from ..measure.worker import short_runs
+from .space import SHORT_READ_S, VERIFY_WORKLOADS
 
 #: Seconds per worker and round that do not grow with the rows: interpreter, imports, dataset load, warm-up slice
 #: (measured order of magnitude).
@@ -61,13 +63,22 @@ def full_seconds(times: Mapping[int, float], n_obs: int) -> float:
     return times[r1] + max(0.0, (times[r1] - times[r0]) / (r1 - r0)) * (n_obs - r1)
 
 
-def point_round_seconds(ref_times: Mapping[str, Mapping[int, float]], n_obs: int, workloads: Sequence[str]) -> float:
-    """Seconds of one point in one verification round on the full data: anndata-default's seconds of every verified
-    workload on the full data (`full_seconds`; a workload no sample measured counts as the mean of the others), with
-    ROUND_OVERHEAD."""
+def workload_seconds(
+    ref_times: Mapping[str, Mapping[int, float]], n_obs: int, workloads: Sequence[str]
+) -> dict[str, float]:
+    """anndata-default's seconds of one run of each of `workloads` on the full data (`full_seconds`; a workload no
+    sample measured counts as the mean of the others)."""
     known = {w: full_seconds(t, n_obs) for w, t in ref_times.items() if t}
     mean = sum(known.values()) / max(1, len(known))
-    return ROUND_OVERHEAD * sum(known.get(w, mean) for w in workloads)
+    return {w: known.get(w, mean) for w in workloads}
+
+
+def point_round_seconds(ref_times: Mapping[str, Mapping[int, float]], n_obs: int, workloads: Sequence[str]) -> float:
+    """Seconds of one point in one verification round on the full data: anndata-default's seconds of every verified
+    workload there (`workload_seconds`), each times its runs in a round (`short_runs`: a write counts as a short
+    read would, a bound), with ROUND_OVERHEAD."""
+    seconds = workload_seconds(ref_times, n_obs, workloads)
+    return ROUND_OVERHEAD * sum(t * short_runs(t, SHORT_READ_S) for t in seconds.values())
 
 
 def cheap_full_data(ref_times: Mapping[str, Mapping[int, float]], n_obs: int, workloads: Sequence[str]) -> bool:
@@ -76,7 +87,7 @@ def cheap_full_data(ref_times: Mapping[str, Mapping[int, float]], n_obs: int, wo
     estimate is measured, not extrapolated. On 10k the line through 500 and 1,111 rows swung between runs on one
     host (a verification of up to twelve finalists estimated at 783 s in one run, of seven at 1,044 s in the next;
     eleven took 268 s), and the search's depth and the finalists with it; 100k's line (23 s) stays out."""
-    return point_round_seconds(ref_times, n_obs, workloads) / ROUND_OVERHEAD <= CHEAP_FULL_DATA_S
+    return sum(workload_seconds(ref_times, n_obs, workloads).values()) <= CHEAP_FULL_DATA_S
 
 
 def verification_estimate(point_round_s: float, point_rounds: int, rounds: int, sweeps: int) -> float:

@@ -200,7 +200,12 @@ def render(record: dict[str, Any], figure: str | None = None) -> str:
         f"Rule: {record['rule']}",
         "",
         f"## Verified on the full data ({rounds} interleaved rounds; objective = median over rounds of the "
-        "round's geometric mean of the objective's workloads, seconds)",
+        "round's geometric mean of the objective's workloads, seconds"
+        + (
+            f"; a read under {short:g} s ran 3 to 5 times a round, its median run the round's value)"
+            if (short := record.get("short_read_s"))
+            else ")"
+        ),
         "",
         f"Raced: the finalists and the defaults round by round; after each of the first {race} rounds a finalist with "
         "a problem of its own stops, and from the second one significantly slower than anndata-default or the best "
