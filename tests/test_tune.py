@@ -511,10 +511,10 @@ def test_verification_estimate_scales_with_what_the_verification_measures() -> N
     ref_times = {"write": {500: 0.2, 1000: 0.3}, "lazy-random": {500: 0.1, 1000: 0.1}}
     write, lazy = 0.3 + 0.1 / 500 * 9000, 0.1
     local_point = estimate.point_round_seconds(ref_times, 10_000, space.VERIFY_WORKLOADS)
-    # a workload no sample measured counts as the mean of the others (1.1 s: one run); lazy-random, under
-    # SHORT_READ_S, counts its five runs
-    assert space.SHORT_READ_S == 1.0 and worker.short_runs(lazy, space.SHORT_READ_S) == 5
-    assert local_point == pytest.approx(estimate.ROUND_OVERHEAD * (write + 5 * lazy + 5 * (write + lazy) / 2))
+    # a workload no sample measured counts as the mean of the others (1.1 s), and under SHORT_READ_S as its runs:
+    # three of those, five of lazy-random
+    assert space.SHORT_READ_S == 1.5 and [worker.short_runs(s, 1.5) for s in (write, 1.1, lazy)] == [1, 3, 5]
+    assert local_point == pytest.approx(estimate.ROUND_OVERHEAD * (write + 5 * lazy + 5 * 3 * (write + lazy) / 2))
     local = estimate.verification_estimate(local_point, point_rounds=30, rounds=5, sweeps=1)
     remote_point = estimate.point_round_seconds(ref_times, 10_000, ["lazy-random"])
     remote = estimate.verification_estimate(remote_point, point_rounds=10, rounds=5, sweeps=2)

@@ -89,9 +89,9 @@ def short_runs(seconds: float, least: float) -> int:
     seconds, enough to add up to `least`, at least 3 and at most 5 (`SHORT_RUNS`); its value is their median run.
 
     A sub-second read timed once a round is mostly run-to-run jitter: on 100k, over six rounds of anndata-default
-    beside Fused `rows-256x16`, the sd of the per-round log ratio of the two fell from 0.22 to 0.16 (lazy-open,
-    0.2 s), 0.38 to 0.14 (lazy-rows, 0.8 s) and 0.14 to 0.09 (lazy-obs, 0.25 s) with the median of five runs, and the
-    first run was up to 1.2x the median (docs/tune-validation.md)."""
+    beside Fused `rows-256x16`, with `least` 1.5 s the sd of the per-round log ratio of the two fell from 0.22 to 0.16
+    (lazy-open, 0.2 s, five runs), 0.38 to 0.13 (lazy-rows, 0.6-1.2 s, three) and 0.14 to 0.09 (lazy-obs, 0.25 s,
+    five), and a first run was up to 1.2x its repeat's median (docs/tune-validation.md)."""
     if least <= 0 or seconds >= least or seconds <= 0:
         return 1
     low, high = SHORT_RUNS
