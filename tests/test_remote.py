@@ -16,7 +16,7 @@ from obstore.exceptions import BaseError
 from harness.analysis import results
 from harness.errors import HarnessError
 from harness.matrix import Point
-from harness.measure import context, network, requests, servers, storefiles, verify, worker, workloads
+from harness.measure import context, network, requests, servers, storefiles, timing, verify, workloads
 from harness.measure.runner import Sweep, run_sweep
 from harness.runtime import Store, consolidated, stores
 
@@ -363,7 +363,7 @@ def test_async_stream_repeats_on_s3(store: str, s3_env, tiny_adata, tmp_path: Pa
         context.write_store(ctx, context.write_input(ctx))
     work = workloads.REGISTRY["stream-async"](ctx)
     with work.config():
-        stats = worker.measure(work, repeats=2, warmup=0)
+        stats = timing.measure(work, repeats=2, warmup=0)
     work.verify()
     assert len(stats["values"]) == 2 and all(v > 0 for v in stats["values"])
 

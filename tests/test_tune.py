@@ -18,7 +18,7 @@ from harness.analysis.results import Row
 from harness.analysis.stats import mann_whitney
 from harness.errors import HarnessError
 from harness.matrix import Point
-from harness.measure import datasets, verify, worker
+from harness.measure import datasets, timing, verify
 from harness.tune import emit, estimate, layout, samples, search, space
 from harness.tune.layout import ArraySpec, Shapes
 
@@ -513,7 +513,7 @@ def test_verification_estimate_scales_with_what_the_verification_measures() -> N
     local_point = estimate.point_round_seconds(ref_times, 10_000, space.VERIFY_WORKLOADS)
     # a workload no sample measured counts as the mean of the others (1.1 s), and under SHORT_READ_S as its runs:
     # three of those, five of lazy-random
-    assert space.SHORT_READ_S == 1.5 and [worker.short_runs(s, 1.5) for s in (write, 1.1, lazy)] == [1, 3, 5]
+    assert space.SHORT_READ_S == 1.5 and [timing.short_runs(s, 1.5) for s in (write, 1.1, lazy)] == [1, 3, 5]
     assert local_point == pytest.approx(estimate.ROUND_OVERHEAD * (write + 5 * lazy + 5 * 3 * (write + lazy) / 2))
     local = estimate.verification_estimate(local_point, point_rounds=30, rounds=5, sweeps=1)
     remote_point = estimate.point_round_seconds(ref_times, 10_000, ["lazy-random"])

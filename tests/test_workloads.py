@@ -196,7 +196,7 @@ def test_a_short_read_runs_three_to_five_times_a_repeat_and_its_median_run_is_th
     """`WorkerSpec.least`: a read whose first run is under it runs again (`short_runs`: enough runs to add up to
     it, 3 to 5), the repeat's value is its median run and every run is kept; a write runs once; without it, every
     workload runs once a repeat and no runs are kept."""
-    from harness.measure.worker import SHORT_RUNS, short_runs
+    from harness.measure.timing import SHORT_RUNS, short_runs
 
     assert SHORT_RUNS == (3, 5)
     assert [short_runs(s, 1.0) for s in (0.2, 0.3, 0.8, 0.99, 1.0, 3.0)] == [5, 4, 3, 3, 1, 1]

@@ -139,7 +139,7 @@ def run_rounds(
     `checkpoint` already holds are not run again; each one that finishes is added to it. The whole store is
     compared with the source (`check`) in the first round only: the later rounds write and read identical stores.
     A read whose first run in a round is under `least` seconds runs 3 to 5 times, its median run the round's value
-    (`worker.short_runs`). `timeout` is per point, as in a sweep of one worker per point: a worker measuring a group
+    (`timing.short_runs`). `timeout` is per point, as in a sweep of one worker per point: a worker measuring a group
     of n points in a round may take n times it (a 100k grid's round of 47 points in one worker took about 1,800 s,
     and at a timeout of 1,800 s for the whole worker the last points of a round were killed and lost every round)."""
     order = random.Random(seed)

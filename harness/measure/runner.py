@@ -60,7 +60,7 @@ class Sweep:
     # sweep checked the same stores (the verification's later rounds)
     check: bool = True
     # a read whose first run is shorter than this many seconds runs 3 to 5 times a round or repeat, its median run
-    # taken (`worker.short_runs`); 0: one run
+    # taken (`timing.short_runs`); 0: one run
     least: float = 0.0
 
     def __post_init__(self) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..analysis.stats import median
-from ..measure.worker import short_runs
+from ..measure.timing import short_runs
 from .space import SHORT_READ_S, VERIFY_WORKLOADS
 
 #: Seconds per worker and round that do not grow with the rows: interpreter, imports, dataset load, warm-up slice

@@ -29,7 +29,7 @@ OBJECTIVES: dict[str, dict[str, float]] = {
 }
 VERIFY_WORKLOADS = ["write", "read", "lazy-open", "lazy-rows", "lazy-random", "lazy-obs", "lazy-gene"]
 #: A read the verification times in under this many seconds on the full data runs 3 to 5 times a round and the
-#: round's value is its median run (`measure.worker.short_runs`): timed once, a sub-second read is mostly jitter,
+#: round's value is its median run (`measure.timing.short_runs`): timed once, a sub-second read is mostly jitter,
 #: and rule 4 judges every workload by itself. 1.5, not 1: on 100k lazy-rows takes 0.6-1.2 s, and at 1 s its slower
 #: first runs ran once (six rounds: the sd of its per-round log ratio to the default stayed 0.41; at 1.5, 0.13).
 SHORT_READ_S = 1.5
