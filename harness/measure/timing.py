@@ -43,7 +43,8 @@ def short_runs(seconds: float, least: float) -> int:
     A sub-second read timed once a round is mostly run-to-run jitter: on 100k, over six rounds of anndata-default
     beside Fused `rows-256x16`, with `least` 1.5 s the sd of the per-round log ratio of the two fell from 0.22 to 0.16
     (lazy-open, 0.2 s, five runs), 0.38 to 0.13 (lazy-rows, 0.6-1.2 s, three) and 0.14 to 0.09 (lazy-obs, 0.25 s,
-    five), and a first run was up to 1.2x its repeat's median (docs/tune-validation.md)."""
+    five), and a first run was up to 1.2x its repeat's median. The tunes since show less: 12-13 % less noise on small
+    data, none measurable on 100k, whose noise is mostly between rounds (docs/tune-validation.md)."""
     if least <= 0 or seconds >= least or seconds <= 0:
         return 1
     low, high = SHORT_RUNS
