@@ -13,6 +13,7 @@ from ..analysis import results
 from ..analysis.stats import block_noise, summary
 from ..matrix import Point
 from ..measure import datasets, provenance
+from ..measure.timing import SHORT_RUNS
 from .finalists import SIZE_BUDGETS, Verification
 from .race import RACE_ROUNDS, full_data_noise, racing
 from .request import TuneRequest
@@ -25,10 +26,10 @@ RULE = (
     "under every required reader, it is at most --max-size-ratio x anndata-default's bytes, no verified workload "
     "is slower than anndata-default's by more than --max-slowdown, with significance (the geometric mean of the "
     "rounds' ratios beyond it and a one-sided paired p < 0.05 that it is slower by more than it, each round's two "
-    f"values paired; a read under {SHORT_READ_S:g} s ran 3 to 5 times a round and its median run is the round's "
-    "value) or on that mean after up to --deciding-rounds more rounds of that workload, and it beats anndata-default "
-    "on the objective: Mann-Whitney p < 0.05 on the per-round objective and the 95% bootstrap interval of the ratio "
-    "(anndata-default / candidate) above 1. Otherwise: keep anndata's default."
+    f"values paired; a read under {SHORT_READ_S:g} s ran {SHORT_RUNS[0]} to {SHORT_RUNS[1]} times a round and its "
+    "median run is the round's value) or on that mean after up to --deciding-rounds more rounds of that workload, "
+    "and it beats anndata-default on the objective: Mann-Whitney p < 0.05 on the per-round objective and the 95% "
+    "bootstrap interval of the ratio (anndata-default / candidate) above 1. Otherwise: keep anndata's default."
 )
 
 
@@ -130,8 +131,10 @@ def emit(
         "pareto": pareto(checked.verdicts),
         "verification": verification_table(checked.rows, verified, request.verify_workloads()),
         "verification_rounds": checked.rounds or request.repeats,
-        # a read under this many seconds ran 3 to 5 times a round, its median run the round's value (short_runs)
+        # a read under short_read_s seconds ran short_runs times a round (at least, at most), its median run the
+        # round's value (timing.short_runs)
         "short_read_s": SHORT_READ_S,
+        "short_runs": list(SHORT_RUNS),
         "verification_ended": checked.ended,  # why the rounds stopped before --repeats, or ""
         # the deciding rounds after those (race.undecided): what each measured, and how they ended
         "deciding_rounds": checked.deciding,

@@ -192,6 +192,8 @@ def _deciding(record: dict[str, Any]) -> list[str]:
 def render(record: dict[str, Any], figure: str | None = None) -> str:
     verdicts = {v["point_id"]: v for v in record["verdicts"]}
     rounds = record.get("verification_rounds", 5)
+    short = record.get("short_read_s")  # records before it timed every read once a round
+    low, high = record.get("short_runs") or (3, 5)  # the runs of a short read; 3 to 5 before the record said
     lines = [
         f"# Tuned storage for {record['dataset']['name']} (objective: {record['objective']})",
         "",
@@ -202,8 +204,8 @@ def render(record: dict[str, Any], figure: str | None = None) -> str:
         f"## Verified on the full data ({rounds} interleaved rounds; objective = median over rounds of the "
         "round's geometric mean of the objective's workloads, seconds"
         + (
-            f"; a read under {short:g} s ran 3 to 5 times a round, its median run the round's value)"
-            if (short := record.get("short_read_s"))
+            f"; a read under {short:g} s ran {low} to {high} times a round, its median run the round's value)"
+            if short
             else ")"
         ),
         "",
